@@ -1,0 +1,1 @@
+"""Sub-commands of the ``dgpo`` console script, one module each (``add_parser`` + ``run``)."""

@@ -1,0 +1,34 @@
+"""Benchmarks: cell look-ups with query counting (DESIGN.md section 5)."""
+
+from dgpo_env.benchmarks.base import Benchmark, CellResult, Oracle, QueryRecord
+from dgpo_env.benchmarks.nb201 import NB201Benchmark
+from dgpo_env.benchmarks.nb201_data import BenchmarkDataError
+from dgpo_env.benchmarks.toy import ToyBenchmark
+
+__all__ = [
+    "Benchmark",
+    "BenchmarkDataError",
+    "CellResult",
+    "NB201Benchmark",
+    "Oracle",
+    "QueryRecord",
+    "ToyBenchmark",
+    "make_benchmark",
+]
+
+
+def make_benchmark(name: str, **kwargs: object) -> Benchmark:
+    """Build a benchmark by name: ``"nb201"`` (kwargs ``dataset``, ``table_path``) or ``"toy"``.
+
+    Raises:
+        ValueError: For an unknown name.
+    """
+    if name == "nb201":
+        return NB201Benchmark(**kwargs)  # type: ignore[arg-type]
+    if name == "toy":
+        return ToyBenchmark(**kwargs)  # type: ignore[arg-type]
+    if name == "nb101":
+        from dgpo_env.benchmarks.nb101 import NB101Benchmark  # type: ignore[import-not-found]
+
+        return NB101Benchmark(**kwargs)  # type: ignore[no-any-return]
+    raise ValueError(f"unknown benchmark {name!r}; choose 'nb201', 'nb101' or 'toy'")

@@ -1,0 +1,191 @@
+"""The benchmark interface: look a cell up, count the look-ups (DESIGN.md section 5).
+
+The budget that matters in NAS is the number of **distinct cells whose benchmark value was looked
+up** ("queries"). Every method in this project — RL agents, evaluation snapshots, pretraining-set
+selection, baselines — goes through :meth:`Benchmark.query`, so one counter sees everything, and
+:attr:`Benchmark.history` gives the best-so-far curve as a function of queries for any method.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from dgpo_env.diffusion.marginals import Marginals
+from dgpo_env.search_spaces.base import SearchSpace
+from dgpo_env.search_spaces.dag import DAG
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """What a benchmark knows about one cell. Accuracies are in percent.
+
+    Attributes:
+        key: The cell's canonical key (arch string, graph hash), or ``None`` when invalid.
+        valid: Whether the DAG is a valid cell of the search space with a benchmark entry.
+        reason: Why it is not valid (``None`` when valid).
+        val_acc: Validation accuracy: mean over seeds, or one seed's value in noisy mode.
+        val_acc_mean: Mean validation accuracy over seeds (what reports use).
+        test_acc: Mean test accuracy, when the benchmark has it.
+        params_m: Trainable parameters, millions.
+        latency_s: Inference latency, seconds.
+        train_time_s: Training time, seconds.
+        index: The official index, when the benchmark has one.
+    """
+
+    key: str | None
+    valid: bool
+    reason: str | None = None
+    val_acc: float | None = None
+    val_acc_mean: float | None = None
+    test_acc: float | None = None
+    params_m: float | None = None
+    latency_s: float | None = None
+    train_time_s: float | None = None
+    index: int | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain dict (JSON-ready)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Oracle:
+    """The best cell of a benchmark by mean validation accuracy.
+
+    Attributes:
+        val_acc: Its mean validation accuracy (percent).
+        key: Its canonical key.
+        cell: Its DAG.
+        test_acc: Its mean test accuracy, when known.
+        index: Its official index, when the benchmark has one.
+    """
+
+    val_acc: float
+    key: str
+    cell: DAG
+    test_acc: float | None = None
+    index: int | None = None
+
+
+@dataclass(frozen=True)
+class QueryRecord:
+    """One distinct query, in the order it was first made.
+
+    Attributes:
+        key: Canonical key of the cell.
+        val_acc_mean: Its mean validation accuracy (percent).
+        test_acc: Its test accuracy (percent), when known.
+    """
+
+    key: str
+    val_acc_mean: float
+    test_acc: float | None
+
+
+class Benchmark(ABC):
+    """A look-up table (or cheap function) from cells to training results, with query counting.
+
+    Subclasses implement :meth:`_lookup` for valid cells and :attr:`oracle`.
+
+    Attributes:
+        search_space: The cells' search space.
+        name: Identifier such as ``"nb201-cifar10"``.
+        chance_accuracy: Accuracy of a random classifier on the task (percent).
+    """
+
+    search_space: SearchSpace
+    name: str
+    chance_accuracy: float
+
+    def __init__(self) -> None:
+        self._seen: dict[str, int] = {}
+        self._history: list[QueryRecord] = []
+        self._n_lookups = 0
+
+    # ------------------------------------------------------------------ subclass API
+    @abstractmethod
+    def _lookup(self, key: str, cell: DAG, rng: np.random.Generator | None) -> CellResult:
+        """Result for a valid cell with canonical key ``key`` (one seed drawn with ``rng`` if given)."""
+
+    @property
+    @abstractmethod
+    def oracle(self) -> Oracle:
+        """The best cell by mean validation accuracy."""
+
+    def marginals(self) -> Marginals:
+        """Per-position type marginals of the benchmark's cells: the environment's default prior.
+
+        The default is uniform over each position's allowed values, which is exact for spaces whose
+        table holds every combination (NAS-Bench-201); data-driven benchmarks override it.
+        """
+        return Marginals.uniform(self.search_space)
+
+    # ------------------------------------------------------------------ queries
+    def query(self, cell: DAG, rng: np.random.Generator | None = None) -> CellResult:
+        """Look a cell up, counting the query.
+
+        Invalid cells are answered from the search space's rules without a look-up and are not
+        counted. Every valid cell counts one look-up; the first look-up of a cell also counts one
+        distinct query and appends to :attr:`history`.
+
+        Args:
+            cell: The cell's DAG.
+            rng: If given, ``val_acc`` is one training seed drawn with this generator (the official
+                APIs' noisy mode); otherwise the mean over seeds.
+
+        Returns:
+            The cell's :class:`CellResult`.
+        """
+        result = self.peek(cell, rng)
+        if result.key is None:
+            return result
+        self._n_lookups += 1
+        if result.key not in self._seen:
+            self._seen[result.key] = len(self._history)
+            if result.val_acc_mean is not None:
+                self._history.append(QueryRecord(result.key, result.val_acc_mean, result.test_acc))
+        return result
+
+    def peek(self, cell: DAG, rng: np.random.Generator | None = None) -> CellResult:
+        """Like :meth:`query` but **not counted**: for analysis and plots only, never for search."""
+        self.search_space.check_shape(cell)
+        reason = self.search_space.validate(cell)
+        if reason is not None:
+            return CellResult(key=None, valid=False, reason=reason)
+        return self._lookup(self.search_space.canonical_key(cell), cell, rng)
+
+    @property
+    def n_queries(self) -> int:
+        """Number of distinct cells looked up since the last :meth:`reset_counter`."""
+        return len(self._seen)
+
+    @property
+    def n_lookups(self) -> int:
+        """Total number of look-ups (repeats included) since the last :meth:`reset_counter`."""
+        return self._n_lookups
+
+    @property
+    def history(self) -> list[QueryRecord]:
+        """The distinct queries in first-seen order (a copy)."""
+        return list(self._history)
+
+    def was_queried(self, key: str) -> bool:
+        """Whether a cell with this canonical key has been looked up."""
+        return key in self._seen
+
+    def best_so_far(self) -> np.ndarray:
+        """``float64[n_queries]``: best mean validation accuracy after each distinct query."""
+        values = np.array([r.val_acc_mean for r in self._history], dtype=np.float64)
+        return np.maximum.accumulate(values) if values.size else values
+
+    def reset_counter(self) -> None:
+        """Forget all queries (counts and history)."""
+        self._seen.clear()
+        self._history.clear()
+        self._n_lookups = 0
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, queries={self.n_queries}, lookups={self.n_lookups})"

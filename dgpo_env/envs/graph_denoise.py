@@ -1,0 +1,273 @@
+"""The denoising environment: one reverse-diffusion step of a cell DAG per transition."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Literal, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from dgpo_env.benchmarks import Benchmark, CellResult, make_benchmark
+from dgpo_env.diffusion.marginals import Marginals
+from dgpo_env.diffusion.schedule import DEFAULT_DIFFUSION_STEPS, step_schedule
+from dgpo_env.envs.rendering import render_ansi, render_rgb
+from dgpo_env.search_spaces.dag import DAG
+
+ObsType = dict[str, np.ndarray]
+RewardFn = Callable[[CellResult], float]
+
+DEFAULT_N_STEPS = 25
+"""Denoising steps per episode: the model is trained with T = 800 (DESIGN.md §2) and sampled with
+strides; 25 steps keep samples valid and on-distribution (benchmarks/pretrain.py)."""
+
+
+class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
+    """Generate a neural-architecture cell by reverse graph diffusion, one denoising step at a time.
+
+    ## Description
+
+    A cell of a NAS search space (NAS-Bench-201, NAS-Bench-101, a toy space) is a DAG on ``N``
+    topologically ordered nodes with typed nodes and typed upper-triangle edges (DESIGN.md §1). An
+    episode starts from pure noise ``G_T`` — every node and edge drawn independently from the prior
+    marginals — and walks down a schedule of diffusion times ``T = t_K > ... > t_0 = 0``. At every
+    step the agent proposes the next, less noisy graph ``G_{t_{k-1}}``; the transition is
+    deterministic. At ``t = 0`` the graph is a cell, and the reward is its benchmark accuracy
+    (DESIGN.md §3). A graph-diffusion model whose reverse step ``p_θ(G_{t-1} | G_t)`` is used as the
+    policy turns fine-tuning it into RL (DGPO, DDPO-style PPO).
+
+    ## Action Space
+
+    ``MultiDiscrete(nvec)`` with ``nvec = [K] * N + [K_e] * M``: the flat vector
+    ``concat(nodes, edges)`` of the next graph, ``K`` node types, ``K_e`` edge types and
+    ``M = N (N - 1) / 2`` upper-triangle entries in row-major order. Entries that the search space
+    fixes (input/output nodes; all of NAS-Bench-201's edges) are clamped to their value whatever the
+    action says. :meth:`action_masks` (the sb3-contrib ``MaskablePPO`` contract) and
+    ``info["action_mask"]`` give the allowed values of every entry as one flat boolean vector of
+    length ``sum(nvec)``. Free entries holding a disallowed value (for example an ``output`` type on
+    an inner node) are kept and make the final cell invalid. An action of the wrong shape, not
+    integral, or out of range raises ``ValueError``.
+
+    ## Observation Space
+
+    ``Dict`` of integer ``Box``es:
+
+    | key       | shape  | values         | meaning                                   |
+    |-----------|--------|----------------|-------------------------------------------|
+    | ``nodes`` | (N,)   | 0 .. K - 1     | node types of the current graph ``G_t``   |
+    | ``edges`` | (M,)   | 0 .. K_e - 1   | upper-triangle edge types of ``G_t``      |
+    | ``t``     | (1,)   | 0 .. T         | current diffusion time index ``t``        |
+
+    ## Rewards
+
+    0 at every step but the last. At ``t = 0`` the final graph ``G_0`` is looked up in the benchmark
+    (one counted query): the reward is its validation accuracy (mean over training seeds, or one
+    seed drawn with the environment's RNG when ``noisy=True``) as a fraction in [0, 1]
+    (``reward_scale="fraction"``, default) or in percent (``"percent"``); or ``reward_fn(result)``
+    if given. ``inverse=True`` negates it (the control experiment of DESIGN.md §4). An invalid cell
+    gets ``invalid_reward`` (default 0.0) and ``info["invalid_reason"]`` says why. Test accuracy is
+    reported in ``info`` and never rewarded.
+
+    ## Starting State
+
+    ``G_T`` drawn from ``prior`` with ``self.np_random``: per-node and per-edge categorical
+    marginals (default: ``benchmark.marginals()``, the type frequencies of the benchmark's cells; for
+    NAS-Bench-201 uniform over the five ops), with fixed entries at their value; ``t = T``.
+
+    ## Episode End
+
+    The episode terminates after ``n_steps`` transitions, when ``t`` reaches 0. It is never
+    truncated. The final ``info`` holds ``cell`` (arch string or description), ``key`` (canonical
+    key), ``valid``, ``invalid_reason``, ``val_acc`` (percent, as rewarded), ``val_acc_mean``,
+    ``test_acc``, ``params_m``, ``n_queries`` (distinct cells looked up by this environment's
+    benchmark) and ``n_lookups``.
+
+    ## Arguments
+
+    ```python
+    import gymnasium as gym
+    import dgpo_env
+
+    env = gym.make("dgpo_env/NB201-CIFAR10-v0", n_steps=25, reward_scale="fraction")
+    ```
+
+    * ``benchmark``: a :class:`~dgpo_env.benchmarks.Benchmark` instance (share one to count queries
+      across environments) or a name for :func:`~dgpo_env.benchmarks.make_benchmark`.
+    * ``benchmark_kwargs``: keyword arguments for ``make_benchmark`` (e.g. ``{"dataset": "cifar100"}``).
+    * ``n_steps``: denoising steps per episode (episode length), ``1 .. diffusion_steps``.
+    * ``diffusion_steps``: ``T`` of the diffusion model; the time indices visited are
+      :func:`~dgpo_env.diffusion.schedule.step_schedule` ``(T, n_steps)``.
+    * ``prior``: :class:`~dgpo_env.diffusion.marginals.Marginals` of ``G_T`` (default
+      ``benchmark.marginals()``); a diffusion policy must use the same prior.
+    * ``reward_scale``: ``"fraction"`` or ``"percent"``.
+    * ``reward_fn``: optional callable ``CellResult -> float`` replacing the accuracy reward (e.g.
+      accuracy minus a parameter penalty); called for valid cells only.
+    * ``inverse``: negate the reward.
+    * ``invalid_reward``: reward of an invalid cell.
+    * ``noisy``: reward one training seed's accuracy instead of the mean.
+    * ``render_mode``: ``None``, ``"ansi"`` or ``"rgb_array"``.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+
+    def __init__(
+        self,
+        benchmark: Benchmark | str = "nb201",
+        benchmark_kwargs: Mapping[str, Any] | None = None,
+        n_steps: int = DEFAULT_N_STEPS,
+        diffusion_steps: int = DEFAULT_DIFFUSION_STEPS,
+        prior: Marginals | None = None,
+        reward_scale: Literal["fraction", "percent"] = "fraction",
+        reward_fn: RewardFn | None = None,
+        inverse: bool = False,
+        invalid_reward: float = 0.0,
+        noisy: bool = False,
+        render_mode: str | None = None,
+    ) -> None:
+        super().__init__()
+        if isinstance(benchmark, str):
+            benchmark = make_benchmark(benchmark, **dict(benchmark_kwargs or {}))
+        elif benchmark_kwargs:
+            raise ValueError("benchmark_kwargs only apply when benchmark is given by name")
+        if reward_scale not in ("fraction", "percent"):
+            raise ValueError(f"reward_scale must be 'fraction' or 'percent', got {reward_scale!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.benchmark = benchmark
+        self.search_space = space = benchmark.search_space
+        self.diffusion_steps = int(diffusion_steps)
+        self.n_steps = int(n_steps)
+        self.timesteps = step_schedule(self.diffusion_steps, self.n_steps)
+        self.prior = benchmark.marginals() if prior is None else prior
+        self.prior.check_compatible(space)
+        self.reward_scale = reward_scale
+        self.reward_fn = reward_fn
+        self.inverse = bool(inverse)
+        self.invalid_reward = float(invalid_reward)
+        self.noisy = bool(noisy)
+        self.render_mode = render_mode
+
+        n, m = space.n_nodes, space.n_edges
+        self.action_space = spaces.MultiDiscrete(space.nvec.copy())
+        self.observation_space = spaces.Dict(
+            {
+                "nodes": spaces.Box(0, space.n_node_types - 1, shape=(n,), dtype=np.int64),
+                "edges": spaces.Box(0, space.n_edge_types - 1, shape=(m,), dtype=np.int64),
+                "t": spaces.Box(0, self.diffusion_steps, shape=(1,), dtype=np.int64),
+            }
+        )
+        self._nvec = space.nvec
+        self._fixed = space.fixed_mask
+        self._fixed_values = space.fixed_values
+        self._mask = space.flat_action_mask
+        self._n_nodes = n
+        self._flat: np.ndarray | None = None  # int64[N + M], the current graph
+        self._k = 0  # steps taken in this episode
+        self._last_info: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ gym API
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[ObsType, dict[str, Any]]:
+        """Draw ``G_T`` from the prior; ``t = T``."""
+        super().reset(seed=seed)
+        self._flat = np.where(self._fixed, self._fixed_values, self.prior.sample(self.np_random))
+        self._k = 0
+        self._last_info = {"t": self.diffusion_steps, "action_mask": self._mask.copy()}
+        return self._obs(), dict(self._last_info)
+
+    def step(self, action: np.ndarray) -> tuple[ObsType, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Replace the graph by ``action`` (fixed entries clamped) and move ``t`` one step down."""
+        if self._flat is None:
+            raise RuntimeError("call reset() before step()")
+        if self._k >= self.n_steps:
+            raise RuntimeError("the episode has ended (t = 0); call reset() to start a new one")
+        flat = self._check_action(action)
+        self._flat = np.where(self._fixed, self._fixed_values, flat)
+        self._k += 1
+        t = int(self.timesteps[self._k])
+        info: dict[str, Any] = {"t": t, "action_mask": self._mask.copy()}
+        reward = 0.0
+        terminated = t == 0
+        if terminated:
+            reward = self._terminal(info)
+        self._last_info = info
+        return self._obs(), reward, terminated, False, info
+
+    def action_masks(self) -> np.ndarray:
+        """Flat ``bool[sum(nvec)]``: which value each action entry may take (sb3-contrib contract)."""
+        return self._mask.copy()
+
+    def render(self) -> str | np.ndarray | None:  # type: ignore[override]
+        """Text (``"ansi"``) or an RGB picture (``"rgb_array"``) of the current graph."""
+        if self.render_mode is None or self._flat is None:
+            return None
+        dag = self.current_graph
+        t = int(self.timesteps[self._k])
+        if self.render_mode == "ansi":
+            return render_ansi(self.search_space, dag, t, self._last_info)
+        return render_rgb(self.search_space, dag, t, self._last_info)
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def current_graph(self) -> DAG:
+        """The current graph ``G_t`` as a :class:`DAG`."""
+        if self._flat is None:
+            raise RuntimeError("call reset() first")
+        return DAG.from_flat(self._flat, self._n_nodes)
+
+    @property
+    def t(self) -> int:
+        """The current diffusion time index."""
+        return int(self.timesteps[self._k])
+
+    def _obs(self) -> ObsType:
+        assert self._flat is not None
+        return {
+            "nodes": self._flat[: self._n_nodes].copy(),
+            "edges": self._flat[self._n_nodes :].copy(),
+            "t": np.array([self.timesteps[self._k]], dtype=np.int64),
+        }
+
+    def _check_action(self, action: np.ndarray) -> np.ndarray:
+        a = np.asarray(action)
+        if a.shape != self._nvec.shape:
+            raise ValueError(
+                f"action must be a flat vector concat(nodes, edges) of shape {self._nvec.shape}, got shape {a.shape}"
+            )
+        if a.dtype.kind not in "iu":
+            if a.dtype.kind != "f" or not np.all(np.mod(a, 1) == 0):
+                raise ValueError(f"action entries must be integers, got dtype {a.dtype} with values {a.tolist()}")
+        a = a.astype(np.int64, copy=False)
+        bad = (a < 0) | (a >= self._nvec)
+        if bad.any():
+            where = np.flatnonzero(bad)
+            raise ValueError(
+                f"action entries {where.tolist()} are out of range: values {a[where].tolist()}, "
+                f"allowed 0 .. nvec - 1 with nvec {self._nvec[where].tolist()}"
+            )
+        return a
+
+    def _terminal(self, info: dict[str, Any]) -> float:
+        dag = self.current_graph
+        result = self.benchmark.query(dag, rng=self.np_random if self.noisy else None)
+        info.update(
+            cell=self.search_space.describe(dag),
+            key=result.key,
+            valid=result.valid,
+            invalid_reason=result.reason,
+            val_acc=result.val_acc,
+            val_acc_mean=result.val_acc_mean,
+            test_acc=result.test_acc,
+            params_m=result.params_m,
+            n_queries=self.benchmark.n_queries,
+            n_lookups=self.benchmark.n_lookups,
+        )
+        if not result.valid or result.val_acc is None:
+            return self.invalid_reward
+        if self.reward_fn is not None:
+            reward = float(self.reward_fn(result))
+        else:
+            reward = result.val_acc / 100.0 if self.reward_scale == "fraction" else result.val_acc
+        return -reward if self.inverse else reward

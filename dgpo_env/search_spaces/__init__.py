@@ -1,0 +1,17 @@
+"""Search spaces: cells as topologically ordered typed DAGs (DESIGN.md section 1)."""
+
+from dgpo_env.search_spaces.base import SearchSpace
+from dgpo_env.search_spaces.dag import DAG, edge_position, n_upper, upper_indices
+from dgpo_env.search_spaces.nb201 import NB201_OPS, NB201SearchSpace
+from dgpo_env.search_spaces.toy import ToySearchSpace
+
+__all__ = [
+    "DAG",
+    "NB201_OPS",
+    "NB201SearchSpace",
+    "SearchSpace",
+    "ToySearchSpace",
+    "edge_position",
+    "n_upper",
+    "upper_indices",
+]

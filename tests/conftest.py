@@ -1,0 +1,27 @@
+"""Shared fixtures: isolated cache directory and the optional ../shared reference data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+NB201_TABLE = SHARED_DATA / "nb201" / "nb201.npz"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Point the benchmark cache at a per-session temporary directory (never the user's cache)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DGPO_CACHE_DIR", str(tmp_path_factory.mktemp("dgpo-cache")))
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def nb201_table_path() -> Path:
+    """Path of the extended NB201 table in ../shared; skips when it is absent."""
+    if not NB201_TABLE.is_file():
+        pytest.skip(f"reference data not present at {NB201_TABLE}")
+    return NB201_TABLE

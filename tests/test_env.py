@@ -1,0 +1,179 @@
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+import dgpo_env
+from dgpo_env.benchmarks import NB201Benchmark, ToyBenchmark
+from dgpo_env.diffusion.marginals import Marginals
+from dgpo_env.envs import GraphDenoiseEnv
+
+IDS = sorted(dgpo_env.ENV_SPECS)
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_checkers_pass_with_warnings_as_errors(env_id):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        env = gym.make(env_id)
+        gym_check_env(env.unwrapped)
+        sb3_check_env(env.unwrapped, warn=True)
+        env.close()
+
+
+def rollout(env: gym.Env, seed: int) -> list:
+    obs, _ = env.reset(seed=seed)
+    env.action_space.seed(seed)
+    trace = [obs]
+    done = False
+    while not done:
+        obs, reward, done, truncated, _info = env.step(env.action_space.sample())
+        trace.append((obs, reward, truncated))
+    return trace
+
+
+def same(a, b) -> bool:
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=False))
+    return bool(np.array_equal(a, b))
+
+
+@pytest.mark.parametrize("env_id", ["dgpo_env/NB201-CIFAR10-v0", "dgpo_env/ToyDAG-v0"])
+def test_seeded_rollouts_are_identical(env_id):
+    t1, t2 = rollout(gym.make(env_id), 3), rollout(gym.make(env_id), 3)
+    assert same(t1, t2)
+    assert not same(t1, rollout(gym.make(env_id), 4))
+
+
+def test_episode_walks_the_schedule_and_rewards_validation_accuracy():
+    env = GraphDenoiseEnv("nb201", {"dataset": "cifar10"}, n_steps=5, diffusion_steps=100)
+    obs, info = env.reset(seed=0)
+    assert obs["t"].tolist() == [100] and info["action_mask"].shape == (int(env.action_space.nvec.sum()),)
+    target = env.search_space.from_index(6111).flat()
+    times, rewards = [], []
+    for _ in range(5):
+        obs, reward, terminated, truncated, info = env.step(target)
+        times.append(int(obs["t"][0]))
+        rewards.append(reward)
+    assert times == [80, 60, 40, 20, 0] and terminated and not truncated
+    assert rewards[:-1] == [0.0] * 4 and rewards[-1] == pytest.approx(0.916067, abs=1e-6)
+    assert info["valid"] and info["cell"].startswith("|nor_conv_3x3~0|") and info["n_queries"] == 1
+    with pytest.raises(RuntimeError, match="episode has ended"):
+        env.step(target)
+
+
+def test_fixed_entries_are_clamped_and_reset_draws_from_the_prior():
+    env = GraphDenoiseEnv("nb201", n_steps=2)
+    obs, _ = env.reset(seed=1)
+    space = env.search_space
+    assert obs["edges"].tolist() == space.fixed_edges.tolist()
+    assert obs["nodes"][0] == 0 and obs["nodes"][-1] == 1 and (obs["nodes"][1:-1] >= 2).all()
+    action = np.zeros(space.n_entries, dtype=np.int64)
+    action[1:7] = 5
+    obs, *_ = env.step(action)
+    assert obs["nodes"].tolist() == [0, 5, 5, 5, 5, 5, 5, 1]
+    assert obs["edges"].tolist() == space.fixed_edges.tolist()
+
+
+def test_custom_prior_is_used_and_checked():
+    space = NB201Benchmark().search_space
+    nodes = np.zeros((8, 7))
+    nodes[0, 0] = nodes[7, 1] = 1.0
+    nodes[1:7, 6] = 1.0  # always avg_pool
+    edges = np.eye(2)[space.fixed_edges]
+    env = GraphDenoiseEnv("nb201", prior=Marginals(nodes, edges))
+    obs, _ = env.reset(seed=0)
+    assert obs["nodes"].tolist() == [0, 6, 6, 6, 6, 6, 6, 1]
+    with pytest.raises(ValueError, match="does not allow"):
+        GraphDenoiseEnv("nb201", prior=Marginals(np.full((8, 7), 1 / 7), edges))
+
+
+def test_invalid_cell_reward_and_reason():
+    env = GraphDenoiseEnv("nb201", n_steps=1, invalid_reward=-1.0)
+    env.reset(seed=0)
+    action = env.search_space.from_index(0).flat().copy()
+    action[3] = 1  # an 'output' type on an op node
+    _, reward, terminated, _, info = env.step(action)
+    assert terminated and reward == -1.0 and not info["valid"]
+    assert "op nodes [3]" in info["invalid_reason"] and info["n_queries"] == 0
+
+
+def test_reward_options():
+    cell = NB201Benchmark().search_space.from_index(6111).flat()
+
+    def final_reward(**kwargs) -> float:
+        env = GraphDenoiseEnv("nb201", n_steps=1, **kwargs)
+        env.reset(seed=0)
+        return env.step(cell)[1]
+
+    assert final_reward(reward_scale="percent") == pytest.approx(91.6067, abs=1e-4)
+    assert final_reward(inverse=True) == pytest.approx(-0.916067, abs=1e-6)
+    params = NB201Benchmark().peek(NB201Benchmark().search_space.from_flat(cell)).params_m
+    assert params == pytest.approx(1.0735, abs=1e-4)
+    assert final_reward(reward_fn=lambda r: r.val_acc - 10 * r.params_m) == pytest.approx(
+        91.6067 - 10 * params, abs=1e-3
+    )
+    noisy = final_reward(noisy=True, reward_scale="percent")
+    assert noisy != pytest.approx(91.6067, abs=1e-3)  # one seed's accuracy, not the mean
+    with pytest.raises(ValueError, match="reward_scale"):
+        GraphDenoiseEnv("nb201", reward_scale="ratio")
+
+
+def test_bad_actions_raise_value_errors_that_name_the_problem():
+    env = GraphDenoiseEnv("toy")
+    env.reset(seed=0)
+    n = env.action_space.shape[0]
+    with pytest.raises(ValueError, match=r"shape \(21,\)"):
+        env.step(np.zeros(n + 1, dtype=np.int64))
+    too_big = np.zeros(n, dtype=np.int64)
+    too_big[2] = 9
+    with pytest.raises(ValueError, match=r"entries \[2\] are out of range"):
+        env.step(too_big)
+    with pytest.raises(ValueError, match="integers"):
+        env.step(np.full(n, 0.5))
+    with pytest.raises(RuntimeError, match="reset"):
+        GraphDenoiseEnv("toy").step(np.zeros(n, dtype=np.int64))
+    with pytest.raises(ValueError, match="n_steps"):
+        GraphDenoiseEnv("toy", n_steps=0)
+
+
+def test_action_masks_contract():
+    env = gym.make("dgpo_env/ToyDAG-v0")
+    env.reset(seed=0)
+    mask = env.unwrapped.action_masks()
+    nvec = env.action_space.nvec
+    assert mask.dtype == bool and mask.shape == (int(nvec.sum()),)
+    per_entry = np.split(mask, np.cumsum(nvec)[:-1])
+    assert per_entry[0].tolist() == [True, False, False, False, False]  # input fixed
+    assert per_entry[1].tolist() == [False, False, True, True, True]  # inner node: an op
+    assert all(e.all() for e in per_entry[6:])  # free edges
+
+
+def test_shared_benchmark_counts_queries_across_vector_envs():
+    bench = ToyBenchmark()
+    vec = DummyVecEnv([lambda: GraphDenoiseEnv(bench, n_steps=3) for _ in range(4)])
+    vec.seed(0)
+    vec.reset()
+    for _ in range(3):
+        _, _, dones, infos = vec.step(np.stack([vec.action_space.sample() for _ in range(4)]))
+    assert dones.all()
+    assert bench.n_lookups == sum(info["valid"] for info in infos)
+    assert infos[-1]["n_lookups"] == bench.n_lookups
+
+
+@pytest.mark.parametrize("mode", ["ansi", "rgb_array"])
+def test_render_modes(mode):
+    env = gym.make("dgpo_env/NB201-CIFAR10-v0", render_mode=mode, n_steps=1)
+    env.reset(seed=0)
+    env.step(env.unwrapped.search_space.from_index(6111).flat())
+    frame = env.render()
+    if mode == "ansi":
+        assert "t=0" in frame and "nor_conv_3x3" in frame and "val_acc=91.6067" in frame
+    else:
+        assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3 and frame.std() > 0
