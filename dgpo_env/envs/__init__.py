@@ -1,5 +1,5 @@
 """Gymnasium environments."""
 
-from dgpo_env.envs.graph_denoise import GraphDenoiseEnv
+from dgpo_env.envs.graph_denoise import DenoiseTask, GraphDenoiseEnv
 
-__all__ = ["GraphDenoiseEnv"]
+__all__ = ["DenoiseTask", "GraphDenoiseEnv"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, SupportsFloat
 
 import gymnasium as gym
@@ -16,6 +17,30 @@ from dgpo_env.envs.rendering import render_ansi, render_rgb
 from dgpo_env.search_spaces.dag import DAG
 
 ObsType = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class DenoiseTask:
+    """What a denoising policy must agree on with its environment.
+
+    Attributes:
+        search_space: Name of the search space (``"nb201"``, ``"nb101"``, ``"toy"``).
+        diffusion_steps: ``T``.
+        timesteps: ``int64[n_steps + 1]`` time indices an episode visits, ``T`` down to 0.
+        prior: Marginals of ``G_T``.
+    """
+
+    search_space: str
+    diffusion_steps: int
+    timesteps: np.ndarray
+    prior: Marginals
+
+    @property
+    def n_steps(self) -> int:
+        """Denoising steps per episode."""
+        return len(self.timesteps) - 1
+
+
 RewardFn = Callable[[CellResult], float]
 
 DEFAULT_N_STEPS = 25
@@ -216,6 +241,11 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
         if self._flat is None:
             raise RuntimeError("call reset() first")
         return DAG.from_flat(self._flat, self._n_nodes)
+
+    @property
+    def task(self) -> DenoiseTask:
+        """The search space, schedule and prior a policy for this environment must share."""
+        return DenoiseTask(self.search_space.name, self.diffusion_steps, self.timesteps.copy(), self.prior)
 
     @property
     def t(self) -> int:
