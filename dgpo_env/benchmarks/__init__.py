@@ -1,5 +1,7 @@
 """Benchmarks: cell look-ups with query counting (DESIGN.md section 5)."""
 
+from typing import Any
+
 from dgpo_env.benchmarks.base import Benchmark, CellResult, Oracle, QueryRecord
 from dgpo_env.benchmarks.nb201 import NB201Benchmark
 from dgpo_env.benchmarks.nb201_data import BenchmarkDataError
@@ -17,18 +19,18 @@ __all__ = [
 ]
 
 
-def make_benchmark(name: str, **kwargs: object) -> Benchmark:
+def make_benchmark(name: str, **kwargs: Any) -> Benchmark:
     """Build a benchmark by name: ``"nb201"`` (kwargs ``dataset``, ``table_path``) or ``"toy"``.
 
     Raises:
         ValueError: For an unknown name.
     """
     if name == "nb201":
-        return NB201Benchmark(**kwargs)  # type: ignore[arg-type]
+        return NB201Benchmark(**kwargs)
     if name == "toy":
-        return ToyBenchmark(**kwargs)  # type: ignore[arg-type]
+        return ToyBenchmark(**kwargs)
     if name == "nb101":
-        from dgpo_env.benchmarks.nb101 import NB101Benchmark  # type: ignore[import-not-found]
+        from dgpo_env.benchmarks.nb101 import NB101Benchmark
 
-        return NB101Benchmark(**kwargs)  # type: ignore[no-any-return]
+        return NB101Benchmark(**kwargs)
     raise ValueError(f"unknown benchmark {name!r}; choose 'nb201', 'nb101' or 'toy'")

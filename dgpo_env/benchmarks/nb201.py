@@ -32,6 +32,8 @@ class NB201Benchmark(Benchmark):
         91.6067
     """
 
+    search_space: NB201SearchSpace
+
     def __init__(self, dataset: str = "cifar10", table_path: str | Path | None = None) -> None:
         super().__init__()
         self.search_space = NB201SearchSpace()

@@ -28,6 +28,8 @@ class ToyBenchmark(Benchmark):
     score (``test_acc`` equals ``val_acc``), and ``chance_accuracy`` is 0.
     """
 
+    search_space: ToySearchSpace
+
     def __init__(self) -> None:
         super().__init__()
         self.search_space = ToySearchSpace()

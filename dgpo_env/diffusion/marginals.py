@@ -113,5 +113,5 @@ def _normalise(weights: NDArray[np.floating] | NDArray[np.bool_]) -> FloatArray:
 def _sample_rows(probs: FloatArray, rng: np.random.Generator) -> NDArray[np.int64]:
     """One categorical draw per row of ``probs`` (inverse-CDF, vectorised)."""
     cdf = np.cumsum(probs, axis=1)  # [P, K]
-    u = rng.random(probs.shape[0])[:, None] * cdf[:, -1:]
+    u = rng.random((probs.shape[0], 1)) * cdf[:, -1:]  # [P, 1]
     return np.minimum((cdf <= u).sum(1), probs.shape[1] - 1).astype(np.int64)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, SupportsFloat
+from typing import Any, Literal, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -134,7 +134,7 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
     * ``render_mode``: ``None``, ``"ansi"`` or ``"rgb_array"``.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}  # noqa: RUF012 (Gymnasium's convention)
 
     def __init__(
         self,
@@ -175,7 +175,7 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
 
         n, m = space.n_nodes, space.n_edges
         self.action_space = spaces.MultiDiscrete(space.nvec.copy())
-        self.observation_space = spaces.Dict(
+        self.observation_space = spaces.Dict(  # type: ignore[assignment]
             {
                 "nodes": spaces.Box(0, space.n_node_types - 1, shape=(n,), dtype=np.int64),
                 "edges": spaces.Box(0, space.n_edge_types - 1, shape=(m,), dtype=np.int64),
