@@ -11,7 +11,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMANDS: tuple[str, ...] = ("random_agent", "compare")
+COMMANDS: tuple[str, ...] = ("random_agent", "compare", "finetune", "pretrain", "sample")
 """Sub-command modules under ``agents.commands``, in help order."""
 
 

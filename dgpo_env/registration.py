@@ -17,6 +17,9 @@ ENV_SPECS: dict[str, dict[str, Any]] = {
     "dgpo_env/NB201-CIFAR100-v0": {"benchmark": "nb201", "benchmark_kwargs": {"dataset": "cifar100"}},
     "dgpo_env/NB201-ImageNet16-v0": {"benchmark": "nb201", "benchmark_kwargs": {"dataset": "imagenet16"}},
     "dgpo_env/ToyDAG-v0": {"benchmark": "toy"},
+    # NAS-Bench-101 needs the official nasbench_only108.tfrecord: set DGPO_NB101_PATH or pass
+    # benchmark_kwargs={"path": ...}; without it gym.make raises BenchmarkDataError with download steps.
+    "dgpo_env/NB101-v0": {"benchmark": "nb101", "benchmark_kwargs": {}},
 }
 """Default constructor arguments of :class:`~dgpo_env.envs.GraphDenoiseEnv` per id."""
 

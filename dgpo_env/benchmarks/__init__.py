@@ -20,7 +20,10 @@ __all__ = [
 
 
 def make_benchmark(name: str, **kwargs: Any) -> Benchmark:
-    """Build a benchmark by name: ``"nb201"`` (kwargs ``dataset``, ``table_path``) or ``"toy"``.
+    """Build a benchmark by name.
+
+    ``"nb201"`` (kwargs ``dataset``, ``table_path``), ``"nb101"`` (kwargs ``path`` — default
+    ``$DGPO_NB101_PATH`` — and ``epochs``) or ``"toy"``.
 
     Raises:
         ValueError: For an unknown name.

@@ -1,0 +1,66 @@
+"""``dgpo compare``: NAS methods x seeds on one benchmark, by distinct queries (DESIGN.md section 5)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _seeds(text: str) -> list[int]:
+    """``"3"`` -> seeds 0, 1, 2; ``"0,5,9"`` -> those seeds."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"--seeds takes a count or comma-separated integers, got {text!r}") from err
+    if len(values) == 1:
+        if values[0] < 1:
+            raise argparse.ArgumentTypeError(f"--seeds count must be >= 1, got {values[0]}")
+        return list(range(values[0]))
+    if not values:
+        raise argparse.ArgumentTypeError("--seeds is empty")
+    return values
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    """Register the sub-command."""
+    parser = sub.add_parser(
+        "compare",
+        help="run NAS methods for several seeds; write JSON and a plot, print a table",
+        description="Run every method for every seed on one benchmark with a budget of distinct queries.",
+    )
+    parser.add_argument(
+        "--env", default="dgpo_env/NB201-CIFAR10-v0", help="Gymnasium id or shorthand (toy, nb201:cifar100)"
+    )
+    parser.add_argument("--algos", default="rs,rea,ls,reinforce", help="comma-separated registered methods")
+    parser.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="a count S (seeds 0..S-1) or a list")
+    parser.add_argument("--max-queries", type=int, default=300, help="budget of distinct cells per run")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes (1 = in this process)")
+    parser.add_argument("--out", type=Path, default=Path("runs/compare"), help="output directory")
+    parser.add_argument("--table-path", type=Path, default=None, help="extended NB201 .npz (adds test accuracy)")
+    parser.add_argument("--log-x", action="store_true", help="logarithmic query axis in the plot")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the comparison; print the table and where the JSON and PNG went (exit 2 on bad input)."""
+    from agents.compare import run_comparison
+
+    try:
+        run_comparison(
+            env=args.env,
+            algos=[a.strip() for a in args.algos.split(",") if a.strip()],
+            seeds=args.seeds,
+            max_queries=args.max_queries,
+            n_jobs=args.jobs,
+            out_dir=args.out,
+            table_path=args.table_path,
+            log_x=args.log_x,
+            progress=not args.no_progress,
+        )
+    except ValueError as err:
+        print(f"dgpo compare: error: {err}", file=sys.stderr)
+        return 2
+    return 0

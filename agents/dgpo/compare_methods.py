@@ -1,0 +1,294 @@
+"""DGPO, PPO on the diffusion policy, and PPO with an MLP policy as methods of the comparison harness.
+
+Each ``run_*`` is a method for :mod:`agents.compare`: ``fn(benchmark_kwargs, seed, max_queries) ->
+SearchResult``. It builds its own benchmark, does every look-up through the environment (so through
+``benchmark.query``), stops once ``max_queries`` distinct cells were looked up — exactly: the
+environments see a :class:`~agents.policies.budget.BudgetedBenchmark` that refuses new cells beyond
+the budget — and reports the benchmark's history with :func:`~agents.baselines.base.make_result`.
+
+The diffusion methods need a pretrained checkpoint: pass ``checkpoint=`` (bind it with
+``functools.partial``), or a small model is pretrained once per setting and cached in
+``cache_dir()/checkpoints`` (:func:`cached_checkpoint`). Its training set is chosen *without*
+labels (every cell of an enumerable space, else uniformly drawn valid cells), so pretraining costs
+no queries (DESIGN.md §5).
+
+Registration (lazy, so the harness does not import torch-heavy modules until used)::
+
+    from agents.compare import register_method
+    for name, path in LAZY_METHODS.items():
+        register_method(name, path)
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sb3_contrib import MaskablePPO
+from stable_baselines3 import PPO
+from stable_baselines3.common.env_util import make_vec_env
+
+from agents.baselines.base import SearchResult, make_result
+from agents.compare import build_benchmark, register_method
+from agents.dgpo.dgpo import DGPO
+from agents.diffusion.denoiser import DenoiserConfig, GraphTransformerDenoiser
+from agents.diffusion.model import CHECKPOINT_FORMAT_VERSION, search_space_by_name
+from agents.diffusion.pretrain import PretrainConfig, pretrain
+from agents.policies.budget import BudgetedBenchmark
+from agents.policies.callbacks import QueryBudgetCallback
+from agents.policies.diffusion_policy import GraphDiffusionPolicy
+from agents.policies.envs import make_env_for_model
+from dgpo_env.benchmarks import Benchmark
+from dgpo_env.benchmarks.cache import cache_dir
+from dgpo_env.envs.graph_denoise import GraphDenoiseEnv
+from dgpo_env.search_spaces.dag import DAG
+
+LAZY_METHODS: dict[str, str] = {
+    "dgpo": "agents.dgpo.compare_methods:run_dgpo",
+    "ppo": "agents.dgpo.compare_methods:run_ppo",
+    "ppo-mlp": "agents.dgpo.compare_methods:run_ppo_mlp",
+}
+"""Method name -> ``"module:function"`` for :func:`agents.compare.register_method`."""
+
+COMPARE_PRETRAIN = PretrainConfig(
+    epochs=4,
+    denoiser=DenoiserConfig(hidden_dim=32, edge_dim=16, n_layers=2, n_heads=2, time_dim=16),
+    seed=0,
+)
+"""The cached pretraining of the comparison: small and quick on CPU (about a minute on NB201)."""
+
+N_RANDOM_CELLS = 4096
+"""Label-free pretraining cells drawn for spaces that cannot enumerate their cells (e.g. toy)."""
+
+N_STEPS = 10
+"""Denoising steps per episode for the diffusion methods."""
+
+DGPO_LEARNING_RATE = 1e-3
+"""DGPO learning rate for the small CPU model (the official 5e-7 is for an 8 x 256 GPU model)."""
+
+PPO_LEARNING_RATE = 1e-4
+"""PPO learning rate on the diffusion policy."""
+
+PROPOSALS_PER_QUERY = 10
+"""Cap on episodes per unit of query budget, so a method that keeps repeating known cells ends."""
+
+STALE_BATCHES = 10
+"""DGPO stops as converged after this many batches in a row without a new cell."""
+
+
+# ---------------------------------------------------------------------------------------------- checkpoints
+def _training_cells(benchmark: Benchmark, seed: int) -> tuple[list[DAG], str]:
+    """Label-free pretraining cells: all cells if the space enumerates them, else uniform valid draws."""
+    space = benchmark.search_space
+    try:
+        return list(space.enumerate_cells()), "all cells"
+    except NotImplementedError:
+        rng = np.random.default_rng(seed)
+        cells: list[DAG] = []
+        while len(cells) < N_RANDOM_CELLS:
+            cell = space.sample_uniform(rng)
+            if space.validate(cell) is None:
+                cells.append(cell)
+        return cells, f"{N_RANDOM_CELLS} uniform valid cells"
+
+
+def _architecture_signature(space_name: str, config: DenoiserConfig) -> list[tuple[str, list[int]]]:
+    """Parameter names and shapes of a denoiser: part of the cache key, so code changes invalidate the cache."""
+    space = search_space_by_name(space_name)
+    state = GraphTransformerDenoiser.for_space(space, config).state_dict()
+    return [(name, list(tensor.shape)) for name, tensor in state.items()]
+
+
+def cached_checkpoint(benchmark_kwargs: dict[str, Any], config: PretrainConfig = COMPARE_PRETRAIN) -> Path:
+    """Path of a small pretrained model for the benchmark, trained once and cached by its settings.
+
+    Concurrent callers (parallel seeds) wait on a file lock, so the model is trained once.
+
+    Args:
+        benchmark_kwargs: The harness's benchmark spec (``{"name": "nb201", "dataset": ...}``);
+            ``table_path`` does not change the model and is ignored in the key.
+        config: Pretraining settings.
+    """
+    spec = {k: v for k, v in sorted(benchmark_kwargs.items()) if k != "table_path"}
+    blob = json.dumps(
+        {
+            "benchmark": spec,
+            "config": config.to_dict(),
+            "format": CHECKPOINT_FORMAT_VERSION,
+            "architecture": _architecture_signature(str(spec.get("name")), config.denoiser),
+        },
+        default=str,
+    )
+    key = hashlib.sha256(blob.encode()).hexdigest()[:16]
+    folder = cache_dir() / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{spec.get('name', 'model')}-{key}.pt"
+    with open(folder / f"{path.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not path.is_file():
+            benchmark = build_benchmark(benchmark_kwargs)  # its own instance: pretraining reads no labels
+            cells, rule = _training_cells(benchmark, config.seed)
+            with torch.random.fork_rng(devices=[]):
+                model, _ = pretrain(benchmark.search_space, cells, config, progress=False, info={"selection": rule})
+            tmp = model.save(path.with_suffix(".tmp"))
+            os.replace(tmp, path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- methods
+def run_dgpo(
+    benchmark_kwargs: dict[str, Any],
+    seed: int,
+    max_queries: int,
+    checkpoint: str | Path | None = None,
+    n_steps: int = N_STEPS,
+    learning_rate: float = DGPO_LEARNING_RATE,
+    max_stale_batches: int | None = STALE_BATCHES,
+    **dgpo_kwargs: Any,
+) -> SearchResult:
+    """DGPO fine-tuning from a pretrained model until ``max_queries`` distinct cells were looked up.
+
+    Args:
+        benchmark_kwargs: The benchmark spec.
+        seed: Seeds the environment and DGPO.
+        max_queries: The budget of distinct cells.
+        checkpoint: A pretrained model (default :func:`cached_checkpoint`).
+        n_steps: Denoising steps per episode.
+        learning_rate: Adam learning rate.
+        max_stale_batches: Stop as converged after this many batches without a new cell.
+        **dgpo_kwargs: Further :class:`DGPO` arguments (official defaults otherwise).
+    """
+    torch.set_num_threads(1)
+    path = cached_checkpoint(benchmark_kwargs) if checkpoint is None else Path(checkpoint)
+    start = time.perf_counter()
+    benchmark = build_benchmark(benchmark_kwargs)
+    agent = DGPO.for_env_id(
+        path,
+        None,
+        benchmark=benchmark,
+        n_steps=n_steps,
+        seed=seed,
+        max_queries=max_queries,
+        learning_rate=learning_rate,
+        max_stale_batches=max_stale_batches,
+        **dgpo_kwargs,
+    )
+    agent.learn(total_timesteps=max_queries * PROPOSALS_PER_QUERY * n_steps)
+    settings = {
+        "checkpoint": str(path),
+        "n_steps": n_steps,
+        "learning_rate": learning_rate,
+        "max_stale_batches": max_stale_batches,
+        "stop_reason": agent.stop_reason,
+        **dgpo_kwargs,
+    }
+    return make_result("dgpo", seed, benchmark, max_queries, None, time.perf_counter() - start, settings)
+
+
+def run_ppo(
+    benchmark_kwargs: dict[str, Any],
+    seed: int,
+    max_queries: int,
+    checkpoint: str | Path | None = None,
+    n_steps: int = N_STEPS,
+    n_envs: int = 4,
+    episodes_per_env: int = 4,
+    learning_rate: float = PPO_LEARNING_RATE,
+    **ppo_kwargs: Any,
+) -> SearchResult:
+    """SB3 ``PPO`` on :class:`GraphDiffusionPolicy` (DDPO-style RL on the diffusion model), ``γ = 1``.
+
+    Args:
+        benchmark_kwargs: The benchmark spec.
+        seed: Seeds the environment and PPO.
+        max_queries: The budget of distinct cells.
+        checkpoint: A pretrained model (default :func:`cached_checkpoint`).
+        n_steps: Denoising steps per episode.
+        n_envs: Environment copies.
+        episodes_per_env: Episodes per copy per rollout (PPO's ``n_steps = episodes_per_env × n_steps``).
+        learning_rate: Adam learning rate.
+        **ppo_kwargs: Further ``PPO`` arguments.
+    """
+    torch.set_num_threads(1)
+    path = cached_checkpoint(benchmark_kwargs) if checkpoint is None else Path(checkpoint)
+    start = time.perf_counter()
+    benchmark = build_benchmark(benchmark_kwargs)
+    env = make_env_for_model(
+        path, None, n_envs=n_envs, n_steps=n_steps, seed=seed, benchmark=benchmark, max_queries=max_queries
+    )
+    rollout = episodes_per_env * n_steps
+    kwargs = {"gamma": 1.0, "n_steps": rollout, "batch_size": rollout * n_envs // 2, "n_epochs": 4, **ppo_kwargs}
+    policy_kwargs = {"model": str(path), "task": env.get_attr("task")[0]}
+    agent = PPO(
+        GraphDiffusionPolicy, env, learning_rate=learning_rate, seed=seed, policy_kwargs=policy_kwargs, **kwargs
+    )
+    agent.learn(max_queries * PROPOSALS_PER_QUERY * n_steps, callback=QueryBudgetCallback(max_queries))
+    settings = {"checkpoint": str(path), "n_steps": n_steps, "n_envs": n_envs, "learning_rate": learning_rate, **kwargs}
+    return make_result("ppo", seed, benchmark, max_queries, None, time.perf_counter() - start, settings)
+
+
+def run_ppo_mlp(
+    benchmark_kwargs: dict[str, Any],
+    seed: int,
+    max_queries: int,
+    n_steps: int = 1,
+    n_envs: int = 4,
+    rollout_steps: int = 16,
+    **ppo_kwargs: Any,
+) -> SearchResult:
+    """``sb3_contrib.MaskablePPO`` with an MLP ``MultiInputPolicy``: RL without the diffusion prior.
+
+    MaskablePPO (not plain PPO) so the MLP gets the same structural knowledge the diffusion policy
+    has (values a position may not take have probability 0). ``n_steps=1`` by default: an MLP's
+    action is the whole next graph, so intermediate denoising steps only delay the reward; one step
+    from ``G_T`` to the cell is the most favourable setting for this baseline.
+
+    Args:
+        benchmark_kwargs: The benchmark spec.
+        seed: Seeds the environment and PPO.
+        max_queries: The budget of distinct cells.
+        n_steps: Denoising steps per episode.
+        n_envs: Environment copies.
+        rollout_steps: PPO's ``n_steps`` per copy (a multiple of ``n_steps``).
+        **ppo_kwargs: Further ``MaskablePPO`` arguments.
+    """
+    torch.set_num_threads(1)
+    if rollout_steps % n_steps:
+        raise ValueError(f"rollout_steps={rollout_steps} must be a multiple of the episode length n_steps={n_steps}")
+    start = time.perf_counter()
+    benchmark = build_benchmark(benchmark_kwargs)
+    env = make_vec_env(
+        GraphDenoiseEnv,
+        n_envs=n_envs,
+        seed=seed,
+        env_kwargs={"benchmark": BudgetedBenchmark(benchmark, max_queries), "n_steps": n_steps},
+    )
+    kwargs = {"gamma": 1.0, "n_steps": rollout_steps, "batch_size": rollout_steps * n_envs // 2, **ppo_kwargs}
+    agent = MaskablePPO("MultiInputPolicy", env, seed=seed, **kwargs)
+    agent.learn(max_queries * PROPOSALS_PER_QUERY * n_steps, callback=QueryBudgetCallback(max_queries))
+    settings = {"n_steps": n_steps, "n_envs": n_envs, **kwargs}
+    return make_result("ppo-mlp", seed, benchmark, max_queries, None, time.perf_counter() - start, settings)
+
+
+def register_methods(overwrite: bool = False) -> None:
+    """Register ``dgpo``, ``ppo`` and ``ppo-mlp`` with :mod:`agents.compare` (lazily, by path)."""
+    for name, path in LAZY_METHODS.items():
+        register_method(name, path, overwrite=overwrite)
+
+
+__all__ = [
+    "COMPARE_PRETRAIN",
+    "LAZY_METHODS",
+    "cached_checkpoint",
+    "register_methods",
+    "run_dgpo",
+    "run_ppo",
+    "run_ppo_mlp",
+]

@@ -1,0 +1,403 @@
+"""Pretraining the graph-diffusion model on a benchmark's cells (DESIGN.md §2, §4, §5).
+
+The loss is DiGress's: noise a training cell ``G_0`` to ``G_t`` at a uniformly random ``t ∈ 1..T``
+and score the denoiser's clean-graph prediction ``p̂_θ(G_0 | G_t)`` by cross-entropy against ``G_0``::
+
+    loss = CE_nodes + λ_E · CE_edges      (+ λ_y · CE_y, unused)
+
+DiGress's ``lambda_train = [λ_E, λ_y]`` and the official DGPO setting is ``[5, 0]``
+(DESIGN.md §2): edges weigh 5 times the nodes and there is no graph-level target. Each CE is the
+mean over the *free* positions of its kind (fixed positions have a single allowed value, so their
+CE is exactly 0 and would only dilute the mean). On NAS-Bench-201 every edge is fixed, so the loss
+is the node term alone.
+
+Training sets (:func:`select_training_cells`): every cell of the space, a random ``fraction`` of
+it, and/or the cells whose validation accuracy is below ``max_val_acc`` (the paper's "filtered"
+out-of-distribution set, 85% on NB201). Labels read to choose the set go through
+:meth:`Benchmark.query`, so they are counted as queries and reported.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.nn.functional import cross_entropy
+from tqdm.auto import tqdm
+
+from agents.diffusion.denoiser import DenoiserConfig
+from agents.diffusion.model import DiffusionModel
+from dgpo_env.benchmarks.base import Benchmark
+from dgpo_env.diffusion.marginals import Marginals
+from dgpo_env.diffusion.schedule import DEFAULT_DIFFUSION_STEPS
+from dgpo_env.search_spaces.base import SearchSpace
+from dgpo_env.search_spaces.dag import DAG
+
+LAMBDA_TRAIN: tuple[float, float] = (5.0, 0.0)
+"""DiGress/DGPO ``lambda_train = [λ_E, λ_y]``: edge-loss weight and graph-level-loss weight (DESIGN.md §2)."""
+
+FILTER_THRESHOLD_NB201 = 85.0
+"""The paper's out-of-distribution filter on NB201: pretrain on cells with validation accuracy < 85% (§4)."""
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Hyper-parameters of :func:`pretrain`.
+
+    The official run is 2,000 epochs, batch 512, lr 2e-4 for an 8 x 256 model on a GPU
+    (DESIGN.md §4); the defaults here fit the small CPU model in a few minutes on NB201.
+
+    Training length is ``steps`` gradient steps (the same compute whatever the data-set size), or
+    ``epochs`` passes over the training cells when ``epochs`` is given.
+
+    Attributes:
+        steps: Gradient steps (rounded up to whole epochs) when ``epochs`` is ``None``.
+        epochs: Passes over the training cells; overrides ``steps``.
+        batch_size: Cells per gradient step.
+        lr: AdamW learning rate (peak).
+        lr_schedule: ``"cosine"`` (decay to ``lr_final_ratio · lr`` over all steps) or ``"constant"``.
+        lr_final_ratio: Final / peak learning rate of the cosine schedule.
+        weight_decay: AdamW weight decay.
+        edge_weight: ``λ_E`` (:data:`LAMBDA_TRAIN`).
+        grad_clip: Gradient-norm clip (``None``: off).
+        val_fraction: Share of the selected cells held out for the validation loss.
+        val_every: Compute the validation loss every this many epochs (and after the last).
+        diffusion_steps: ``T``.
+        marginal_smoothing: Pseudo-count of :meth:`Marginals.from_cells` (the prior ``m``).
+        seed: Seeds initialisation, batching, noise and the validation split.
+        denoiser: Network size.
+    """
+
+    steps: int = 1500
+    epochs: int | None = None
+    batch_size: int = 256
+    lr: float = 2e-3
+    lr_schedule: str = "cosine"
+    lr_final_ratio: float = 0.02
+    weight_decay: float = 1e-2
+    edge_weight: float = LAMBDA_TRAIN[0]
+    grad_clip: float | None = 1.0
+    val_fraction: float = 0.05
+    val_every: int = 5
+    diffusion_steps: int = DEFAULT_DIFFUSION_STEPS
+    marginal_smoothing: float = 0.0
+    seed: int = 0
+    denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
+
+    def __post_init__(self) -> None:
+        if (self.epochs is not None and self.epochs < 1) or min(self.steps, self.batch_size, self.val_every) < 1:
+            raise ValueError("steps, epochs, batch_size and val_every must be >= 1")
+        if self.lr <= 0 or self.weight_decay < 0 or self.edge_weight < 0:
+            raise ValueError("lr must be > 0, weight_decay and edge_weight >= 0")
+        if self.lr_schedule not in ("cosine", "constant"):
+            raise ValueError(f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (checkpoint-safe)."""
+        return asdict(self)
+
+    def n_epochs(self, n_train: int) -> int:
+        """Epochs to run on ``n_train`` cells: ``epochs``, or enough whole epochs for ``steps``."""
+        if self.epochs is not None:
+            return self.epochs
+        batches = -(-n_train // self.batch_size)
+        return max(1, -(-self.steps // batches))
+
+
+@dataclass(frozen=True)
+class CellSelection:
+    """A pretraining set and how it was chosen.
+
+    Attributes:
+        cells: The selected cells.
+        n_queries: Distinct benchmark queries spent on choosing them (labels read).
+        description: Human-readable rule, e.g. ``"val_acc < 85 (all cells)"``.
+        n_candidates: Number of cells the rule was applied to.
+    """
+
+    cells: list[DAG]
+    n_queries: int
+    description: str
+    n_candidates: int
+
+
+def select_training_cells(
+    benchmark: Benchmark,
+    fraction: float | None = None,
+    max_val_acc: float | None = None,
+    seed: int = 0,
+    n_random: int | None = None,
+) -> CellSelection:
+    """Choose a pretraining set from every cell of ``benchmark``'s search space.
+
+    Args:
+        benchmark: The benchmark (its space must enumerate its cells unless ``n_random`` is given).
+        fraction: Keep a uniformly random share of the cells (e.g. ``0.07``); no labels needed.
+        max_val_acc: Keep cells whose mean validation accuracy (percent) is strictly below this;
+            every candidate's label is read with :meth:`Benchmark.query` and counted.
+        seed: Seeds the random fraction and ``n_random``.
+        n_random: Instead of listing the space, draw this many uniformly random valid cells
+            (:meth:`SearchSpace.sample_uniform`, duplicates removed) — for spaces too large to list.
+
+    Returns:
+        The :class:`CellSelection`; ``n_queries`` is the growth of ``benchmark.n_queries``.
+
+    Raises:
+        ValueError: For a fraction outside ``(0, 1]``, a space that cannot enumerate its cells, or
+            an empty selection.
+    """
+    space = benchmark.search_space
+    rng = np.random.default_rng(seed)
+    rules = []
+    if n_random is not None:
+        if n_random < 1:
+            raise ValueError(f"n_random must be >= 1, got {n_random}")
+        cells = list(dict.fromkeys(space.sample_uniform(rng) for _ in range(n_random)))
+        rules.append(f"{len(cells)} uniformly random cells")
+    else:
+        try:
+            cells = list(space.enumerate_cells())
+        except NotImplementedError as err:
+            raise ValueError(
+                f"{space.name} cannot list its cells; pass n_random (uniform random cells) or call pretrain() "
+                "with your own cells"
+            ) from err
+    if fraction is not None:
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+        keep = np.sort(rng.choice(len(cells), size=max(1, round(fraction * len(cells))), replace=False))
+        cells = [cells[i] for i in keep.tolist()]
+        rules.append(f"random {fraction:.2%}")
+    n_candidates = len(cells)
+    before = benchmark.n_queries
+    if max_val_acc is not None:
+        results = [benchmark.query(cell) for cell in cells]
+        cells = [
+            c
+            for c, r in zip(cells, results, strict=True)
+            if r.val_acc_mean is not None and r.val_acc_mean < max_val_acc
+        ]
+        rules.append(f"val_acc < {max_val_acc:g}")
+    if not cells:
+        raise ValueError(f"no cell satisfies {' and '.join(rules)}; relax the filter")
+    description = " and ".join(rules) if rules else "all cells"
+    return CellSelection(cells, benchmark.n_queries - before, description, n_candidates)
+
+
+def cells_to_tensors(cells: Sequence[DAG]) -> tuple[Tensor, Tensor]:
+    """Stack cells into ``(nodes int64[C, N], edges int64[C, M])``."""
+    nodes = torch.from_numpy(np.stack([c.nodes for c in cells]))
+    edges = torch.from_numpy(np.stack([c.edges for c in cells]))
+    return nodes, edges
+
+
+def denoising_loss(
+    model: DiffusionModel,
+    nodes0: Tensor,
+    edges0: Tensor,
+    generator: torch.Generator,
+    edge_weight: float = LAMBDA_TRAIN[0],
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The pretraining loss on a batch of clean graphs at random times ``t ∈ 1..T``.
+
+    Args:
+        model: The model.
+        nodes0: ``int64[B, N]`` clean node types.
+        edges0: ``int64[B, M]`` clean edge types.
+        generator: Draws ``t`` and the noise.
+        edge_weight: ``λ_E``.
+
+    Returns:
+        ``(loss, node_ce, edge_ce)`` scalars; each CE is the mean over free positions of its kind
+        (0 when there are none).
+    """
+    batch = nodes0.shape[0]
+    t = torch.randint(1, model.diffusion_steps + 1, (batch,), generator=generator)
+    nodes_t, edges_t = model.noise.forward_sample(nodes0, edges0, t, generator)
+    node_logits, edge_logits = model.logits(nodes_t, edges_t, t)  # [B, N, K], [B, M, K_e]
+    free = ~torch.from_numpy(model.space.fixed_mask.copy())
+    node_free, edge_free = free[: model.space.n_nodes], free[model.space.n_nodes :]
+    node_ce = _masked_ce(node_logits[:, node_free], nodes0[:, node_free])
+    edge_ce = _masked_ce(edge_logits[:, edge_free], edges0[:, edge_free])
+    return node_ce + edge_weight * edge_ce, node_ce, edge_ce
+
+
+def _masked_ce(logits: Tensor, target: Tensor) -> Tensor:
+    """Mean cross-entropy over ``[B, P]`` positions (``0`` for ``P = 0``)."""
+    if target.numel() == 0:
+        return logits.new_zeros(())
+    return cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
+
+
+def pretrain(
+    space: SearchSpace,
+    cells: Sequence[DAG],
+    config: PretrainConfig | None = None,
+    progress: bool = True,
+    info: dict[str, Any] | None = None,
+    callback: Callable[[int, dict[str, list[float]]], None] | None = None,
+) -> tuple[DiffusionModel, dict[str, Any]]:
+    """Train a fresh :class:`DiffusionModel` on ``cells``.
+
+    The prior ``m`` is :meth:`Marginals.from_cells` of all ``cells``; a random ``val_fraction`` of
+    them is held out for the validation loss, computed with a fixed generator so values are
+    comparable across epochs. Everything is seeded by ``config.seed`` (the global torch RNG is
+    forked, not touched).
+
+    Args:
+        space: The search space.
+        cells: Valid training cells.
+        config: Hyper-parameters.
+        progress: Show a tqdm progress bar.
+        info: Extra entries for the model's ``info`` (stored in checkpoints).
+        callback: Called as ``callback(epoch, history)`` after every epoch.
+
+    Returns:
+        ``(model, history)``; ``history`` holds per-epoch ``train_loss``, ``node_loss``,
+        ``edge_loss``, the ``val_epoch``/``val_loss`` pairs, ``wall_time_s``, ``n_train``,
+        ``n_val``, ``n_parameters``, ``epochs`` and ``steps``. The model's ``info["train_cells"]``
+        holds every selected cell (both splits) as flat ``uint8`` rows, the novelty reference.
+
+    Raises:
+        ValueError: If ``cells`` is empty or holds an invalid cell.
+    """
+    config = config or PretrainConfig()
+    if not cells:
+        raise ValueError("pretrain needs at least one training cell")
+    for cell in cells:
+        reason = space.validate(cell)
+        if reason is not None:
+            raise ValueError(f"training cell {cell} is not a valid {space.name} cell: {reason}")
+    marginals = Marginals.from_cells(space, cells, smoothing=config.marginal_smoothing)
+    nodes, edges = cells_to_tensors(cells)
+    flat = torch.cat([nodes, edges], 1)
+    split = np.random.default_rng(config.seed).permutation(len(cells))
+    n_val = round(config.val_fraction * len(cells)) if len(cells) > 1 else 0
+    val_idx, train_idx = torch.from_numpy(split[:n_val]), torch.from_numpy(split[n_val:])
+    model_info = {
+        "pretrain_config": config.to_dict(),
+        "n_train": len(train_idx),
+        "n_val": n_val,
+        "train_cells": flat.to(torch.uint8) if flat.max() < 256 else flat,
+        **(info or {}),
+    }
+    model = DiffusionModel.create(space, marginals, config.diffusion_steps, config.denoiser, config.seed, model_info)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    n_epochs = config.n_epochs(len(train_idx))
+    total_steps = n_epochs * -(-len(train_idx) // config.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _lr_factor(config, total_steps))
+    history: dict[str, Any] = {
+        "train_loss": [],
+        "node_loss": [],
+        "edge_loss": [],
+        "val_epoch": [],
+        "val_loss": [],
+        "n_train": len(train_idx),
+        "n_val": n_val,
+        "n_parameters": model.denoiser.n_parameters(),
+        "epochs": n_epochs,
+        "steps": total_steps,
+    }
+    start = time.perf_counter()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)  # dropout, if any
+        gen = torch.Generator().manual_seed(config.seed)
+        bar = tqdm(range(1, n_epochs + 1), desc=f"pretrain {space.name}", disable=not progress, unit="epoch")
+        for epoch in bar:
+            model.train()
+            sums = np.zeros(3)
+            order = train_idx[torch.randperm(len(train_idx), generator=gen)]
+            for batch in order.split(config.batch_size):
+                loss, node_ce, edge_ce = denoising_loss(model, nodes[batch], edges[batch], gen, config.edge_weight)
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                optimiser.step()
+                scheduler.step()
+                sums += np.array([loss.item(), node_ce.item(), edge_ce.item()]) * len(batch)
+            means = sums / len(train_idx)
+            for key, value in zip(("train_loss", "node_loss", "edge_loss"), means.tolist(), strict=True):
+                history[key].append(value)
+            postfix = {"loss": f"{means[0]:.4f}"}
+            if n_val and (epoch % config.val_every == 0 or epoch == n_epochs):
+                val = validation_loss(model, nodes[val_idx], edges[val_idx], config.seed, config.edge_weight)
+                history["val_epoch"].append(epoch)
+                history["val_loss"].append(val)
+                postfix["val"] = f"{val:.4f}"
+            bar.set_postfix(postfix)
+            if callback is not None:
+                callback(epoch, history)
+    model.eval()
+    history["wall_time_s"] = time.perf_counter() - start
+    model.info["final_train_loss"] = history["train_loss"][-1]
+    if history["val_loss"]:
+        model.info["final_val_loss"] = history["val_loss"][-1]
+    return model, history
+
+
+def _lr_factor(config: PretrainConfig, total_steps: int) -> Callable[[int], float]:
+    """Multiplier of the peak learning rate after ``step`` optimiser steps."""
+    if config.lr_schedule == "constant":
+        return lambda step: 1.0
+    low = config.lr_final_ratio
+
+    def cosine(step: int) -> float:
+        progress = min(step / max(total_steps, 1), 1.0)
+        return low + (1.0 - low) * 0.5 * (1.0 + float(np.cos(np.pi * progress)))
+
+    return cosine
+
+
+@torch.no_grad()
+def validation_loss(
+    model: DiffusionModel, nodes0: Tensor, edges0: Tensor, seed: int, edge_weight: float = LAMBDA_TRAIN[0]
+) -> float:
+    """The loss on held-out cells with a fixed generator (same ``t`` and noise every call)."""
+    was_training = model.training
+    model.eval()
+    gen = torch.Generator().manual_seed(seed + 1)
+    total = 0.0
+    for start in range(0, nodes0.shape[0], 1024):
+        chunk = slice(start, start + 1024)
+        loss, _, _ = denoising_loss(model, nodes0[chunk], edges0[chunk], gen, edge_weight)
+        total += loss.item() * nodes0[chunk].shape[0]
+    model.train(was_training)
+    return total / nodes0.shape[0]
+
+
+def pretrain_on_benchmark(
+    benchmark: Benchmark,
+    config: PretrainConfig | None = None,
+    fraction: float | None = None,
+    max_val_acc: float | None = None,
+    progress: bool = True,
+    n_random: int | None = None,
+) -> tuple[DiffusionModel, dict[str, Any]]:
+    """Select a training set from ``benchmark`` (:func:`select_training_cells`) and :func:`pretrain` on it.
+
+    The model's ``info`` records the benchmark, the selection rule and the queries it cost;
+    ``history["n_queries"]`` repeats the query count.
+    """
+    config = config or PretrainConfig()
+    selection = select_training_cells(benchmark, fraction, max_val_acc, config.seed, n_random)
+    info = {
+        "benchmark": benchmark.name,
+        "selection": selection.description,
+        "fraction": fraction,
+        "max_val_acc": max_val_acc,
+        "n_selected": len(selection.cells),
+        "n_candidates": selection.n_candidates,
+        "selection_queries": selection.n_queries,
+    }
+    model, history = pretrain(benchmark.search_space, selection.cells, config, progress, info)
+    history["n_queries"] = selection.n_queries
+    history["n_selected"] = len(selection.cells)
+    return model, history

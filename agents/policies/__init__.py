@@ -1,0 +1,32 @@
+"""SB3 policies whose actor is a pretrained graph-diffusion model (DESIGN.md §3)."""
+
+from agents.policies.budget import BUDGET_EXHAUSTED, BudgetedBenchmark
+from agents.policies.callbacks import QueryBudgetCallback
+from agents.policies.compat import check_model_spaces, check_model_task, resolve_model
+from agents.policies.diffusion_policy import (
+    LOG_ZERO,
+    DiffusionPolicyMixin,
+    GraphDiffusionPolicy,
+    MaskableGraphDiffusionPolicy,
+    safe_log,
+)
+from agents.policies.envs import make_env_for_model
+from agents.policies.observations import GraphBatch, GraphCriticFeatures, graph_from_obs
+
+__all__ = [
+    "BUDGET_EXHAUSTED",
+    "LOG_ZERO",
+    "BudgetedBenchmark",
+    "DiffusionPolicyMixin",
+    "GraphBatch",
+    "GraphCriticFeatures",
+    "GraphDiffusionPolicy",
+    "MaskableGraphDiffusionPolicy",
+    "QueryBudgetCallback",
+    "check_model_spaces",
+    "check_model_task",
+    "graph_from_obs",
+    "make_env_for_model",
+    "resolve_model",
+    "safe_log",
+]

@@ -1,0 +1,267 @@
+"""The pretrained graph-diffusion model as an SB3 actor-critic policy (DESIGN.md §3).
+
+The actor is the reverse step ``π_θ(a | s) = p_θ(G_s | G_t)`` of a
+:class:`~agents.diffusion.model.DiffusionModel`, where ``s`` is the time that follows ``t`` on the
+environment's step schedule. It factorises over the nodes and edges of the next graph, i.e. over
+the entries of the flat ``MultiDiscrete`` action, so it is SB3's (maskable) multi-categorical
+distribution built from the exact log-probabilities. The critic is a separate small MLP on the
+one-hot graph and ``t`` (:class:`~agents.policies.observations.GraphCriticFeatures`), so PPO's value
+loss never reaches the pretrained denoiser.
+
+``GraphDiffusionPolicy`` serves ``stable_baselines3.PPO`` and ``A2C``;
+``MaskableGraphDiffusionPolicy`` serves ``sb3_contrib.MaskablePPO``. Both share
+:class:`DiffusionPolicyMixin`.
+
+Example:
+    >>> from stable_baselines3 import PPO
+    >>> env = GraphDenoiseEnv("toy", n_steps=5, prior=model.noise.marginals,
+    ...                       diffusion_steps=model.diffusion_steps)  # doctest: +SKIP
+    >>> agent = PPO(GraphDiffusionPolicy, env, gamma=1.0, n_steps=50,
+    ...             policy_kwargs={"model": model, "task": env.task})  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from sb3_contrib.common.maskable.distributions import MaskableDistribution
+from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+from stable_baselines3.common.distributions import Distribution, MultiCategoricalDistribution
+from stable_baselines3.common.policies import ActorCriticPolicy, BaseModel
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from torch import Tensor, nn
+
+from agents.diffusion.model import DiffusionModel
+from agents.policies.compat import ModelSpec, check_model_spaces, check_model_task, resolve_model
+from agents.policies.observations import GraphBatch, GraphCriticFeatures, graph_from_obs
+from dgpo_env.envs.graph_denoise import DenoiseTask
+
+LOG_ZERO = float(torch.finfo(torch.float32).min)
+"""``log 0`` as the action distribution stores it: finite (as ``torch.distributions`` clamps it), so
+that ``0 · log 0 = 0`` in every entropy and no NaN arises; ``exp(LOG_ZERO) == 0`` exactly, so a value
+of probability 0 is never sampled."""
+
+DEFAULT_CRITIC_ARCH: tuple[int, ...] = (64, 64)
+"""Hidden layer sizes of the value MLP."""
+
+
+def safe_log(probs: Tensor) -> Tensor:
+    """``log probs`` with ``log 0 = LOG_ZERO``; the gradient at zero entries is 0 (never NaN).
+
+    Args:
+        probs: ``[...]`` probabilities (``>= 0``).
+
+    Returns:
+        ``[...]`` log-probabilities, same dtype.
+    """
+    positive = probs > 0
+    logs = torch.log(torch.where(positive, probs, torch.ones_like(probs)))
+    return torch.where(positive, logs, torch.full_like(probs, LOG_ZERO))
+
+
+def critic_arch(net_arch: list[int] | dict[str, list[int]] | None) -> list[int]:
+    """The value MLP's hidden sizes from SB3-style ``net_arch`` (a list, or a dict's ``"vf"`` entry).
+
+    Raises:
+        ValueError: If a dict asks for actor layers (the actor is the diffusion model).
+    """
+    if net_arch is None:
+        return list(DEFAULT_CRITIC_ARCH)
+    if isinstance(net_arch, dict):
+        if net_arch.get("pi"):
+            raise ValueError(
+                "net_arch['pi'] must be empty: the actor of a graph-diffusion policy is the diffusion model; "
+                "give the critic's layers as net_arch=[64, 64] or dict(vf=[64, 64])"
+            )
+        return list(net_arch.get("vf", DEFAULT_CRITIC_ARCH))
+    return list(net_arch)
+
+
+class DiffusionPolicyMixin:
+    """Shared body of :class:`GraphDiffusionPolicy` and :class:`MaskableGraphDiffusionPolicy`.
+
+    Must precede an SB3 actor-critic policy class in the bases. Keyword arguments besides the ones
+    below go to that class (``activation_fn``, ``ortho_init``, ``optimizer_class``, ...).
+
+    Args:
+        observation_space: The environment's ``Dict`` observation space.
+        action_space: The environment's ``MultiDiscrete`` action space.
+        lr_schedule: Learning-rate schedule (from the algorithm).
+        model: The pretrained :class:`DiffusionModel` (deep-copied) or its checkpoint path.
+        task: ``env.unwrapped.task`` of the environment: search space, ``T``, step schedule, prior.
+        net_arch: Hidden sizes of the critic MLP (a list, or ``dict(vf=[...])``).
+        critic_time_dim: Width of the critic's time features.
+        **kwargs: For the SB3 policy class.
+
+    Raises:
+        ValueError: If the model and the environment disagree (search space, ``T``, step schedule,
+            prior, observation or action shapes), or ``use_sde=True``.
+    """
+
+    # attributes provided by the SB3 policy class this mixin is combined with
+    action_dist: Distribution
+    action_space: spaces.MultiDiscrete
+    observation_space: spaces.Dict
+    mlp_extractor: Any
+    vf_features_extractor: Any
+    optimizer_class: type[torch.optim.Optimizer]
+    optimizer_kwargs: dict[str, Any]
+    ortho_init: bool
+    init_weights: Any
+    on_schedule: Tensor  # bool[T + 1] buffer: times at which an action is taken
+    next_time: Tensor  # int64[T + 1] buffer: the next time on the schedule
+
+    def __init__(
+        self,
+        observation_space: spaces.Dict,
+        action_space: spaces.MultiDiscrete,
+        lr_schedule: Schedule,
+        model: ModelSpec | None = None,
+        task: DenoiseTask | None = None,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
+        critic_time_dim: int = 16,
+        **kwargs: Any,
+    ) -> None:
+        diffusion = resolve_model(model)
+        check_model_spaces(diffusion, observation_space, action_space)
+        check_model_task(diffusion, task)
+        assert task is not None
+        if kwargs.get("use_sde"):
+            raise ValueError("use_sde=True is for continuous actions; a graph-diffusion policy is discrete")
+        kwargs.setdefault("features_extractor_class", GraphCriticFeatures)
+        kwargs.setdefault("features_extractor_kwargs", {"time_dim": critic_time_dim})
+        super().__init__(  # type: ignore[call-arg]
+            observation_space, action_space, lr_schedule, net_arch={"pi": [], "vf": critic_arch(net_arch)}, **kwargs
+        )
+        self.model: DiffusionModel = diffusion
+        self.task = task
+        self.critic_time_dim = critic_time_dim
+        self.model_path = str(model) if not isinstance(model, DiffusionModel) else None
+        times = torch.as_tensor(np.asarray(task.timesteps), dtype=torch.int64)  # [n_steps + 1], T .. 0
+        on_schedule = torch.zeros(diffusion.diffusion_steps + 1, dtype=torch.bool)
+        on_schedule[times[:-1]] = True  # times an action is taken at (not the terminal t = 0)
+        next_time = torch.zeros(diffusion.diffusion_steps + 1, dtype=torch.int64)
+        next_time[times[:-1]] = times[1:]
+        self.register_buffer("on_schedule", on_schedule, persistent=False)  # type: ignore[attr-defined]
+        self.register_buffer("next_time", next_time, persistent=False)  # type: ignore[attr-defined]
+        trainable = [p for p in self.parameters() if p.requires_grad]  # type: ignore[attr-defined]
+        self.optimizer = self.optimizer_class(trainable, lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
+
+    # ------------------------------------------------------------------ construction (SB3 hooks)
+    def _build(self, lr_schedule: Schedule) -> None:
+        """Build the critic only (SB3 hook); the actor is the diffusion model, the optimizer comes later."""
+        del lr_schedule  # the optimizer is created once the model is attached
+        self._build_mlp_extractor()  # type: ignore[attr-defined]
+        self.value_net = nn.Linear(self.mlp_extractor.latent_dim_vf, 1)
+        if self.ortho_init:
+            self.mlp_extractor.apply(partial(self.init_weights, gain=np.sqrt(2)))
+            self.value_net.apply(partial(self.init_weights, gain=1.0))
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        """Constructor arguments for ``policy.save``/``load`` (the model itself, or its checkpoint path)."""
+        data: dict[str, Any] = super()._get_constructor_parameters()  # type: ignore[misc]
+        data.pop("features_extractor_class", None)
+        data.pop("features_extractor_kwargs", None)
+        data.update(
+            model=self.model if self.model_path is None else self.model_path,
+            task=self.task,
+            net_arch=critic_arch(data.get("net_arch")),
+            critic_time_dim=self.critic_time_dim,
+        )
+        return data
+
+    # ------------------------------------------------------------------ the actor
+    def next_times(self, t: Tensor) -> Tensor:
+        """``s``: the time after ``t`` on the environment's schedule, ``int64[B]``.
+
+        Raises:
+            ValueError: If some ``t`` is not a (non-terminal) time of the schedule.
+        """
+        t_max = self.model.diffusion_steps
+        inside = (t >= 1) & (t <= t_max)
+        ok = inside & self.on_schedule[t.clamp(0, t_max)]
+        if not bool(ok.all()):
+            bad = sorted(set(t[~ok].tolist()))
+            raise ValueError(
+                f"time index {bad} is not a step of the policy's schedule {self.task.timesteps.tolist()[:-1]}: "
+                "the policy was built with another environment's task (e.g. other n_steps), or it was asked "
+                "to act at t = 0; build the policy with task=env.unwrapped.task of the env it acts in"
+            )
+        return self.next_time[t]
+
+    def reverse_step_log_probs(self, graph: GraphBatch) -> Tensor:
+        """``log p_θ(G_s | G_t)`` of every value of every action entry: ``float32[B, sum(nvec)]``.
+
+        Entries of probability 0 hold :data:`LOG_ZERO`; each entry's block sums to 1 in probability.
+        """
+        s = self.next_times(graph.t)
+        node_probs, edge_probs = self.model.reverse_step_probs(graph.nodes, graph.edges, graph.t, s)  # [B,N,K],[B,M,Ke]
+        log_probs = torch.cat([safe_log(node_probs).flatten(1), safe_log(edge_probs).flatten(1)], dim=1)
+        return log_probs.to(torch.float32)
+
+    def _distribution(self, obs: PyTorchObs, action_masks: np.ndarray | Tensor | None = None) -> Distribution:
+        """The SB3 multi-categorical distribution of the reverse step (masks applied if given)."""
+        assert isinstance(obs, dict), "a graph-diffusion policy needs Dict observations"
+        log_probs = self.reverse_step_log_probs(graph_from_obs(obs))
+        dist = self.action_dist.proba_distribution(action_logits=log_probs)  # type: ignore[call-arg]
+        if action_masks is not None:
+            if not isinstance(dist, MaskableDistribution):
+                raise ValueError("action_masks need MaskableGraphDiffusionPolicy (sb3_contrib.MaskablePPO)")
+            dist.apply_masking(action_masks)
+        return dist
+
+    # ------------------------------------------------------------------ SB3 policy API
+    def forward(
+        self, obs: PyTorchObs, deterministic: bool = False, action_masks: np.ndarray | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Sample (or take the mode of) the next graph; returns ``(actions, values, log_prob)``."""
+        dist = self._distribution(obs, action_masks)
+        actions = dist.get_actions(deterministic=deterministic)
+        log_prob = dist.log_prob(actions)
+        return actions.reshape((-1, *self.action_space.shape)), self.predict_values(obs), log_prob
+
+    def evaluate_actions(
+        self, obs: PyTorchObs, actions: Tensor, action_masks: np.ndarray | Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """``(values, log_prob, entropy)`` of ``actions`` (exact; entropy finite)."""
+        dist = self._distribution(obs, action_masks)
+        entropy = dist.entropy()
+        assert entropy is not None, "multi-categorical distributions have an exact entropy"
+        return self.predict_values(obs), dist.log_prob(actions), entropy
+
+    def get_distribution(self, obs: PyTorchObs, action_masks: np.ndarray | None = None) -> Distribution:
+        """The action distribution ``p_θ(G_s | G_t)``."""
+        return self._distribution(obs, action_masks)
+
+    def predict_values(self, obs: PyTorchObs) -> Tensor:
+        """The critic's value estimates ``[B, 1]``."""
+        features = BaseModel.extract_features(self, obs, self.vf_features_extractor)  # type: ignore[arg-type]
+        return self.value_net(self.mlp_extractor.forward_critic(features))
+
+    def _predict(
+        self, observation: PyTorchObs, deterministic: bool = False, action_masks: np.ndarray | None = None
+    ) -> Tensor:
+        """Actions for ``predict``."""
+        return self._distribution(observation, action_masks).get_actions(deterministic=deterministic)
+
+
+class GraphDiffusionPolicy(DiffusionPolicyMixin, ActorCriticPolicy):  # type: ignore[misc]
+    """Actor = pretrained reverse diffusion, critic = small MLP; for ``PPO`` and ``A2C``.
+
+    See :class:`DiffusionPolicyMixin` for the arguments. Train with ``gamma=1`` and an ``n_steps``
+    that is a multiple of the episode length (the reward comes at ``t = 0`` only).
+    """
+
+    action_dist: MultiCategoricalDistribution
+
+
+class MaskableGraphDiffusionPolicy(DiffusionPolicyMixin, MaskableActorCriticPolicy):  # type: ignore[misc]
+    """:class:`GraphDiffusionPolicy` for ``sb3_contrib.MaskablePPO`` (its methods take ``action_masks``).
+
+    The reverse step already gives disallowed values probability 0, so the environment's masks
+    change nothing but are honoured.
+    """

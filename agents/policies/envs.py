@@ -1,0 +1,104 @@
+"""Build denoising environments that match a diffusion model (same ``T`` and prior), sharing one benchmark."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium as gym
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+
+import dgpo_env
+from agents.diffusion.model import DiffusionModel
+from agents.policies.budget import BudgetedBenchmark
+from agents.policies.compat import ModelSpec, resolve_model
+from dgpo_env.benchmarks import Benchmark, make_benchmark
+from dgpo_env.envs.graph_denoise import DEFAULT_N_STEPS, GraphDenoiseEnv
+
+
+def benchmark_for_env_id(env_id: str, **overrides: Any) -> Benchmark:
+    """A fresh benchmark instance as ``gym.make(env_id)`` would build it.
+
+    Args:
+        env_id: A registered ``dgpo_env/...`` id.
+        **overrides: Extra or replaced benchmark arguments (e.g. ``table_path=...`` for NB201).
+
+    Raises:
+        ValueError: If ``env_id`` is not registered or its spec does not name a benchmark.
+    """
+    if env_id not in gym.registry:
+        raise ValueError(f"unknown environment id {env_id!r}; registered: {sorted(dgpo_env.ENV_SPECS)}")
+    spec_kwargs = gym.spec(env_id).kwargs
+    name = spec_kwargs.get("benchmark")
+    if not isinstance(name, str):
+        raise ValueError(f"{env_id} does not name its benchmark in its spec; pass benchmark= explicitly")
+    return make_benchmark(name, **{**dict(spec_kwargs.get("benchmark_kwargs") or {}), **overrides})
+
+
+def make_env_for_model(
+    model: ModelSpec,
+    env_id: str | None,
+    n_envs: int = 1,
+    n_steps: int = DEFAULT_N_STEPS,
+    seed: int | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+    benchmark: Benchmark | None = None,
+    max_queries: int | None = None,
+) -> VecEnv:
+    """A ``DummyVecEnv`` of ``n_envs`` copies of ``env_id`` built with the model's ``T`` and prior.
+
+    All copies share one :class:`Benchmark` instance, so its query count is global (DESIGN.md §5).
+    Each copy is wrapped in SB3's ``Monitor`` (episode statistics for the logger).
+
+    Args:
+        model: The diffusion model or its checkpoint path.
+        env_id: A registered ``dgpo_env/...`` id, or ``None`` to build
+            :class:`~dgpo_env.envs.GraphDenoiseEnv` directly on ``benchmark``.
+        n_envs: Number of environment copies.
+        n_steps: Denoising steps per episode.
+        seed: Seed of the first copy (copy ``i`` gets ``seed + i``).
+        env_kwargs: Further ``GraphDenoiseEnv`` arguments (e.g. ``{"inverse": True}``); must not set
+            ``prior`` or ``diffusion_steps``.
+        benchmark: The shared benchmark (default: a fresh one as ``env_id`` defines it).
+        max_queries: If given, the copies see a :class:`~agents.policies.budget.BudgetedBenchmark` view
+            of it that refuses new cells beyond this many distinct queries (an exact budget).
+
+    Returns:
+        The vectorised environment.
+
+    Raises:
+        ValueError: If ``env_kwargs`` tries to override the model's prior or ``T``, ``n_envs < 1``,
+            neither ``env_id`` nor ``benchmark`` is given, or the benchmark's search space is not the model's.
+    """
+    if n_envs < 1:
+        raise ValueError(f"n_envs must be >= 1, got {n_envs}")
+    diffusion: DiffusionModel = resolve_model(model, copy_model=False)
+    extra = dict(env_kwargs or {})
+    clash = sorted({"prior", "diffusion_steps", "benchmark", "benchmark_kwargs"} & set(extra))
+    if clash:
+        raise ValueError(f"env_kwargs must not set {clash}: they come from the model and the shared benchmark")
+    if env_id is None and benchmark is None:
+        raise ValueError("give an environment id or a benchmark")
+    shared = benchmark_for_env_id(env_id) if benchmark is None else benchmark  # type: ignore[arg-type]
+    if shared.search_space.name != diffusion.space.name:
+        raise ValueError(
+            f"search space mismatch: {env_id or shared.name} generates {shared.search_space.name!r} cells but the "
+            f"model was pretrained on {diffusion.space.name!r}; use a checkpoint pretrained on "
+            f"{shared.search_space.name!r}"
+        )
+    kwargs = {
+        "benchmark": shared if max_queries is None else BudgetedBenchmark(shared, max_queries),
+        "benchmark_kwargs": None,
+        "prior": diffusion.noise.marginals,
+        "diffusion_steps": diffusion.diffusion_steps,
+        "n_steps": n_steps,
+        **extra,
+    }
+    return make_vec_env(
+        GraphDenoiseEnv if env_id is None else env_id,
+        n_envs=n_envs,
+        seed=seed,
+        env_kwargs=kwargs,
+        vec_env_cls=DummyVecEnv,
+    )

@@ -1,0 +1,588 @@
+"""The official NAS-Bench-101 data files, read without TensorFlow, and their compact cache.
+
+The files ``nasbench_only108.tfrecord`` (108-epoch results) and ``nasbench_full.tfrecord`` (4, 12,
+36 and 108 epochs) are TFRecord files (see :mod:`dgpo_env.benchmarks.tfrecord`). Each record is a
+UTF-8 JSON list ``[module_hash, epochs, adjacency, ops, metrics]`` (DESIGN.md section 1):
+
+* ``module_hash``: the official graph hash of the pruned cell (the look-up key);
+* ``epochs``: the training budget of this run;
+* ``adjacency``: the row-major 0/1 string of the pruned ``n x n`` matrix (``n <= 7``);
+* ``ops``: comma-separated op names, ``input`` first and ``output`` last;
+* ``metrics``: a base64 ``ModelMetrics`` protobuf (proto2), decoded here by hand:
+  ``ModelMetrics {1: repeated EvaluationData, 2: int32 trainable_parameters, 3: double total_time}``,
+  ``EvaluationData {1: double current_epoch, 2: double training_time, 3: double train_accuracy,
+  4: double validation_accuracy, 5: double test_accuracy, 6: string checkpoint_path}``.
+
+There is one record per training run (3 seeds per cell and budget). Each holds three evaluations
+(start, halfway, end of training); the official API reports the third, and so do we.
+
+The first use of a file converts it, streaming, into a compact ``.npz`` in
+:func:`~dgpo_env.benchmarks.cache.cache_dir` (one file per source file and epoch budget); later
+loads read only that cache.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import math
+import os
+import struct
+import zipfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dgpo_env.benchmarks.cache import cache_dir, save_npz_atomic
+from dgpo_env.benchmarks.errors import BenchmarkDataError
+from dgpo_env.benchmarks.tfrecord import TFRecordError, iter_record_chunks
+from dgpo_env.search_spaces.nb101 import INPUT, N_VERTICES, NB101_OPS, OUTPUT, NB101Spec
+
+PATH_ENV_VAR = "DGPO_NB101_PATH"
+DOWNLOAD_URL = "https://storage.googleapis.com/nasbench/nasbench_only108.tfrecord"
+DOWNLOAD_SIZE = "~499 MB"
+DOWNLOAD_SHA256 = "4c39c3936e36a85269881d659e44e61a245babcb72cb374eacacf75d0e5f4fd1"
+FULL_URL = "https://storage.googleapis.com/nasbench/nasbench_full.tfrecord"
+FULL_SIZE = "~1.95 GB"
+FULL_SHA256 = "3d64db8180fb1b0207212f9032205064312b6907a3bbc81eabea10db2f5c7e9c"
+"""Official download locations, sizes and sha256 (google-research/nasbench README)."""
+
+N_SEEDS = 3  # official config['num_repeats']
+OP_CODES: tuple[str, ...] = (INPUT, OUTPUT, *NB101_OPS)
+"""Op code stored in the cache: index in this tuple (the node types of ``NB101SearchSpace``)."""
+_CACHE_FORMAT = 1
+_HASH_DTYPE = "S32"
+
+_DOUBLE = struct.Struct("<d")
+_WIRE_VARINT, _WIRE_I64, _WIRE_LEN, _WIRE_I32 = 0, 1, 2, 5
+
+
+# ---------------------------------------------------------------------- protobuf decoding
+@dataclass(frozen=True)
+class EvaluationData:
+    """One evaluation of a training run (accuracies in ``[0, 1]`` as stored, times in seconds).
+
+    Attributes:
+        current_epoch: Epoch at which it was taken.
+        training_time: Training time so far.
+        train_accuracy: Training-set accuracy.
+        validation_accuracy: Validation-set accuracy.
+        test_accuracy: Test-set accuracy.
+        checkpoint_path: Path of the checkpoint in the original runs.
+    """
+
+    current_epoch: float = 0.0
+    training_time: float = 0.0
+    train_accuracy: float = 0.0
+    validation_accuracy: float = 0.0
+    test_accuracy: float = 0.0
+    checkpoint_path: str = ""
+
+
+@dataclass(frozen=True)
+class ModelMetrics:
+    """A decoded ``ModelMetrics`` message.
+
+    Attributes:
+        evaluation_data: The evaluations in file order (start, halfway, end of training).
+        trainable_parameters: Trainable parameters of the network.
+        total_time: Total wall-clock time of the run, seconds.
+    """
+
+    evaluation_data: tuple[EvaluationData, ...]
+    trainable_parameters: int
+    total_time: float
+
+
+def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    """Decode a base-128 varint at ``pos``; return ``(value, next position)``."""
+    value, shift = 0, 0
+    while True:
+        if pos >= len(buf):
+            raise ValueError("varint runs past the end of the message")
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint longer than 10 bytes")
+
+
+def decode_fields(buf: bytes) -> dict[int, list[int | float | bytes]]:
+    """Split a protobuf message into its fields (wire format: varint, 64-bit, length-delimited, 32-bit).
+
+    Args:
+        buf: The serialised message.
+
+    Returns:
+        ``{field number: [values in order]}``; varints as ``int``, 64-bit fields as ``float``
+        (``double``), length-delimited fields as ``bytes``, 32-bit fields as ``int``.
+
+    Raises:
+        ValueError: On a malformed message (unknown wire type, a field running past the end).
+    """
+    fields: dict[int, list[int | float | bytes]] = {}
+    pos = 0
+    while pos < len(buf):
+        key, pos = _read_varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        value: int | float | bytes
+        if wire == _WIRE_VARINT:
+            value, pos = _read_varint(buf, pos)
+        elif wire == _WIRE_I64:
+            if pos + 8 > len(buf):
+                raise ValueError(f"64-bit field {number} runs past the end of the message")
+            (value,) = _DOUBLE.unpack_from(buf, pos)
+            pos += 8
+        elif wire == _WIRE_LEN:
+            size, pos = _read_varint(buf, pos)
+            if pos + size > len(buf):
+                raise ValueError(f"length-delimited field {number} runs past the end of the message")
+            value = buf[pos : pos + size]
+            pos += size
+        elif wire == _WIRE_I32:
+            if pos + 4 > len(buf):
+                raise ValueError(f"32-bit field {number} runs past the end of the message")
+            value = int.from_bytes(buf[pos : pos + 4], "little")
+            pos += 4
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire} (field {number})")
+        fields.setdefault(number, []).append(value)
+    return fields
+
+
+def _last(fields: dict[int, list[int | float | bytes]], number: int, kind: type, default: object) -> object:
+    values = fields.get(number)
+    if not values:
+        return default
+    value = values[-1]  # proto2: the last occurrence of a non-repeated field wins
+    if not isinstance(value, kind):
+        raise ValueError(f"field {number} has the wrong wire type for a {kind.__name__}")
+    return value
+
+
+def decode_evaluation_data(buf: bytes) -> EvaluationData:
+    """Decode an ``EvaluationData`` message.
+
+    Raises:
+        ValueError: If the message is malformed.
+    """
+    f = decode_fields(buf)
+    path = _last(f, 6, bytes, b"")
+    assert isinstance(path, bytes)
+    return EvaluationData(
+        current_epoch=float(_last(f, 1, float, 0.0)),  # type: ignore[arg-type]
+        training_time=float(_last(f, 2, float, 0.0)),  # type: ignore[arg-type]
+        train_accuracy=float(_last(f, 3, float, 0.0)),  # type: ignore[arg-type]
+        validation_accuracy=float(_last(f, 4, float, 0.0)),  # type: ignore[arg-type]
+        test_accuracy=float(_last(f, 5, float, 0.0)),  # type: ignore[arg-type]
+        checkpoint_path=path.decode("utf-8", errors="replace"),
+    )
+
+
+def decode_model_metrics(buf: bytes) -> ModelMetrics:
+    """Decode a ``ModelMetrics`` message.
+
+    Raises:
+        ValueError: If the message is malformed.
+    """
+    f = decode_fields(buf)
+    evaluations = []
+    for raw in f.get(1, []):
+        if not isinstance(raw, bytes):
+            raise ValueError("field 1 (evaluation_data) must be length-delimited")
+        evaluations.append(decode_evaluation_data(raw))
+    params = int(_last(f, 2, int, 0))  # type: ignore[call-overload]
+    if params >= 1 << 63:  # negative int32 values are sign-extended to 64-bit varints
+        params -= 1 << 64
+    return ModelMetrics(tuple(evaluations), params, float(_last(f, 3, float, 0.0)))  # type: ignore[arg-type]
+
+
+def _encode_varint(value: int) -> bytes:
+    value &= (1 << 64) - 1  # negative int32 values are sign-extended to 10 bytes
+    out = bytearray()
+    while True:
+        low = value & 0x7F
+        value >>= 7
+        out.append(low | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _encode_double(number: int, value: float) -> bytes:
+    return _encode_varint(number << 3 | _WIRE_I64) + _DOUBLE.pack(value)
+
+
+def _encode_bytes(number: int, value: bytes) -> bytes:
+    return _encode_varint(number << 3 | _WIRE_LEN) + _encode_varint(len(value)) + value
+
+
+def encode_model_metrics(metrics: ModelMetrics) -> bytes:
+    """Serialise a :class:`ModelMetrics` in the official wire format (inverse of :func:`decode_model_metrics`).
+
+    Useful to write small files in the official layout (test fixtures, subsets of the data).
+    """
+    parts = []
+    for e in metrics.evaluation_data:
+        body = b"".join(
+            _encode_double(number, value)
+            for number, value in enumerate(
+                (e.current_epoch, e.training_time, e.train_accuracy, e.validation_accuracy, e.test_accuracy), start=1
+            )
+        )
+        parts.append(_encode_bytes(1, body + _encode_bytes(6, e.checkpoint_path.encode("utf-8"))))
+    parts.append(_encode_varint(2 << 3 | _WIRE_VARINT) + _encode_varint(metrics.trainable_parameters))
+    parts.append(_encode_double(3, metrics.total_time))
+    return b"".join(parts)
+
+
+# ---------------------------------------------------------------------- rows
+@dataclass(frozen=True)
+class NB101Row:
+    """One record of the official file: one training run of one cell.
+
+    Attributes:
+        module_hash: Official graph hash of the pruned cell.
+        epochs: Training budget.
+        spec: The pruned cell as stored.
+        metrics: The run's decoded metrics.
+    """
+
+    module_hash: str
+    epochs: int
+    spec: NB101Spec
+    metrics: ModelMetrics
+
+    @property
+    def final(self) -> EvaluationData:
+        """The evaluation at the end of training (the one the official API reports)."""
+        return self.metrics.evaluation_data[-1]
+
+
+def _split_record(data: bytes) -> tuple[str, int, str, str, str]:
+    """The five JSON fields of a record, type-checked: ``(hash, epochs, adjacency, ops, metrics)``.
+
+    Raises:
+        ValueError: If the record is not a UTF-8 JSON list of that shape.
+    """
+    try:
+        fields = json.loads(data)
+    except ValueError as err:  # JSONDecodeError and UnicodeDecodeError
+        raise ValueError(f"record is not UTF-8 JSON: {err}") from err
+    if not isinstance(fields, list) or len(fields) != 5:
+        raise ValueError("record is not a JSON list [hash, epochs, adjacency, ops, metrics]")
+    module_hash, epochs, raw_adjacency, raw_ops, raw_metrics = fields
+    if not (isinstance(raw_adjacency, str) and isinstance(raw_ops, str) and isinstance(raw_metrics, str)):
+        raise ValueError("adjacency, ops and metrics must be JSON strings")
+    if not isinstance(epochs, int):
+        raise ValueError(f"epochs must be an integer, got {epochs!r}")
+    if not isinstance(module_hash, str) or len(module_hash) != 32 or not module_hash.isascii():
+        raise ValueError(f"module hash must be a 32-character ASCII string, got {module_hash!r}")
+    return module_hash, epochs, raw_adjacency, raw_ops, raw_metrics
+
+
+def _metrics_bytes(raw_metrics: str) -> bytes:
+    try:
+        return base64.b64decode(raw_metrics, validate=True)
+    except binascii.Error as err:
+        raise ValueError(f"metrics field is not base64: {err}") from err
+
+
+_OP_CODE = {name: code for code, name in enumerate(OP_CODES)}
+
+
+def _spec_codes(raw_adjacency: str, raw_ops: str) -> tuple[int, bytes, bytes]:
+    """Check a record's spec fields and pack them: ``(n, 49 adjacency bytes, 7 op-code bytes)``.
+
+    Raises:
+        ValueError: If the fields do not describe a valid official spec.
+    """
+    n = math.isqrt(len(raw_adjacency))
+    if n * n != len(raw_adjacency) or not 2 <= n <= N_VERTICES or raw_adjacency.strip("01"):
+        raise ValueError(f"adjacency must be a square 0/1 string of side 2..7, got {raw_adjacency!r}")
+    ops = raw_ops.split(",")
+    codes = [_OP_CODE.get(op, -1) for op in ops]
+    if len(ops) != n or codes[0] != 0 or codes[-1] != 1 or min(codes[1:-1], default=2) < 2:
+        raise ValueError(f"ops must be 'input', {n - 2} of {NB101_OPS}, 'output'; got {raw_ops!r}")
+    adj = bytearray(N_VERTICES * N_VERTICES)
+    for i in range(n):
+        row = raw_adjacency[i * n : (i + 1) * n]
+        if "1" in row[: i + 1]:
+            raise ValueError("the adjacency matrix must be strictly upper triangular")
+        for j in range(i + 1, n):
+            if row[j] == "1":
+                adj[i * N_VERTICES + j] = 1
+    return n, bytes(adj), bytes(codes + [0] * (N_VERTICES - n))
+
+
+def _spec_from_codes(n: int, adj: bytes | NDArray[np.uint8], codes: bytes | NDArray[np.uint8]) -> NB101Spec:
+    matrix = np.frombuffer(bytes(adj), dtype=np.uint8).reshape(N_VERTICES, N_VERTICES)[:n, :n].astype(np.int64)
+    return NB101Spec(matrix, tuple(OP_CODES[c] for c in bytes(codes)[:n]))
+
+
+def parse_row(data: bytes) -> NB101Row:
+    """Parse one record's data (UTF-8 JSON list, base64 protobuf) in full.
+
+    Raises:
+        ValueError: If the record does not have the official layout.
+    """
+    module_hash, epochs, raw_adjacency, raw_ops, raw_metrics = _split_record(data)
+    spec = _spec_from_codes(*_spec_codes(raw_adjacency, raw_ops))
+    metrics = decode_model_metrics(_metrics_bytes(raw_metrics))
+    if not metrics.evaluation_data:
+        raise ValueError("ModelMetrics holds no evaluation")
+    return NB101Row(module_hash, epochs, spec, metrics)
+
+
+def encode_row(row: NB101Row) -> bytes:
+    """One record's data in the official layout (inverse of :func:`parse_row`)."""
+    metrics = base64.b64encode(encode_model_metrics(row.metrics)).decode("ascii")
+    raw = [row.module_hash, row.epochs, row.spec.adjacency_string(), ",".join(row.spec.ops), metrics]
+    return json.dumps(raw).encode("utf-8")
+
+
+# ---------------------------------------------------------------------- table
+@dataclass(frozen=True)
+class NB101Table:
+    """All cells of one epoch budget, sorted by hash. Accuracies in percent.
+
+    Row ``i`` describes the cell with hash ``hashes[i]``; ``adjacency[i, :n, :n]`` and ``ops[i, :n]``
+    with ``n = n_vertices[i]`` are its pruned spec (entries beyond ``n`` are zero and unused).
+
+    Attributes:
+        hashes: ``S32[C]`` sorted official hashes (ASCII bytes).
+        n_vertices: ``uint8[C]`` vertices of the pruned cell.
+        adjacency: ``uint8[C, 7, 7]`` pruned adjacency, zero-padded.
+        ops: ``uint8[C, 7]`` op codes (index into :data:`OP_CODES`), zero-padded.
+        val_acc: ``float64[C, 3]`` final validation accuracy per seed, NaN for a missing seed.
+        test_acc: ``float64[C, 3]`` final test accuracy per seed.
+        train_time_s: ``float64[C, 3]`` training time per seed, seconds.
+        params: ``int64[C]`` trainable parameters.
+        epochs: The training budget of every row.
+    """
+
+    hashes: NDArray[np.bytes_]
+    n_vertices: NDArray[np.uint8]
+    adjacency: NDArray[np.uint8]
+    ops: NDArray[np.uint8]
+    val_acc: NDArray[np.float64]
+    test_acc: NDArray[np.float64]
+    train_time_s: NDArray[np.float64]
+    params: NDArray[np.int64]
+    epochs: int
+
+    def __len__(self) -> int:
+        return int(self.hashes.size)
+
+    def find(self, module_hash: str) -> int | None:
+        """Row of a hash, or ``None`` if the table does not hold it (binary search)."""
+        key = np.array(module_hash.encode("ascii", errors="replace"), dtype=_HASH_DTYPE)
+        i = int(np.searchsorted(self.hashes, key))
+        return i if i < len(self) and self.hashes[i] == key else None
+
+    def spec(self, row: int) -> NB101Spec:
+        """The pruned spec of a row."""
+        return _spec_from_codes(int(self.n_vertices[row]), self.adjacency[row], self.ops[row])
+
+    def hash_at(self, row: int) -> str:
+        """The hash of a row as a string."""
+        return bytes(self.hashes[row]).decode("ascii")
+
+    @property
+    def val_acc_mean(self) -> NDArray[np.float64]:
+        """``float64[C]`` mean validation accuracy over the available seeds (percent)."""
+        return np.nanmean(self.val_acc, axis=1)
+
+    @property
+    def test_acc_mean(self) -> NDArray[np.float64]:
+        """``float64[C]`` mean test accuracy over the available seeds (percent)."""
+        return np.nanmean(self.test_acc, axis=1)
+
+
+_TABLE_KEYS = ("hashes", "n_vertices", "adjacency", "ops", "val_acc", "test_acc", "train_time_s", "params")
+
+
+def _download_hint() -> str:
+    return (
+        f"download the official file from {DOWNLOAD_URL} ({DOWNLOAD_SIZE}, sha256 {DOWNLOAD_SHA256}) "
+        f"and pass its path (path=...) or set {PATH_ENV_VAR}; nasbench_full.tfrecord ({FULL_URL}, {FULL_SIZE}, "
+        f"sha256 {FULL_SHA256}) works too"
+    )
+
+
+def resolve_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """The NAS-Bench-101 file: ``path`` if given, else ``$DGPO_NB101_PATH``.
+
+    Raises:
+        BenchmarkDataError: If neither is set or the file does not exist; the message says where
+            to download it, its size and sha256.
+    """
+    if path is None:
+        env = os.environ.get(PATH_ENV_VAR)
+        if not env:
+            raise BenchmarkDataError(f"no NAS-Bench-101 data file given: {_download_hint()}")
+        path = env
+    resolved = Path(path).expanduser()
+    if not resolved.is_file():
+        raise BenchmarkDataError(f"NAS-Bench-101 data file not found at {resolved}: {_download_hint()}")
+    return resolved.resolve()
+
+
+def cache_path_for(source: Path, epochs: int) -> Path:
+    """Where the converted table of ``source`` (one epoch budget) is cached.
+
+    The name depends on the file's absolute path, size and modification time, so a replaced
+    file is converted again.
+    """
+    stat = source.stat()
+    ident = f"{source}|{stat.st_size}|{stat.st_mtime_ns}".encode()
+    digest = hashlib.sha256(ident).hexdigest()[:16]
+    return cache_dir() / f"nb101-{source.stem}-e{epochs}-{digest}-v{_CACHE_FORMAT}.npz"
+
+
+def _final_evaluation(raw_metrics: str) -> tuple[int, float, float, float]:
+    """``(trainable_parameters, validation, test, training_time)`` of a run's last evaluation.
+
+    Decodes only the last ``EvaluationData`` (the conversion's hot path).
+
+    Raises:
+        ValueError: If the metrics are not base64 or not a ``ModelMetrics`` with an evaluation.
+    """
+    fields = decode_fields(_metrics_bytes(raw_metrics))
+    evaluations = fields.get(1, [])
+    if not evaluations or not isinstance(evaluations[-1], bytes):
+        raise ValueError("ModelMetrics holds no evaluation")
+    final = decode_evaluation_data(evaluations[-1])
+    params = int(_last(fields, 2, int, 0))  # type: ignore[call-overload]
+    return params, final.validation_accuracy, final.test_accuracy, final.training_time
+
+
+def convert_tfrecord(source: Path, epochs: int = 108) -> dict[str, np.ndarray]:
+    """Stream an official file into the cache arrays for one epoch budget (every CRC checked).
+
+    Memory holds the kept results (Python lists: ~150 bytes per run and ~250 per cell) and one
+    32 MB chunk of the file, not the whole file: a synthetic file of the official size (1,270,872
+    records) peaks at ~470 MB RSS and converts in 40-50 s (``benchmarks/nb101_convert.py``).
+
+    Args:
+        source: The ``.tfrecord`` file.
+        epochs: Keep only runs with this budget.
+
+    Returns:
+        The arrays of :class:`NB101Table` by field name (``epochs`` as a 0-d array).
+
+    Raises:
+        BenchmarkDataError: If the file is corrupt, truncated, malformed (the message names the
+            byte offset), holds no run with this budget, or more than 3 runs of one cell.
+    """
+    cell_of: dict[str, int] = {}  # hash -> cell number in first-seen order
+    n_vertices, adjacency, ops = bytearray(), bytearray(), bytearray()
+    params: list[int] = []
+    runs: dict[str, list[float]] = {"val": [], "test": [], "time": []}
+    run_cell: list[int] = []
+    try:
+        for chunk in iter_record_chunks(source):
+            for i in range(len(chunk)):
+                try:
+                    module_hash, run_epochs, raw_adjacency, raw_ops, raw_metrics = _split_record(chunk.record(i))
+                    if run_epochs != epochs:
+                        continue
+                    n_params, val, test, train_time = _final_evaluation(raw_metrics)
+                    cell = cell_of.get(module_hash)
+                    if cell is None:
+                        n, adj, codes = _spec_codes(raw_adjacency, raw_ops)
+                        cell = cell_of[module_hash] = len(cell_of)
+                        n_vertices.append(n)
+                        adjacency += adj
+                        ops += codes
+                        params.append(n_params)
+                    elif params[cell] != n_params:
+                        raise ValueError(f"runs of cell {module_hash} disagree on the parameter count")
+                except ValueError as err:
+                    raise BenchmarkDataError(
+                        f"{source}: malformed record at byte offset {int(chunk.offsets[i])}: {err}"
+                    ) from err
+                run_cell.append(cell)
+                runs["val"].append(val)
+                runs["test"].append(test)
+                runs["time"].append(train_time)
+    except TFRecordError as err:
+        raise BenchmarkDataError(f"{err} [{_download_hint()}]") from err
+    if not cell_of:
+        raise BenchmarkDataError(f"{source} holds no {epochs}-epoch run; pick another epochs value or file")
+    n_cells = len(cell_of)
+    cells = np.array(run_cell, dtype=np.int64)  # [R] cell of every kept run
+    counts = np.bincount(cells, minlength=n_cells)  # [C]
+    if counts.max() > N_SEEDS:
+        worst = int(np.argmax(counts))
+        raise BenchmarkDataError(
+            f"{source}: cell {list(cell_of)[worst]} has {counts[worst]} runs at {epochs} epochs, "
+            f"expected at most {N_SEEDS}"
+        )
+    order = np.argsort(cells, kind="stable")  # runs grouped by cell, file order within a cell
+    group_start = np.concatenate([[0], np.cumsum(counts)[:-1]])  # [C]
+    seed = np.empty_like(cells)
+    seed[order] = np.arange(cells.size) - group_start[cells[order]]  # 0, 1, 2 within each cell
+    hashes = np.array([h.encode("ascii") for h in cell_of], dtype=_HASH_DTYPE)  # [C], first-seen order
+    by_hash = np.argsort(hashes, kind="stable")  # table rows sorted by hash
+    arrays: dict[str, np.ndarray] = {
+        "hashes": hashes[by_hash],
+        "n_vertices": np.frombuffer(bytes(n_vertices), dtype=np.uint8)[by_hash],
+        "adjacency": np.frombuffer(bytes(adjacency), dtype=np.uint8).reshape(n_cells, N_VERTICES, N_VERTICES)[by_hash],
+        "ops": np.frombuffer(bytes(ops), dtype=np.uint8).reshape(n_cells, N_VERTICES)[by_hash],
+        "params": np.array(params, dtype=np.int64)[by_hash],
+        "epochs": np.array(epochs, dtype=np.int64),
+    }
+    scale = {"val": 100.0, "test": 100.0, "time": 1.0}  # accuracies to percent
+    for name, key in (("val_acc", "val"), ("test_acc", "test"), ("train_time_s", "time")):
+        table = np.full((n_cells, N_SEEDS), np.nan)
+        table[cells, seed] = np.array(runs[key]) * scale[key]
+        arrays[name] = table[by_hash]
+    return arrays
+
+
+def _table_from_arrays(arrays: dict[str, np.ndarray]) -> NB101Table:
+    return NB101Table(**{k: arrays[k] for k in _TABLE_KEYS}, epochs=int(arrays["epochs"]))
+
+
+@lru_cache(maxsize=4)
+def _load_cache_file(cache_path: Path, mtime_ns: int) -> NB101Table | None:
+    """Read a cache file (memoised per process); ``None`` if it is damaged or has another layout."""
+    del mtime_ns  # part of the memo key only: a rewritten cache is read again
+    try:
+        with np.load(cache_path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return None
+    if any(k not in arrays for k in (*_TABLE_KEYS, "epochs")):
+        return None
+    return _table_from_arrays(arrays)
+
+
+def load_table(path: str | os.PathLike[str] | None = None, epochs: int = 108) -> NB101Table:
+    """The NAS-Bench-101 table for one epoch budget, converting the official file on first use.
+
+    Args:
+        path: The official ``.tfrecord`` file; ``None`` reads ``$DGPO_NB101_PATH``.
+        epochs: Training budget (108 for ``nasbench_only108``; 4, 12, 36 or 108 for the full file).
+
+    Raises:
+        BenchmarkDataError: If the file is missing (the message says where to download it) or
+            corrupt (the message names the byte offset).
+    """
+    source = resolve_path(path)
+    cache_path = cache_path_for(source, epochs)
+    if cache_path.exists():
+        table = _load_cache_file(cache_path, cache_path.stat().st_mtime_ns)
+        if table is not None:
+            return table
+    arrays = convert_tfrecord(source, epochs)
+    save_npz_atomic(cache_path, arrays)
+    return _table_from_arrays(arrays)

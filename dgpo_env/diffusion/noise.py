@@ -1,0 +1,514 @@
+"""The discrete noise process on DAGs: marginal transitions, posterior and reverse step (DESIGN.md §2).
+
+Every node and every strict-upper-triangle edge entry is a categorical variable that is noised
+independently. A *position* ``p`` has its own marginal ``m_p`` (:class:`Marginals`), and with
+one-hot rows
+
+* one forward step:      ``Q_t = α_t I + (1 - α_t) 1 m_pᵀ``;
+* from ``s`` to ``t > s``: ``Q̄_{t|s} = (ᾱ_t/ᾱ_s) I + (1 - ᾱ_t/ᾱ_s) 1 m_pᵀ`` (``Q̄_t = Q̄_{t|0}``,
+  ``Q_t = Q̄_{t|t-1}``), so jumping over several steps has the same form (striding);
+* prior ``p(x_T) = m_p`` (``ᾱ_T = 0``);
+* posterior ``q(x_s | x_t, x_0) ∝ (x_t Q̄_{t|s}ᵀ) ⊙ (x_0 Q̄_s)``, normaliser ``(x_0 Q̄_t)[x_t]``;
+* reverse step ``p(x_s | G_t) = Σ_{x_0} q(x_s | x_t, x_0) p̂(x_0 | G_t)`` given the denoiser's
+  clean-graph probabilities ``p̂``.
+
+A fixed position (input/output node, NB201's adjacency) has a one-hot marginal, so ``Q`` keeps it
+put and clamping is automatic; :class:`NoiseProcess` also restricts ``p̂`` to the search space's
+allowed values, so the reverse step keeps fixed positions put whatever the denoiser predicts.
+
+Node and edge positions use the same functions (only ``K`` differs): they take integer states
+``[B, P]``, marginals ``[P, K]`` and return probabilities ``[B, P, K]`` in ``float64``.
+
+Zero normalisers: ``q(x_t | x_0 = k)`` is 0 when ``x_t`` cannot be reached from ``k`` (``x_t ≠ k``
+and ``m_p[x_t] = 0``). Such ``k`` are impossible given ``x_t``, so the reverse step drops them and
+renormalises ``p̂`` over the consistent values; if ``p̂`` puts no mass on any consistent value (only
+possible when ``x_t`` itself has zero probability under the process), the position stays at
+``x_t``. Nothing divides by zero and no NaN is produced, and gradients flow through ``p̂``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from dgpo_env.diffusion.marginals import Marginals
+from dgpo_env.diffusion.schedule import DEFAULT_DIFFUSION_STEPS, cosine_alpha_bar, step_schedule
+from dgpo_env.search_spaces.base import SearchSpace
+
+DTYPE = torch.float64
+"""All probabilities are computed in double precision (exact enough for ``ᾱ_T/ᾱ_s`` near 0)."""
+
+PROB_ATOL = 1e-9
+"""Tolerance of the asserted invariant "rows sum to 1"."""
+
+SCHEDULES = ("cosine",)
+"""Noise schedules :class:`NoiseProcess` knows (DESIGN.md §2: cosine, as DiGress)."""
+
+
+# ---------------------------------------------------------------------------------------------- maths
+def keep_rate(alpha_bar_t: Tensor, alpha_bar_s: Tensor) -> Tensor:
+    """``ᾱ_t / ᾱ_s``: the weight of the identity in ``Q̄_{t|s}`` (``α_t`` when ``s = t - 1``).
+
+    Args:
+        alpha_bar_t: ``[B]`` cumulative signal rates at the later time ``t``.
+        alpha_bar_s: ``[B]`` cumulative signal rates at the earlier time ``s < t``, all ``> 0``.
+
+    Returns:
+        ``[B]`` ``float64`` rates in ``[0, 1]``.
+    """
+    alpha_bar_t, alpha_bar_s = alpha_bar_t.to(DTYPE), alpha_bar_s.to(DTYPE)
+    if (alpha_bar_s <= 0).any():
+        raise ValueError("ᾱ_s must be > 0 (the earlier time s must be < T)")
+    return (alpha_bar_t / alpha_bar_s).clamp(0.0, 1.0)
+
+
+def transition_matrices(keep: Tensor, marginals: Tensor) -> Tensor:
+    """The per-position matrices ``keep I + (1 - keep) 1 mᵀ`` (``Q_t``, ``Q̄_t`` or ``Q̄_{t|s}``).
+
+    Row ``i`` is the distribution of the next state given the current state ``i``. The other
+    functions never build these matrices (they use the closed forms); this is for inspection and
+    tests.
+
+    Args:
+        keep: ``[B]`` identity weights (:func:`keep_rate`, or ``ᾱ_t`` for ``Q̄_t``).
+        marginals: ``[P, K]`` per-position marginals.
+
+    Returns:
+        ``[B, P, K, K]`` row-stochastic matrices.
+    """
+    keep = keep.to(DTYPE)[:, None, None, None]  # [B, 1, 1, 1]
+    m = marginals.to(DTYPE)
+    eye = torch.eye(m.shape[1], dtype=DTYPE)  # [K, K]
+    q = keep * eye + (1.0 - keep) * m[None, :, None, :]  # [B, P, K, K]
+    _assert_rows_sum_to_one(q)
+    return q
+
+
+def forward_probs(x0: Tensor, alpha_bar_t: Tensor, marginals: Tensor) -> Tensor:
+    """``q(x_t | x_0) = x_0 Q̄_t = ᾱ_t onehot(x_0) + (1 - ᾱ_t) m``.
+
+    Args:
+        x0: ``[B, P]`` integer clean states.
+        alpha_bar_t: ``[B]`` cumulative signal rates.
+        marginals: ``[P, K]``.
+
+    Returns:
+        ``[B, P, K]`` ``float64`` probabilities.
+    """
+    return _jump_probs(x0, alpha_bar_t.to(DTYPE), marginals)
+
+
+def posterior_probs(x_t: Tensor, x0: Tensor, alpha_bar_t: Tensor, alpha_bar_s: Tensor, marginals: Tensor) -> Tensor:
+    """``q(x_s | x_t, x_0) ∝ (x_t Q̄_{t|s}ᵀ) ⊙ (x_0 Q̄_s)`` for known ``x_0``.
+
+    Args:
+        x_t: ``[B, P]`` integer noisy states at time ``t``.
+        x0: ``[B, P]`` integer clean states; ``q(x_t | x_0)`` must be positive.
+        alpha_bar_t: ``[B]`` ``ᾱ_t``.
+        alpha_bar_s: ``[B]`` ``ᾱ_s`` with ``s < t``.
+        marginals: ``[P, K]``.
+
+    Returns:
+        ``[B, P, K]`` ``float64`` probabilities of ``x_s``.
+
+    Raises:
+        ValueError: If ``x_t`` is unreachable from ``x_0`` at some position (zero normaliser).
+    """
+    unnorm = _posterior_unnormalised(x_t, alpha_bar_t, alpha_bar_s, marginals)  # [B, P, K0, Ks]
+    rows = torch.gather(unnorm, 2, x0[:, :, None, None].expand(-1, -1, 1, unnorm.shape[-1]))[:, :, 0]
+    z = rows.sum(-1, keepdim=True)  # [B, P, 1]
+    if (z <= 0).any():
+        raise ValueError("q(x_t | x_0) is 0 at some position: x_t cannot be reached from this x_0")
+    probs = rows / z
+    _assert_rows_sum_to_one(probs)
+    return probs
+
+
+def reverse_step_probs(
+    x_t: Tensor,
+    x0_probs: Tensor,
+    alpha_bar_t: Tensor,
+    alpha_bar_s: Tensor,
+    marginals: Tensor,
+    allowed: Tensor | None = None,
+) -> Tensor:
+    """``p(x_s | G_t) = Σ_{x_0} q(x_s | x_t, x_0) p̂(x_0 | G_t)`` (DESIGN.md §2, DiGress).
+
+    Clean values ``x_0`` from which ``x_t`` is unreachable, or that ``allowed`` excludes, are
+    dropped and ``p̂`` is renormalised over the rest (see the module docstring); differentiable in
+    ``x0_probs``. With ``allowed`` a fixed position (one allowed value, one-hot marginal) never moves
+    from that value, whatever ``p̂`` says.
+
+    Args:
+        x_t: ``[B, P]`` integer states at time ``t``.
+        x0_probs: ``[B, P, K]`` the denoiser's probabilities of the clean state.
+        alpha_bar_t: ``[B]`` ``ᾱ_t``.
+        alpha_bar_s: ``[B]`` ``ᾱ_s`` with ``s < t``.
+        marginals: ``[P, K]``.
+        allowed: Optional ``bool[P, K]``: the values ``x_0`` may take (the search space's masks).
+
+    Returns:
+        ``[B, P, K]`` ``float64`` probabilities of ``x_s``; every row sums to 1.
+    """
+    if x0_probs.shape[:2] != x_t.shape or x0_probs.shape[2] != marginals.shape[1]:
+        raise ValueError(
+            f"x0_probs must have shape [B, P, K] = {[*x_t.shape, marginals.shape[1]]}, got {list(x0_probs.shape)}"
+        )
+    unnorm = _posterior_unnormalised(x_t, alpha_bar_t, alpha_bar_s, marginals)  # [B, P, K0, Ks]
+    z = unnorm.sum(-1)  # [B, P, K0] = q(x_t | x_0 = k)
+    consistent = z > 0
+    post = unnorm / torch.where(consistent, z, torch.ones_like(z))[..., None]  # [B, P, K0, Ks]
+    usable = consistent if allowed is None else consistent & allowed.to(torch.bool)[None]
+    weights = x0_probs.to(DTYPE) * usable  # [B, P, K0]: p̂ restricted to consistent, allowed x_0
+    mass = weights.sum(-1, keepdim=True)  # [B, P, 1]
+    ok = mass > 0
+    mixed = torch.einsum("bpk,bpks->bps", weights, post) / torch.where(ok, mass, torch.ones_like(mass))
+    stay = torch.nn.functional.one_hot(x_t, marginals.shape[1]).to(DTYPE)  # [B, P, K]
+    probs = torch.where(ok, mixed, stay)
+    _assert_rows_sum_to_one(probs)
+    return probs
+
+
+def sample_categorical(probs: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """One draw per row of ``probs`` by inverse CDF (values of probability 0 are never drawn).
+
+    Args:
+        probs: ``[..., K]`` probabilities (rows sum to 1).
+        generator: The caller's generator (``None``: torch's default one).
+
+    Returns:
+        ``[...]`` ``int64`` indices.
+    """
+    cdf = probs.detach().to(DTYPE).cumsum(-1)  # [..., K]
+    u = torch.rand(probs.shape[:-1], generator=generator, dtype=DTYPE) * cdf[..., -1]
+    idx = (cdf <= u[..., None]).sum(-1)
+    # guard round-off at the top end: land on the last value with positive probability
+    last_positive = probs.shape[-1] - 1 - torch.argmax((probs.flip(-1) > 0).to(torch.int8), dim=-1)
+    return torch.minimum(idx, last_positive).to(torch.int64)
+
+
+def categorical_log_prob(probs: Tensor, x: Tensor) -> Tensor:
+    """``Σ_p log probs[b, p, x[b, p]]``: the log-probability of a factorised draw.
+
+    Args:
+        probs: ``[B, P, K]``.
+        x: ``[B, P]`` integer values.
+
+    Returns:
+        ``[B]`` log-probabilities (``-inf`` when a value has probability 0).
+    """
+    picked = torch.gather(probs, 2, x[:, :, None])[:, :, 0]  # [B, P]
+    return torch.log(picked).sum(-1)
+
+
+def _jump_probs(x: Tensor, keep: Tensor, marginals: Tensor) -> Tensor:
+    """``onehot(x) Q`` with ``Q = keep I + (1 - keep) 1 mᵀ``: ``[B, P] -> [B, P, K]``."""
+    m = marginals.to(DTYPE)
+    if x.shape[1] != m.shape[0]:
+        raise ValueError(f"states have {x.shape[1]} positions but the marginals have {m.shape[0]}")
+    keep = keep.to(DTYPE)[:, None, None]  # [B, 1, 1]
+    onehot = torch.nn.functional.one_hot(x, m.shape[1]).to(DTYPE)  # [B, P, K]
+    return keep * onehot + (1.0 - keep) * m[None]
+
+
+def _posterior_unnormalised(x_t: Tensor, alpha_bar_t: Tensor, alpha_bar_s: Tensor, marginals: Tensor) -> Tensor:
+    """``(x_t Q̄_{t|s}ᵀ)[j] · (e_k Q̄_s)[j]`` for every clean value ``k`` and earlier value ``j``.
+
+    Returns:
+        ``[B, P, K0, Ks]``; its sum over ``Ks`` is ``q(x_t | x_0 = k)`` (because ``Q̄_s Q̄_{t|s} = Q̄_t``).
+    """
+    m = marginals.to(DTYPE)  # [P, K]
+    n_types = m.shape[1]
+    keep_ts = keep_rate(alpha_bar_t, alpha_bar_s)[:, None, None]  # [B, 1, 1]
+    onehot_t = torch.nn.functional.one_hot(x_t, n_types).to(DTYPE)  # [B, P, K]
+    m_at_xt = torch.gather(m[None].expand(x_t.shape[0], -1, -1), 2, x_t[:, :, None])  # [B, P, 1]
+    # (x_t Q̄_{t|s}ᵀ)[j] = Q̄_{t|s}[j, x_t] = keep δ(j, x_t) + (1 - keep) m[x_t]
+    likelihood = keep_ts * onehot_t + (1.0 - keep_ts) * m_at_xt  # [B, P, Ks]
+    ab_s = alpha_bar_s.to(DTYPE)[:, None, None, None]  # [B, 1, 1, 1]
+    eye = torch.eye(n_types, dtype=DTYPE)
+    prior_s = ab_s * eye + (1.0 - ab_s) * m[None, :, None, :]  # [B, P, K0, Ks] rows e_k Q̄_s
+    return prior_s * likelihood[:, :, None, :]
+
+
+def _assert_rows_sum_to_one(probs: Tensor) -> None:
+    assert torch.allclose(probs.detach().sum(-1), torch.ones((), dtype=probs.dtype), atol=PROB_ATOL), (
+        "probability rows must sum to 1"
+    )
+
+
+# ---------------------------------------------------------------------------------------------- process
+@dataclass(frozen=True, eq=False)
+class NoiseProcess:
+    """The noise process of one search space: schedule, per-position marginals and the maths above.
+
+    Shared by the environment (prior, step schedule) and the diffusion model (training noise,
+    reverse step), so :meth:`check_compatible` can refuse a policy for a different process.
+
+    Attributes:
+        diffusion_steps: ``T``.
+        alpha_bar: ``float64[T + 1]`` cumulative signal rates ``ᾱ_0 = 1 .. ᾱ_T = 0``.
+        node_marginals: ``float64[N, K]`` per-node marginals ``m`` (fixed nodes one-hot).
+        edge_marginals: ``float64[M, K_e]`` per-edge marginals (fixed edges one-hot).
+        node_allowed: ``bool[N, K]`` the values each node may take (the search space's mask).
+        edge_allowed: ``bool[M, K_e]`` the values each edge entry may take.
+        space_name: Name of the search space the marginals belong to.
+        schedule: Name of the schedule that produced ``alpha_bar`` (one of :data:`SCHEDULES`).
+    """
+
+    diffusion_steps: int
+    alpha_bar: Tensor
+    node_marginals: Tensor
+    edge_marginals: Tensor
+    node_allowed: Tensor
+    edge_allowed: Tensor
+    space_name: str
+    schedule: str = "cosine"
+
+    def __post_init__(self) -> None:
+        ab = torch.as_tensor(self.alpha_bar, dtype=DTYPE)
+        if ab.shape != (self.diffusion_steps + 1,):
+            raise ValueError(f"alpha_bar must have T + 1 = {self.diffusion_steps + 1} entries, got {tuple(ab.shape)}")
+        if ab[0] != 1.0 or ab[-1] != 0.0 or (ab.diff() > 1e-12).any():
+            raise ValueError("alpha_bar must be non-increasing from ᾱ_0 = 1 to ᾱ_T = 0")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {SCHEDULES}")
+        for name in ("node_marginals", "edge_marginals"):
+            m = torch.as_tensor(getattr(self, name), dtype=DTYPE)
+            if m.ndim != 2 or (m < 0).any() or not torch.allclose(m.sum(1), torch.ones((), dtype=DTYPE)):
+                raise ValueError(f"{name} must be [positions, types] with probability rows")
+            object.__setattr__(self, name, m)
+        for kind in ("node", "edge"):
+            m, allowed = getattr(self, f"{kind}_marginals"), torch.as_tensor(getattr(self, f"{kind}_allowed"))
+            if allowed.shape != m.shape:
+                raise ValueError(f"{kind}_allowed has shape {tuple(allowed.shape)}, marginals {tuple(m.shape)}")
+            allowed = allowed.to(torch.bool)
+            if (m[~allowed] > 0).any():
+                raise ValueError(f"{kind}_marginals put mass on values {kind}_allowed excludes")
+            object.__setattr__(self, f"{kind}_allowed", allowed)
+        object.__setattr__(self, "alpha_bar", ab)
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_marginals(
+        cls,
+        space: SearchSpace,
+        marginals: Marginals | None = None,
+        diffusion_steps: int = DEFAULT_DIFFUSION_STEPS,
+    ) -> NoiseProcess:
+        """The cosine-schedule process of ``space`` with prior ``marginals``.
+
+        Args:
+            space: The search space.
+            marginals: Per-position marginals (default :meth:`Marginals.uniform`); checked against
+                ``space``.
+            diffusion_steps: ``T`` (DESIGN.md §2: the official code uses 800).
+        """
+        marginals = Marginals.uniform(space) if marginals is None else marginals
+        marginals.check_compatible(space)
+        return cls(
+            diffusion_steps=int(diffusion_steps),
+            alpha_bar=torch.from_numpy(cosine_alpha_bar(int(diffusion_steps))),
+            node_marginals=torch.from_numpy(np.array(marginals.nodes)),
+            edge_marginals=torch.from_numpy(np.array(marginals.edges)),
+            node_allowed=torch.from_numpy(np.array(space.allowed[0])),
+            edge_allowed=torch.from_numpy(np.array(space.allowed[1])),
+            space_name=space.name,
+        )
+
+    @classmethod
+    def from_env(cls, env: Any) -> NoiseProcess:
+        """The process a :class:`~dgpo_env.envs.graph_denoise.GraphDenoiseEnv` uses (its ``T`` and prior).
+
+        Args:
+            env: The environment, possibly wrapped (``env.unwrapped`` is read).
+
+        Raises:
+            ValueError: If the environment lacks ``search_space``, ``prior`` or ``diffusion_steps``.
+        """
+        base = getattr(env, "unwrapped", env)
+        try:
+            space, prior, steps = base.search_space, base.prior, base.diffusion_steps
+        except AttributeError as err:
+            raise ValueError(
+                f"{type(base).__name__} is not a graph-denoising environment: it needs search_space, "
+                f"prior and diffusion_steps ({err})"
+            ) from err
+        return cls.from_marginals(space, prior, steps)
+
+    @property
+    def marginals(self) -> Marginals:
+        """The prior as a :class:`Marginals` (``numpy``)."""
+        return Marginals(self.node_marginals.numpy().copy(), self.edge_marginals.numpy().copy())
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, ``torch.load(weights_only=True)``-safe description of the process."""
+        return {
+            "diffusion_steps": self.diffusion_steps,
+            "schedule": self.schedule,
+            "space_name": self.space_name,
+            "alpha_bar": self.alpha_bar.clone(),
+            "node_marginals": self.node_marginals.clone(),
+            "edge_marginals": self.edge_marginals.clone(),
+            "node_allowed": self.node_allowed.clone(),
+            "edge_allowed": self.edge_allowed.clone(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NoiseProcess:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ValueError: If a key is missing.
+        """
+        keys = (
+            "diffusion_steps",
+            "schedule",
+            "space_name",
+            "alpha_bar",
+            "node_marginals",
+            "edge_marginals",
+            "node_allowed",
+            "edge_allowed",
+        )
+        missing = [k for k in keys if k not in data]
+        if missing:
+            raise ValueError(f"noise-process description lacks {missing}")
+        return cls(**{k: data[k] for k in keys})
+
+    # ------------------------------------------------------------------ checks
+    def check_compatible(self, other: NoiseProcess, atol: float = 1e-9) -> None:
+        """Raise ``ValueError`` naming every difference from ``other`` (space, masks, T, schedule, prior).
+
+        A policy trained under one process is only the reverse of that process; the environment
+        calls this to refuse a mismatched policy.
+        """
+        problems: list[str] = []
+        if self.space_name != other.space_name:
+            problems.append(f"search space {self.space_name!r} vs {other.space_name!r}")
+        if self.diffusion_steps != other.diffusion_steps:
+            problems.append(f"diffusion steps T={self.diffusion_steps} vs T={other.diffusion_steps}")
+        elif self.schedule != other.schedule or not torch.allclose(self.alpha_bar, other.alpha_bar, atol=atol):
+            problems.append(f"noise schedule {self.schedule!r} vs {other.schedule!r} (ᾱ_t differ)")
+        for name in ("node_allowed", "edge_allowed"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine.shape != theirs.shape or not torch.equal(mine, theirs):
+                problems.append(f"search-space masks {name} differ")
+        for name in ("node_marginals", "edge_marginals"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine.shape != theirs.shape:
+                problems.append(f"{name} shape {tuple(mine.shape)} vs {tuple(theirs.shape)}")
+            elif not torch.allclose(mine, theirs, atol=atol):
+                worst = (mine - theirs).abs().max().item()
+                problems.append(f"{name} (prior) differ by up to {worst:.3g}")
+        if problems:
+            raise ValueError(
+                "incompatible noise processes: " + "; ".join(problems) + ". Build the environment with the "
+                "policy's T and prior (e.g. prior=model.noise.marginals) or use a matching checkpoint."
+            )
+
+    # ------------------------------------------------------------------ time
+    def step_schedule(self, n_steps: int) -> np.ndarray:
+        """Time indices ``T = t_K > ... > t_0 = 0`` of ``n_steps`` strided steps (:func:`step_schedule`)."""
+        return step_schedule(self.diffusion_steps, n_steps)
+
+    def next_times(self, t: int | Tensor, n_steps: int, batch: int) -> Tensor:
+        """The time ``s < t`` that an ``n_steps`` schedule visits right after each ``t``: ``int64[batch]``.
+
+        A policy that observes only ``t`` (the environment's ``obs["t"]``) uses this to know which
+        reverse step ``p(G_s | G_t)`` it takes.
+
+        Raises:
+            ValueError: If some ``t`` is ``0`` or not on the schedule :meth:`step_schedule` ``(n_steps)``.
+        """
+        schedule = torch.from_numpy(self.step_schedule(n_steps))  # [n_steps + 1], decreasing
+        times = self.times(t, batch)
+        position = (schedule[None, :-1] == times[:, None]).to(torch.int64)  # [batch, n_steps]
+        if (position.sum(1) != 1).any():
+            raise ValueError(
+                f"times {times.tolist()} are not all non-final points of the {n_steps}-step schedule "
+                f"{schedule.tolist()}"
+            )
+        return schedule[1:][position.argmax(1)]
+
+    def times(self, t: int | Tensor, batch: int) -> Tensor:
+        """``t`` as checked ``int64[batch]`` (a scalar is repeated).
+
+        Raises:
+            ValueError: If the shape is not ``[batch]`` or some ``t`` is outside ``0..T``.
+        """
+        if isinstance(t, int | np.integer) or (isinstance(t, Tensor) and t.ndim == 0):
+            times = torch.full((batch,), int(t), dtype=torch.int64)
+        else:
+            times = torch.as_tensor(t).to(torch.int64).reshape(-1)
+        if times.shape != (batch,):
+            raise ValueError(f"need one time per graph: expected shape ({batch},), got {tuple(times.shape)}")
+        if (times < 0).any() or (times > self.diffusion_steps).any():
+            raise ValueError(f"times must lie in 0..T={self.diffusion_steps}, got {times.tolist()}")
+        return times
+
+    def alpha_bar_at(self, t: int | Tensor, batch: int) -> Tensor:
+        """``ᾱ_t`` as ``float64[batch]`` (see :meth:`times`)."""
+        return self.alpha_bar[self.times(t, batch)]
+
+    def _pair(self, t: int | Tensor, s: int | Tensor, batch: int) -> tuple[Tensor, Tensor]:
+        """``(ᾱ_t, ᾱ_s)`` for a reverse step, checking ``s < t``."""
+        t_, s_ = self.times(t, batch), self.times(s, batch)
+        if (s_ >= t_).any():
+            raise ValueError(f"a reverse step needs s < t, got t={t_.tolist()} s={s_.tolist()}")
+        return self.alpha_bar[t_], self.alpha_bar[s_]
+
+    # ------------------------------------------------------------------ sampling and probabilities
+    def prior_sample(self, batch: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """``G_T ~ m``: ``(nodes [B, N], edges [B, M])`` ``int64``."""
+        nodes = sample_categorical(self.node_marginals[None].expand(batch, -1, -1), generator)
+        edges = sample_categorical(self.edge_marginals[None].expand(batch, -1, -1), generator)
+        return nodes, edges
+
+    def forward_probs(self, nodes0: Tensor, edges0: Tensor, t: int | Tensor) -> tuple[Tensor, Tensor]:
+        """``q(G_t | G_0)``: ``([B, N, K], [B, M, K_e])``."""
+        ab = self.alpha_bar_at(t, nodes0.shape[0])
+        return forward_probs(nodes0, ab, self.node_marginals), forward_probs(edges0, ab, self.edge_marginals)
+
+    def forward_sample(
+        self, nodes0: Tensor, edges0: Tensor, t: int | Tensor, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """``G_t ~ q(G_t | G_0)``: ``(nodes [B, N], edges [B, M])``."""
+        node_probs, edge_probs = self.forward_probs(nodes0, edges0, t)
+        return sample_categorical(node_probs, generator), sample_categorical(edge_probs, generator)
+
+    def posterior_probs(
+        self,
+        nodes_t: Tensor,
+        edges_t: Tensor,
+        nodes0: Tensor,
+        edges0: Tensor,
+        t: int | Tensor,
+        s: int | Tensor,
+    ) -> tuple[Tensor, Tensor]:
+        """``q(G_s | G_t, G_0)`` for ``s < t``: ``([B, N, K], [B, M, K_e])``."""
+        ab_t, ab_s = self._pair(t, s, nodes_t.shape[0])
+        return (
+            posterior_probs(nodes_t, nodes0, ab_t, ab_s, self.node_marginals),
+            posterior_probs(edges_t, edges0, ab_t, ab_s, self.edge_marginals),
+        )
+
+    def reverse_step_probs(
+        self,
+        nodes_t: Tensor,
+        edges_t: Tensor,
+        node_x0_probs: Tensor,
+        edge_x0_probs: Tensor,
+        t: int | Tensor,
+        s: int | Tensor,
+    ) -> tuple[Tensor, Tensor]:
+        """``p(G_s | G_t)`` from clean-graph probabilities: ``([B, N, K], [B, M, K_e])`` ``float64``."""
+        ab_t, ab_s = self._pair(t, s, nodes_t.shape[0])
+        return (
+            reverse_step_probs(nodes_t, node_x0_probs, ab_t, ab_s, self.node_marginals, self.node_allowed),
+            reverse_step_probs(edges_t, edge_x0_probs, ab_t, ab_s, self.edge_marginals, self.edge_allowed),
+        )

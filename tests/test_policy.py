@@ -1,0 +1,211 @@
+"""The graph-diffusion model as an SB3 policy: exact distribution, SB3 algorithms, checks, save/load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sb3_contrib import MaskablePPO
+from stable_baselines3 import A2C, PPO
+
+from agents.diffusion.denoiser import DenoiserConfig
+from agents.diffusion.model import DiffusionModel
+from agents.policies import (
+    LOG_ZERO,
+    GraphDiffusionPolicy,
+    MaskableGraphDiffusionPolicy,
+    QueryBudgetCallback,
+    graph_from_obs,
+    make_env_for_model,
+    safe_log,
+)
+from agents.policies.budget import BUDGET_EXHAUSTED, BudgetedBenchmark
+from dgpo_env.benchmarks import ToyBenchmark
+from dgpo_env.diffusion.marginals import Marginals
+from dgpo_env.envs.graph_denoise import GraphDenoiseEnv
+from dgpo_env.search_spaces import NB201SearchSpace, ToySearchSpace
+
+TINY = DenoiserConfig(hidden_dim=16, edge_dim=8, n_layers=2, n_heads=2, time_dim=8)
+T = 100
+ENV_IDS = {"toy": "dgpo_env/ToyDAG-v0", "nb201": "dgpo_env/NB201-CIFAR10-v0"}
+
+
+@pytest.fixture(scope="module")
+def models() -> dict[str, DiffusionModel]:
+    torch.set_num_threads(1)
+    return {
+        "toy": DiffusionModel.create(ToySearchSpace(), diffusion_steps=T, config=TINY, seed=0),
+        "nb201": DiffusionModel.create(NB201SearchSpace(), diffusion_steps=T, config=TINY, seed=0),
+    }
+
+
+def _env_and_kwargs(model: DiffusionModel, space: str, n_envs: int = 2, n_steps: int = 4, seed: int = 0):
+    env = make_env_for_model(model, ENV_IDS[space], n_envs=n_envs, n_steps=n_steps, seed=seed)
+    return env, {"model": model, "task": env.get_attr("task")[0]}
+
+
+# ---------------------------------------------------------------------------------------------- maths
+def test_safe_log_is_exact_and_has_no_nan_gradient() -> None:
+    p = torch.tensor([0.0, 0.25, 0.75], dtype=torch.float64, requires_grad=True)
+    out = safe_log(p)
+    assert out[0].item() == LOG_ZERO and out[1].item() == pytest.approx(np.log(0.25))
+    out.sum().backward()
+    assert torch.isfinite(p.grad).all() and p.grad[0] == 0.0
+
+
+def test_float_observations_convert_back_to_integers() -> None:
+    obs = {"nodes": torch.tensor([[0.0, 2.0]]), "edges": torch.tensor([[1.0]]), "t": torch.tensor([[800.0]])}
+    graph = graph_from_obs(obs)
+    assert graph.nodes.dtype == torch.int64 and graph.t.tolist() == [800]
+    with pytest.raises(ValueError, match="integers"):
+        graph_from_obs({**obs, "nodes": torch.tensor([[0.5, 2.0]])})
+
+
+@pytest.mark.parametrize("policy_class", [GraphDiffusionPolicy, MaskableGraphDiffusionPolicy])
+def test_log_prob_and_entropy_are_exact(models: dict[str, DiffusionModel], policy_class: type) -> None:
+    model = models["toy"]
+    env, kwargs = _env_and_kwargs(model, "toy", n_envs=3)
+    policy = policy_class(env.observation_space, env.action_space, lambda _: 1e-3, **kwargs)
+    obs = env.reset()
+    obs_t = {k: torch.as_tensor(v).float() for k, v in obs.items()}  # as a rollout buffer stores them
+    masks = np.stack([env.env_method("action_masks", indices=[i])[0] for i in range(3)])
+    extra = {"action_masks": masks} if policy_class is MaskableGraphDiffusionPolicy else {}
+    with torch.no_grad():
+        actions, values, log_prob = policy(obs_t, **extra)
+        _, log_prob2, entropy = policy.evaluate_actions(obs_t, actions, **extra)
+    assert values.shape == (3, 1) and torch.allclose(log_prob, log_prob2)
+    graph = graph_from_obs(obs_t)
+    s = policy.next_times(graph.t)
+    n = model.space.n_nodes
+    exact = model.log_prob(graph.nodes, graph.edges, graph.t, actions[:, :n], actions[:, n:], s)
+    assert torch.allclose(log_prob.double(), exact, atol=1e-4)
+    node_p, edge_p = model.reverse_step_probs(graph.nodes, graph.edges, graph.t, s)
+    manual = sum(-(p * safe_log(p)).sum((1, 2)) for p in (node_p, edge_p))
+    assert torch.isfinite(entropy).all() and torch.allclose(entropy.double(), manual, atol=1e-4)
+    assert float(entropy.min()) > 0.0  # the first step from noise is far from deterministic
+
+
+# ---------------------------------------------------------------------------------------------- SB3 algorithms
+@pytest.mark.parametrize("space", ["toy", "nb201"])
+@pytest.mark.parametrize("algo", ["ppo", "a2c", "maskable_ppo"])
+def test_sb3_algorithms_learn(models: dict[str, DiffusionModel], space: str, algo: str) -> None:
+    model = models[space]
+    env, kwargs = _env_and_kwargs(model, space)
+    before = [p.detach().clone() for p in model.denoiser.parameters()]
+    if algo == "ppo":
+        agent = PPO(GraphDiffusionPolicy, env, gamma=1.0, n_steps=8, batch_size=16, n_epochs=2, policy_kwargs=kwargs)
+    elif algo == "a2c":
+        agent = A2C(GraphDiffusionPolicy, env, gamma=1.0, n_steps=4, policy_kwargs=kwargs)
+    else:
+        agent = MaskablePPO(
+            MaskableGraphDiffusionPolicy, env, gamma=1.0, n_steps=8, batch_size=16, n_epochs=2, policy_kwargs=kwargs
+        )
+    agent.learn(32)
+    assert agent.num_timesteps >= 32
+    assert np.isfinite(agent.logger.name_to_value["train/value_loss"])
+    # the policy fine-tuned its own copy of the denoiser, the caller's model is untouched
+    moved = any(not torch.equal(a, b) for a, b in zip(agent.policy.model.denoiser.parameters(), before, strict=True))
+    assert moved and all(torch.equal(a, b) for a, b in zip(model.denoiser.parameters(), before, strict=True))
+
+
+def test_query_budget_callback_stops_ppo(models: dict[str, DiffusionModel]) -> None:
+    env = make_env_for_model(models["nb201"], ENV_IDS["nb201"], n_envs=2, n_steps=2, max_queries=5)
+    kwargs = {"model": models["nb201"], "task": env.get_attr("task")[0]}
+    agent = PPO(GraphDiffusionPolicy, env, gamma=1.0, n_steps=4, batch_size=8, n_epochs=1, policy_kwargs=kwargs)
+    callback = QueryBudgetCallback(5)
+    agent.learn(10_000, callback=callback)
+    benchmark = env.get_attr("benchmark")[0]
+    assert benchmark.n_queries == 5 and agent.num_timesteps < 100
+
+
+def test_budgeted_benchmark_refuses_new_cells_beyond_the_budget() -> None:
+    inner = ToyBenchmark()
+    bench = BudgetedBenchmark(inner, 2)
+    space = inner.search_space
+    rng = np.random.default_rng(0)
+    cells = []
+    while len(cells) < 3:
+        cell = space.sample_uniform(rng)
+        if space.validate(cell) is None:
+            cells.append(cell)
+    assert bench.query(cells[0]).valid and bench.query(cells[1]).valid and bench.exhausted
+    refused = bench.query(cells[2])
+    assert not refused.valid and refused.reason == BUDGET_EXHAUSTED and inner.n_queries == 2
+    assert bench.query(cells[0]).valid and bench.n_lookups == 3 == inner.n_lookups
+
+
+def test_save_load_round_trip_and_seeded_runs(models: dict[str, DiffusionModel], tmp_path: Path) -> None:
+    def run() -> PPO:
+        env, kwargs = _env_and_kwargs(models["toy"], "toy", seed=3)
+        agent = PPO(
+            GraphDiffusionPolicy, env, gamma=1.0, n_steps=8, batch_size=16, n_epochs=1, seed=3, policy_kwargs=kwargs
+        )
+        return agent.learn(16)
+
+    first, second = run(), run()
+    for a, b in zip(first.policy.parameters(), second.policy.parameters(), strict=True):
+        assert torch.equal(a, b)
+    first.save(tmp_path / "ppo")
+    loaded = PPO.load(tmp_path / "ppo", env=first.get_env())
+    obs = first.get_env().reset()
+    np.testing.assert_array_equal(first.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
+    for a, b in zip(first.policy.state_dict().values(), loaded.policy.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_checkpoint_path_works_as_model(models: dict[str, DiffusionModel], tmp_path: Path) -> None:
+    path = models["toy"].save(tmp_path / "toy.pt")
+    env = make_env_for_model(path, ENV_IDS["toy"], n_steps=3)
+    policy = GraphDiffusionPolicy(
+        env.observation_space, env.action_space, lambda _: 1e-3, model=str(path), task=env.get_attr("task")[0]
+    )
+    assert policy._get_constructor_parameters()["model"] == str(path)
+    action, _ = policy.predict(env.reset(), deterministic=True)
+    assert action.shape == (1, 21)
+
+
+# ---------------------------------------------------------------------------------------------- refusals
+def _policy_for(model: DiffusionModel, env: GraphDenoiseEnv) -> GraphDiffusionPolicy:
+    return GraphDiffusionPolicy(env.observation_space, env.action_space, lambda _: 1e-3, model=model, task=env.task)
+
+
+def test_refuses_other_search_space(models: dict[str, DiffusionModel]) -> None:
+    env = GraphDenoiseEnv("toy", n_steps=4, diffusion_steps=T)
+    with pytest.raises(ValueError, match="action space mismatch"):
+        _policy_for(models["nb201"], env)
+    task = GraphDenoiseEnv("nb201", n_steps=4, diffusion_steps=T).task
+    with pytest.raises(ValueError, match=r"search space mismatch.*'nb201'"):
+        GraphDiffusionPolicy(env.observation_space, env.action_space, lambda _: 1e-3, model=models["toy"], task=task)
+
+
+def test_refuses_other_diffusion_steps(models: dict[str, DiffusionModel]) -> None:
+    with pytest.raises(ValueError, match=r"diffusion steps mismatch.*diffusion_steps=model.diffusion_steps"):
+        _policy_for(models["toy"], GraphDenoiseEnv("toy", n_steps=4, diffusion_steps=50))
+
+
+def test_refuses_other_prior(models: dict[str, DiffusionModel]) -> None:
+    space = ToySearchSpace()
+    uniform = Marginals.uniform(space)
+    edges = np.tile([0.8, 0.2], (space.n_edges, 1))
+    env = GraphDenoiseEnv("toy", n_steps=4, diffusion_steps=T, prior=Marginals(uniform.nodes, edges))
+    with pytest.raises(ValueError, match=r"prior mismatch.*prior=model.noise.marginals"):
+        _policy_for(models["toy"], env)
+
+
+def test_refuses_other_step_schedule_at_run_time(models: dict[str, DiffusionModel]) -> None:
+    policy = _policy_for(models["toy"], GraphDenoiseEnv("toy", n_steps=4, diffusion_steps=T))
+    other = GraphDenoiseEnv("toy", n_steps=3, diffusion_steps=T)
+    obs, _ = other.reset(seed=0)
+    obs, *_ = other.step(other.action_space.sample())  # t = 67: not on the 4-step schedule (100, 75, 50, 25)
+    with pytest.raises(ValueError, match="not a step of the policy's schedule"):
+        policy.predict(obs)
+
+
+def test_refuses_missing_model_or_task(models: dict[str, DiffusionModel]) -> None:
+    env = GraphDenoiseEnv("toy", n_steps=4, diffusion_steps=T)
+    with pytest.raises(ValueError, match="needs a pretrained model"):
+        GraphDiffusionPolicy(env.observation_space, env.action_space, lambda _: 1e-3, task=env.task)
+    with pytest.raises(ValueError, match="needs the environment's task"):
+        GraphDiffusionPolicy(env.observation_space, env.action_space, lambda _: 1e-3, model=models["toy"])
