@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 from torch.nn.functional import one_hot
@@ -11,16 +9,6 @@ from torch.nn.functional import one_hot
 from agents.diffusion.denoiser import DenoiserConfig, GraphTransformerDenoiser
 from dgpo_env.search_spaces import NB201SearchSpace, ToySearchSpace
 from dgpo_env.search_spaces.dag import edge_position
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny models run fastest single-threaded, and the machine is shared (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 SMALL = DenoiserConfig(hidden_dim=16, edge_dim=8, n_layers=2, n_heads=2, time_dim=8)
 

@@ -29,7 +29,6 @@ NB201 = "dgpo_env/NB201-CIFAR10-v0"
 
 @pytest.fixture(scope="module")
 def toy_model() -> DiffusionModel:
-    torch.set_num_threads(1)
     return DiffusionModel.create(ToySearchSpace(), diffusion_steps=T, config=TINY, seed=0)
 
 

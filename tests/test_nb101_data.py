@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from nb101_cells import C3, INCEPTION, INCEPTION_STORED, MP
 
 from dgpo_env.benchmarks import BenchmarkDataError, make_benchmark, nb101_data
 from dgpo_env.benchmarks.nb101 import NOT_IN_TABLE, NB101Benchmark
@@ -35,10 +36,9 @@ from dgpo_env.benchmarks.tfrecord import (
     mask_crc_many,
 )
 from dgpo_env.search_spaces.dag import DAG
-from dgpo_env.search_spaces.nb101 import NB101_OPS, NB101SearchSpace, NB101Spec
+from dgpo_env.search_spaces.nb101 import NB101SearchSpace, NB101Spec
 from dgpo_env.search_spaces.nb101_params import network_params
 
-C3, C1, MP = NB101_OPS
 SPACE = NB101SearchSpace()
 
 
@@ -87,32 +87,7 @@ def _frame(data: bytes) -> bytes:
     return length + struct.pack("<I", mask_crc(crc32c(length))) + data + struct.pack("<I", mask_crc(crc32c(data)))
 
 
-INCEPTION_STORED = NB101Spec(
-    np.array(
-        [
-            [0, 1, 1, 1, 1, 0, 0],
-            [0, 0, 0, 0, 0, 0, 1],
-            [0, 0, 0, 0, 0, 0, 1],
-            [0, 0, 0, 0, 0, 0, 1],
-            [0, 0, 0, 0, 0, 1, 0],
-            [0, 0, 0, 0, 0, 0, 1],
-            [0, 0, 0, 0, 0, 0, 0],
-        ]
-    ),
-    ("input", C3, C1, MP, C3, C3, "output"),
-)
-INCEPTION_README = SPACE.from_spec(
-    [
-        [0, 1, 1, 1, 0, 1, 0],
-        [0, 0, 0, 0, 0, 0, 1],
-        [0, 0, 0, 0, 0, 0, 1],
-        [0, 0, 0, 0, 1, 0, 0],
-        [0, 0, 0, 0, 0, 0, 1],
-        [0, 0, 0, 0, 0, 0, 1],
-        [0, 0, 0, 0, 0, 0, 0],
-    ],
-    ["input", C1, C3, C3, C3, MP, "output"],
-)
+INCEPTION_README = SPACE.from_spec(INCEPTION)
 TINY = NB101Spec(np.array([[0, 1], [0, 0]]), ("input", "output"))
 CHAIN = NB101Spec(np.array([[0, 1, 0], [0, 0, 1], [0, 0, 0]]), ("input", C3, "output"))
 BEST = NB101Spec(

@@ -3,52 +3,18 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import numpy as np
 import pytest
+from nb101_cells import C1, CELLS_CSV, INCEPTION, KNOWN, MP
 
-from dgpo_env.search_spaces.nb101 import NB101_OPS, NB101SearchSpace, NB101Spec
+from dgpo_env.search_spaces.nb101 import NB101SearchSpace, NB101Spec
 from dgpo_env.search_spaces.nb101_params import (
     cell_params,
     conv_bn_params,
     module_params,
     network_params,
     vertex_channels,
-)
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-CELLS_CSV = SHARED / "nb101" / "naslib_500_cells.csv"
-C3, C1, MP = NB101_OPS
-
-INCEPTION = NB101Spec(
-    np.array(
-        [
-            [0, 1, 1, 1, 0, 1, 0],
-            [0, 0, 0, 0, 0, 0, 1],
-            [0, 0, 0, 0, 0, 0, 1],
-            [0, 0, 0, 0, 1, 0, 0],
-            [0, 0, 0, 0, 0, 0, 1],
-            [0, 0, 0, 0, 0, 0, 1],
-            [0, 0, 0, 0, 0, 0, 0],
-        ]
-    ),
-    ("input", C1, C3, C3, C3, MP, "output"),
-)
-# nasbench_only108 record 00005c142e6f48ac74fdcf73e3439874: trainable_parameters 8,555,530
-KNOWN = NB101Spec(
-    np.array(
-        [
-            [0, 1, 0, 0, 1, 1, 0],
-            [0, 0, 1, 0, 0, 0, 0],
-            [0, 0, 0, 1, 0, 0, 1],
-            [0, 0, 0, 0, 0, 1, 0],
-            [0, 0, 0, 0, 0, 1, 0],
-            [0, 0, 0, 0, 0, 0, 1],
-            [0, 0, 0, 0, 0, 0, 0],
-        ]
-    ),
-    ("input", C3, MP, C3, C3, C1, "output"),
 )
 
 

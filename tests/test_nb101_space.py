@@ -5,60 +5,24 @@ from __future__ import annotations
 import csv
 import itertools
 from collections import defaultdict
-from pathlib import Path
 
 import networkx as nx
 import numpy as np
 import pytest
+from nb101_cells import C3, CELLS_CSV, INCEPTION, INCEPTION_STORED, KNOWN, KNOWN_HASH, MP
 
 from dgpo_env.search_spaces.dag import DAG
 from dgpo_env.search_spaces.nb101 import (
     MAX_EDGES,
-    NB101_OPS,
     NB101SearchSpace,
     NB101Spec,
     graph_hash,
     live_vertices,
 )
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-CELLS_CSV = SHARED / "nb101" / "naslib_500_cells.csv"
-
-C3, C1, MP = NB101_OPS
-# The official README's Inception-like cell, as written in the README ...
-INCEPTION_MATRIX = [
-    [0, 1, 1, 1, 0, 1, 0],
-    [0, 0, 0, 0, 0, 0, 1],
-    [0, 0, 0, 0, 0, 0, 1],
-    [0, 0, 0, 0, 1, 0, 0],
-    [0, 0, 0, 0, 0, 0, 1],
-    [0, 0, 0, 0, 0, 0, 1],
-    [0, 0, 0, 0, 0, 0, 0],
-]
-INCEPTION_OPS = ["input", C1, C3, C3, C3, MP, "output"]
-# ... and as the data set stores it (official colab output: the same cell, vertices relabelled).
-INCEPTION_STORED_MATRIX = [
-    [0, 1, 1, 1, 1, 0, 0],
-    [0, 0, 0, 0, 0, 0, 1],
-    [0, 0, 0, 0, 0, 0, 1],
-    [0, 0, 0, 0, 0, 0, 1],
-    [0, 0, 0, 0, 0, 1, 0],
-    [0, 0, 0, 0, 0, 0, 1],
-    [0, 0, 0, 0, 0, 0, 0],
-]
-INCEPTION_STORED_OPS = ["input", C3, C1, MP, C3, C3, "output"]
-# A record of nasbench_only108.tfrecord with its module hash (quoted by several public projects).
-KNOWN_HASH = "00005c142e6f48ac74fdcf73e3439874"
-KNOWN_MATRIX = [
-    [0, 1, 0, 0, 1, 1, 0],
-    [0, 0, 1, 0, 0, 0, 0],
-    [0, 0, 0, 1, 0, 0, 1],
-    [0, 0, 0, 0, 0, 1, 0],
-    [0, 0, 0, 0, 0, 1, 0],
-    [0, 0, 0, 0, 0, 0, 1],
-    [0, 0, 0, 0, 0, 0, 0],
-]
-KNOWN_OPS = ["input", C3, MP, C3, C3, C1, "output"]
+INCEPTION_MATRIX, INCEPTION_OPS = INCEPTION.matrix, list(INCEPTION.ops)
+INCEPTION_STORED_MATRIX, INCEPTION_STORED_OPS = INCEPTION_STORED.matrix, list(INCEPTION_STORED.ops)
+KNOWN_MATRIX, KNOWN_OPS = KNOWN.matrix, list(KNOWN.ops)
 
 
 @pytest.fixture(scope="module")

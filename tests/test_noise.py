@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from types import SimpleNamespace
 
 import numpy as np
@@ -23,16 +22,6 @@ from dgpo_env.diffusion.noise import (
 )
 from dgpo_env.diffusion.schedule import cosine_alpha_bar
 from dgpo_env.search_spaces import NB201SearchSpace, ToySearchSpace
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny models run fastest single-threaded, and the machine is shared (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 T = 20
 DT = torch.float64

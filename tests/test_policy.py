@@ -34,7 +34,6 @@ ENV_IDS = {"toy": "dgpo_env/ToyDAG-v0", "nb201": "dgpo_env/NB201-CIFAR10-v0"}
 
 @pytest.fixture(scope="module")
 def models() -> dict[str, DiffusionModel]:
-    torch.set_num_threads(1)
     return {
         "toy": DiffusionModel.create(ToySearchSpace(), diffusion_steps=T, config=TINY, seed=0),
         "nb201": DiffusionModel.create(NB201SearchSpace(), diffusion_steps=T, config=TINY, seed=0),

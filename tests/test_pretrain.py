@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,16 +15,6 @@ from agents.diffusion.pretrain import PretrainConfig, pretrain, select_training_
 from agents.diffusion.sampling import accuracy_stats, cell_metrics, evaluate_model, training_cells
 from dgpo_env.benchmarks import NB201Benchmark, ToyBenchmark
 from dgpo_env.search_spaces import NB201SearchSpace, ToySearchSpace
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny models run fastest single-threaded, and the machine is shared (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 TINY = DenoiserConfig(hidden_dim=16, edge_dim=8, n_layers=2, n_heads=2, time_dim=8)
 

@@ -227,3 +227,22 @@ class SearchSpace(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(N={self.n_nodes}, node_types={self.node_types})"
+
+
+class OpCellSearchSpace(SearchSpace):
+    """A space whose node 0 is ``input``, node ``N - 1`` ``output`` and inner nodes carry an op.
+
+    The vocabulary is ``("input", "output", *ops)``, so op types start at :attr:`op_offset`.
+    """
+
+    input_type = 0
+    output_type = 1
+    op_offset = 2
+
+    def op_node_allowed(self) -> BoolArray:
+        """``bool[N, K]``: input and output nodes fixed, every inner node one of the ops."""
+        node_allowed = np.zeros((self.n_nodes, self.n_node_types), dtype=bool)
+        node_allowed[0, self.input_type] = True
+        node_allowed[-1, self.output_type] = True
+        node_allowed[1:-1, self.op_offset :] = True
+        return node_allowed

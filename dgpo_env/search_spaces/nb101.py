@@ -31,7 +31,7 @@ import networkx as nx
 import numpy as np
 from numpy.typing import ArrayLike
 
-from dgpo_env.search_spaces.base import BoolArray, SearchSpace
+from dgpo_env.search_spaces.base import BoolArray, OpCellSearchSpace
 from dgpo_env.search_spaces.dag import DAG, IntArray
 
 NB101_OPS: tuple[str, ...] = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
@@ -185,7 +185,7 @@ def live_vertices(matrix: ArrayLike) -> IntArray:
     return np.flatnonzero(live).astype(np.int64)
 
 
-class NB101SearchSpace(SearchSpace):
+class NB101SearchSpace(OpCellSearchSpace):
     """NAS-Bench-101: 7 nodes, node 0 ``input``, node 6 ``output``, 21 free edge bits.
 
     Node vocabulary (type ids): ``0 input, 1 output, 2 conv3x3-bn-relu, 3 conv1x1-bn-relu,
@@ -198,17 +198,10 @@ class NB101SearchSpace(SearchSpace):
     node_types = (INPUT, OUTPUT, *NB101_OPS)
     n_nodes = N_VERTICES
     n_edge_types = 2
-    input_type = 0
-    output_type = 1
-    op_offset = 2
 
     def allowed_values(self) -> tuple[BoolArray, BoolArray]:
         """Input/output nodes fixed, inner nodes one of the three ops, all 21 edges free."""
-        node_allowed = np.zeros((self.n_nodes, self.n_node_types), dtype=bool)
-        node_allowed[0, self.input_type] = True
-        node_allowed[-1, self.output_type] = True
-        node_allowed[1:-1, self.op_offset :] = True
-        return node_allowed, np.ones((self.n_edges, self.n_edge_types), dtype=bool)
+        return self.op_node_allowed(), np.ones((self.n_edges, self.n_edge_types), dtype=bool)
 
     # ------------------------------------------------------------------ pruning and validity
     def _check_node_types(self, dag: DAG) -> str | None:

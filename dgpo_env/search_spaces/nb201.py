@@ -19,7 +19,7 @@ from functools import cached_property
 
 import numpy as np
 
-from dgpo_env.search_spaces.base import BoolArray, SearchSpace
+from dgpo_env.search_spaces.base import BoolArray, OpCellSearchSpace
 from dgpo_env.search_spaces.dag import DAG, IntArray, edge_position, n_upper
 
 NB201_OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -36,7 +36,7 @@ _ARCH_RE = re.compile(r"^\|([a-z_0-9]+)~0\|\+\|([a-z_0-9]+)~0\|([a-z_0-9]+)~1\|\
 _OP_PLACES = np.array([5**5, 5**4, 5**3, 5**2, 5, 1], dtype=np.int64)
 
 
-class NB201SearchSpace(SearchSpace):
+class NB201SearchSpace(OpCellSearchSpace):
     """NAS-Bench-201: 8 nodes, types ``input, output`` and the five ops, fixed adjacency.
 
     Node vocabulary (type ids): ``0 input, 1 output, 2 none, 3 skip_connect, 4 nor_conv_1x1,
@@ -48,9 +48,6 @@ class NB201SearchSpace(SearchSpace):
     node_types = ("input", "output", *NB201_OPS)
     n_nodes = 8
     n_edge_types = 2
-    input_type = 0
-    output_type = 1
-    op_offset = 2
 
     @cached_property
     def fixed_edges(self) -> IntArray:
@@ -63,10 +60,7 @@ class NB201SearchSpace(SearchSpace):
 
     def allowed_values(self) -> tuple[BoolArray, BoolArray]:
         """Input/output nodes and all edges are fixed; nodes 1..6 take one of the five ops."""
-        node_allowed = np.zeros((self.n_nodes, self.n_node_types), dtype=bool)
-        node_allowed[0, self.input_type] = True
-        node_allowed[-1, self.output_type] = True
-        node_allowed[1:-1, self.op_offset :] = True
+        node_allowed = self.op_node_allowed()
         edge_allowed = np.zeros((self.n_edges, 2), dtype=bool)
         edge_allowed[np.arange(self.n_edges), self.fixed_edges] = True
         return node_allowed, edge_allowed

@@ -12,30 +12,23 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 
-from dgpo_env.search_spaces.base import BoolArray, SearchSpace
+from dgpo_env.search_spaces.base import BoolArray, OpCellSearchSpace
 from dgpo_env.search_spaces.dag import DAG
 
 TOY_OPS: tuple[str, ...] = ("conv", "pool", "skip")
 
 
-class ToySearchSpace(SearchSpace):
+class ToySearchSpace(OpCellSearchSpace):
     """Six-node DAGs with three ops and free edges; valid when the input reaches the output."""
 
     name = "toy"
     node_types = ("input", "output", *TOY_OPS)
     n_nodes = 6
     n_edge_types = 2
-    input_type = 0
-    output_type = 1
-    op_offset = 2
 
     def allowed_values(self) -> tuple[BoolArray, BoolArray]:
         """Input/output nodes fixed, inner nodes one of the ops, every edge free."""
-        node_allowed = np.zeros((self.n_nodes, self.n_node_types), dtype=bool)
-        node_allowed[0, self.input_type] = True
-        node_allowed[-1, self.output_type] = True
-        node_allowed[1:-1, self.op_offset :] = True
-        return node_allowed, np.ones((self.n_edges, self.n_edge_types), dtype=bool)
+        return self.op_node_allowed(), np.ones((self.n_edges, self.n_edge_types), dtype=bool)
 
     def validate(self, dag: DAG) -> str | None:
         """Why ``dag`` is not a toy cell, or ``None``."""
