@@ -27,10 +27,14 @@ def render_ansi(space: SearchSpace, dag: DAG, t: int, info: dict[str, Any]) -> s
 
 
 def _layers(dag: DAG) -> list[int]:
-    """Longest-path depth of every node from node 0 (nodes are topologically ordered)."""
-    depth = [0] * dag.n_nodes
-    for i, j in dag.edge_list():
+    """Drawing column of every node: the input first, the output last, the rest by longest-path depth.
+
+    Inner nodes without predecessors (possible in a noisy graph) stand in column 1, not on the input.
+    """
+    depth = [0] + [1] * (dag.n_nodes - 1)
+    for i, j in dag.edge_list():  # row-major order visits every predecessor before its successors
         depth[j] = max(depth[j], depth[i] + 1)
+    depth[-1] = max(depth[-1], max(depth[:-1]) + 1)
     return depth
 
 
@@ -56,12 +60,13 @@ def render_rgb(space: SearchSpace, dag: DAG, t: int, info: dict[str, Any]) -> np
         )
         used = sorted(set(dag.nodes.tolist()))
         handles = [plt.Line2D([], [], marker="o", ls="", color=cmap(k % 10), label=space.node_types[k]) for k in used]
-        ax.legend(handles=handles, loc="upper left", fontsize=7, frameon=False)
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
         title = f"{space.name}  t={t}"
         if info.get("valid"):
             title += f"  val_acc={info['val_acc']:.2f}"
         ax.set_title(title)
         ax.set_axis_off()
+        fig.tight_layout()
         fig.canvas.draw()
         image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()  # type: ignore[attr-defined]
     finally:
