@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from agents.diffusion.model import package_version
-from agents.diffusion.pretrain import FILTER_THRESHOLD_NB201, PretrainConfig, pretrain_on_benchmark
+from agents.diffusion.pretrain import FILTER_THRESHOLD_NB201, PretrainConfig, pretrain_on_benchmark, pretraining_summary
 from agents.diffusion.sampling import evaluate_model, format_metrics
 from dgpo_env.benchmarks import NB201Benchmark
 
@@ -82,16 +82,9 @@ def main() -> None:
         rss_before = peak_rss_mb()
         model, history = pretrain_on_benchmark(bench, config, progress=False, **selection)  # type: ignore[arg-type]
         entry: dict[str, Any] = {
-            "selection": model.info["selection"],
-            "n_cells": history["n_selected"],
-            "selection_queries": history["n_queries"],
-            "n_parameters": history["n_parameters"],
-            "epochs": history["epochs"],
-            "gradient_steps": history["steps"],
-            "wall_time_s": history["wall_time_s"],
+            **pretraining_summary(model, history),
             "peak_rss_mb": peak_rss_mb(),
             "peak_rss_mb_before": rss_before,
-            "final_train_loss": history["train_loss"][-1],
             "val_loss": history["val_loss"],
             "samples": {},
         }

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from agents.diffusion.denoiser import DenoiserConfig
-from agents.diffusion.pretrain import PretrainConfig, pretrain_on_benchmark
+from agents.diffusion.pretrain import PretrainConfig, pretrain_on_benchmark, pretraining_summary
 from dgpo_env.benchmarks import make_benchmark
 from dgpo_env.diffusion.schedule import DEFAULT_DIFFUSION_STEPS
 
@@ -81,18 +81,9 @@ def run(args: argparse.Namespace) -> int:
         n_random=args.n_random,
     )
     path = model.save(args.out)
-    summary = {
-        "checkpoint": str(path),
-        "benchmark": benchmark.name,
-        "selection": model.info["selection"],
-        "n_cells": history["n_selected"],
-        "selection_queries": history["n_queries"],
-        "n_parameters": history["n_parameters"],
-        "epochs": history["epochs"],
-        "gradient_steps": history["steps"],
-        "final_train_loss": round(history["train_loss"][-1], 4),
-        "final_val_loss": round(history["val_loss"][-1], 4) if history["val_loss"] else None,
-        "wall_time_s": round(history["wall_time_s"], 1),
-    }
+    summary = {"checkpoint": str(path), "benchmark": benchmark.name, **pretraining_summary(model, history)}
+    summary["wall_time_s"] = round(summary["wall_time_s"], 1)
+    for key in ("final_train_loss", "final_val_loss"):
+        summary[key] = None if summary[key] is None else round(summary[key], 4)
     print(json.dumps(summary, indent=2))
     return 0

@@ -401,3 +401,23 @@ def pretrain_on_benchmark(
     history["n_queries"] = selection.n_queries
     history["n_selected"] = len(selection.cells)
     return model, history
+
+
+def pretraining_summary(model: DiffusionModel, history: dict[str, Any]) -> dict[str, Any]:
+    """The figures every report of a :func:`pretrain_on_benchmark` run shows (JSON-ready).
+
+    Returns:
+        Selection rule, cells, selection queries, parameters, epochs, gradient steps, wall time and
+        the final training and validation losses (``None`` when no validation set was held out).
+    """
+    return {
+        "selection": model.info["selection"],
+        "n_cells": history["n_selected"],
+        "selection_queries": history["n_queries"],
+        "n_parameters": history["n_parameters"],
+        "epochs": history["epochs"],
+        "gradient_steps": history["steps"],
+        "wall_time_s": history["wall_time_s"],
+        "final_train_loss": history["train_loss"][-1],
+        "final_val_loss": history["val_loss"][-1] if history["val_loss"] else None,
+    }
