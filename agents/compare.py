@@ -63,6 +63,7 @@ BENCHMARK_SHORTHANDS: dict[str, dict[str, Any]] = {
 
 DIFFUSION_METHODS: dict[str, str] = {
     "dgpo": "agents.dgpo.compare_methods:run_dgpo",
+    "dgpo-elite": "agents.dgpo.compare_methods:run_dgpo_elite",
     "ppo": "agents.dgpo.compare_methods:run_ppo",
     "ppo-mlp": "agents.dgpo.compare_methods:run_ppo_mlp",
 }

@@ -1,3 +1,4 @@
+import re
 import warnings
 
 import gymnasium as gym
@@ -10,6 +11,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 import dgpo_env
 from dgpo_env.benchmarks import BenchmarkDataError, NB201Benchmark, ToyBenchmark
 from dgpo_env.diffusion.marginals import Marginals
+from dgpo_env.diffusion.schedule import cosine_alpha_bar
 from dgpo_env.envs import GraphDenoiseEnv
 
 IDS = sorted(i for i in dgpo_env.ENV_SPECS if "NB101" not in i)  # NB101 needs the official data file
@@ -85,6 +87,44 @@ def test_fixed_entries_are_clamped_and_reset_draws_from_the_prior():
     obs, *_ = env.step(action)
     assert obs["nodes"].tolist() == [0, 5, 5, 5, 5, 5, 5, 1]
     assert obs["edges"].tolist() == space.fixed_edges.tolist()
+
+
+def test_start_cell_option_noises_a_known_cell_to_an_intermediate_time():
+    env = GraphDenoiseEnv("nb201", n_steps=5, diffusion_steps=100)
+    cell = env.search_space.from_index(6111)
+    obs, info = env.reset(seed=0, options={"start_cell": cell, "start_step": 3})
+    assert obs["t"].tolist() == [40] == [info["t"]]
+    target = cell.flat()
+    for expected_t in (20, 0):  # n_steps - start_step = 2 transitions
+        obs, reward, terminated, _, info = env.step(target)
+        assert int(obs["t"][0]) == expected_t
+    assert terminated and reward == pytest.approx(0.916067, abs=1e-6)
+    # q(x_t | x_0) = a x_0 + (1 - a) m per free entry: P(entry unchanged) = a + (1 - a) / 5 (uniform m)
+    a = cosine_alpha_bar(100)[40]
+    free = ~env.search_space.fixed_mask
+    kept = []
+    for _ in range(2000):
+        obs, _ = env.reset(options={"start_cell": target, "start_step": 3})  # a flat vector works too
+        flat = np.concatenate([obs["nodes"], obs["edges"]])
+        kept.append(flat[free] == target[free])
+        assert np.array_equal(flat[~free], target[~free])  # fixed entries stay
+    assert np.mean(kept) == pytest.approx(a + (1 - a) / 5, abs=0.015)
+    obs, _ = env.reset()  # no options: back to the prior at t = T
+    assert obs["t"].tolist() == [100]
+
+
+def test_start_options_are_checked():
+    env = GraphDenoiseEnv("nb201", n_steps=5, diffusion_steps=100)
+    cell = env.search_space.from_index(0)
+    with pytest.raises(ValueError, match="unknown reset options"):
+        env.reset(options={"start": cell})
+    with pytest.raises(ValueError, match="go together"):
+        env.reset(options={"start_cell": cell})
+    for k in (0, 5):
+        with pytest.raises(ValueError, match=re.escape("start_step must be in 1 .. n_steps - 1 = 4")):
+            env.reset(options={"start_cell": cell, "start_step": k})
+    with pytest.raises(ValueError, match="shape"):
+        env.reset(options={"start_cell": np.zeros(3, dtype=np.int64), "start_step": 2})
 
 
 def test_custom_prior_is_used_and_checked():

@@ -15,6 +15,7 @@ from agents.dgpo.dgpo import (
     N_INNER_PASSES,
 )
 from agents.dgpo.losses import GRADIENTS, TIMESTEP_FRACTION
+from agents.dgpo.variants import VARIANTS, variant_kwargs
 from dgpo_env.envs.graph_denoise import DEFAULT_N_STEPS
 
 
@@ -35,12 +36,18 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-steps", type=int, default=DEFAULT_N_STEPS, help="denoising steps per episode")
     parser.add_argument("--n-envs", type=int, default=None, help="environment copies (default: batch size)")
-    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="trajectories per batch (official 15)")
-    parser.add_argument("--lr", type=float, default=LEARNING_RATE, help="Adam learning rate (official 5e-7)")
-    parser.add_argument("--inner-passes", type=int, default=N_INNER_PASSES, help="updates per batch (official 4)")
-    parser.add_argument("--timestep-fraction", type=float, default=TIMESTEP_FRACTION, help="ppo_sr (official 0.3)")
-    parser.add_argument("--freeze-fraction", type=float, default=FREEZE_FRACTION, help="frozen layers (official 0.75)")
-    parser.add_argument("--max-grad-norm", type=float, default=MAX_GRAD_NORM, help="gradient clip (official 2.0)")
+    parser.add_argument(
+        "--variant",
+        choices=sorted(VARIANTS),
+        default="published",
+        help="DGPO as published, or an improved variant (agents/dgpo/variants.py); the flags below override it",
+    )
+    parser.add_argument("--batch-size", type=int, default=None, help=f"trajectories per batch (official {BATCH_SIZE})")
+    parser.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (official {LEARNING_RATE:g})")
+    parser.add_argument("--inner-passes", type=int, default=None, help=f"updates per batch (official {N_INNER_PASSES})")
+    parser.add_argument("--timestep-fraction", type=float, default=None, help=f"ppo_sr (official {TIMESTEP_FRACTION})")
+    parser.add_argument("--freeze-fraction", type=float, default=None, help=f"frozen (official {FREEZE_FRACTION})")
+    parser.add_argument("--max-grad-norm", type=float, default=None, help=f"gradient clip (official {MAX_GRAD_NORM})")
     parser.add_argument("--gradient", choices=GRADIENTS, default="eager", help="eager (GDPO) or ddpo (per step)")
     parser.add_argument("--inverse", action="store_true", help="negate the reward (control experiment)")
     parser.add_argument("--table-path", type=Path, default=None, help="extended NB201 .npz (adds test accuracy)")
@@ -62,6 +69,15 @@ def run(args: argparse.Namespace) -> int:
     from agents.policies.envs import benchmark_for_env_id
 
     torch.set_num_threads(1)
+    flags = {
+        "learning_rate": args.lr,
+        "batch_size": args.batch_size,
+        "n_inner_passes": args.inner_passes,
+        "timestep_fraction": args.timestep_fraction,
+        "freeze_fraction": args.freeze_fraction,
+        "max_grad_norm": args.max_grad_norm,
+    }
+    settings = {**variant_kwargs(args.variant), **{k: v for k, v in flags.items() if v is not None}}
     try:
         model = DiffusionModel.load(args.checkpoint)
         overrides = {} if args.table_path is None else {"table_path": args.table_path}
@@ -74,16 +90,11 @@ def run(args: argparse.Namespace) -> int:
             env_kwargs={"inverse": args.inverse},
             benchmark=benchmark,
             seed=args.seed,
-            learning_rate=args.lr,
-            batch_size=args.batch_size,
-            n_inner_passes=args.inner_passes,
-            timestep_fraction=args.timestep_fraction,
-            freeze_fraction=args.freeze_fraction,
-            max_grad_norm=args.max_grad_norm,
             gradient=args.gradient,
             max_queries=args.max_queries,
             tensorboard_log=None if args.tensorboard is None else str(args.tensorboard),
             verbose=args.verbose,
+            **settings,
         )
     except ValueError as err:  # bad checkpoint, mismatched settings: say what and exit 2
         print(f"dgpo finetune: error: {err}")
@@ -96,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     if args.save_model is not None:
         agent.policy.model.save(args.save_model)
     best = agent.best
-    print(f"DGPO on {args.env} from {args.checkpoint} (seed {args.seed}, {wall:.1f} s)")
+    name = "DGPO" if args.variant == "published" else f"DGPO ({args.variant} variant)"
+    print(f"{name} on {args.env} from {args.checkpoint} (seed {args.seed}, {wall:.1f} s)")
     if best is None:
         print(f"  no valid cell found; queries: {benchmark.n_queries} distinct cells")
         return 1

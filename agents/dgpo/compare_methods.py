@@ -38,6 +38,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from agents.baselines.base import SearchResult, make_result
 from agents.compare import build_benchmark, register_method
 from agents.dgpo.dgpo import DGPO
+from agents.dgpo.variants import variant_kwargs
 from agents.diffusion.denoiser import DenoiserConfig, GraphTransformerDenoiser
 from agents.diffusion.model import CHECKPOINT_FORMAT_VERSION, search_space_by_name
 from agents.diffusion.pretrain import PretrainConfig, pretrain
@@ -52,6 +53,7 @@ from dgpo_env.search_spaces.dag import DAG
 
 LAZY_METHODS: dict[str, str] = {
     "dgpo": "agents.dgpo.compare_methods:run_dgpo",
+    "dgpo-elite": "agents.dgpo.compare_methods:run_dgpo_elite",
     "ppo": "agents.dgpo.compare_methods:run_ppo",
     "ppo-mlp": "agents.dgpo.compare_methods:run_ppo_mlp",
 }
@@ -151,6 +153,7 @@ def run_dgpo(
     n_steps: int = N_STEPS,
     learning_rate: float = DGPO_LEARNING_RATE,
     max_stale_batches: int | None = STALE_BATCHES,
+    variant: str = "published",
     **dgpo_kwargs: Any,
 ) -> SearchResult:
     """DGPO fine-tuning from a pretrained model until ``max_queries`` distinct cells were looked up.
@@ -161,14 +164,16 @@ def run_dgpo(
         max_queries: The budget of distinct cells.
         checkpoint: A pretrained model (default :func:`cached_checkpoint`).
         n_steps: Denoising steps per episode.
-        learning_rate: Adam learning rate.
+        learning_rate: Adam learning rate (a variant's own rate takes precedence).
         max_stale_batches: Stop as converged after this many batches without a new cell.
-        **dgpo_kwargs: Further :class:`DGPO` arguments (official defaults otherwise).
+        variant: A :data:`~agents.dgpo.variants.VARIANTS` name; its settings override the defaults.
+        **dgpo_kwargs: Further :class:`DGPO` arguments (override the variant's).
     """
     torch.set_num_threads(1)
     path = cached_checkpoint(benchmark_kwargs) if checkpoint is None else Path(checkpoint)
     start = time.perf_counter()
     benchmark = build_benchmark(benchmark_kwargs)
+    dgpo_kwargs = {"learning_rate": learning_rate, **variant_kwargs(variant), **dgpo_kwargs}
     agent = DGPO.for_env_id(
         path,
         None,
@@ -176,7 +181,6 @@ def run_dgpo(
         n_steps=n_steps,
         seed=seed,
         max_queries=max_queries,
-        learning_rate=learning_rate,
         max_stale_batches=max_stale_batches,
         **dgpo_kwargs,
     )
@@ -184,12 +188,18 @@ def run_dgpo(
     settings = {
         "checkpoint": str(path),
         "n_steps": n_steps,
-        "learning_rate": learning_rate,
+        "variant": variant,
         "max_stale_batches": max_stale_batches,
         "stop_reason": agent.stop_reason,
         **dgpo_kwargs,
     }
-    return make_result("dgpo", seed, benchmark, max_queries, None, time.perf_counter() - start, settings)
+    name = "dgpo" if variant == "published" else f"dgpo-{variant}"
+    return make_result(name, seed, benchmark, max_queries, None, time.perf_counter() - start, settings)
+
+
+def run_dgpo_elite(benchmark_kwargs: dict[str, Any], seed: int, max_queries: int, **kwargs: Any) -> SearchResult:
+    """:func:`run_dgpo` with the ``"elite"`` variant (:mod:`agents.dgpo.variants`): reuse of queried cells."""
+    return run_dgpo(benchmark_kwargs, seed, max_queries, variant="elite", **kwargs)
 
 
 def run_ppo(
@@ -289,6 +299,7 @@ __all__ = [
     "cached_checkpoint",
     "register_methods",
     "run_dgpo",
+    "run_dgpo_elite",
     "run_ppo",
     "run_ppo_mlp",
 ]

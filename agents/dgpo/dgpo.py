@@ -31,6 +31,7 @@ from stable_baselines3.common.utils import obs_as_tensor, safe_mean
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.dgpo.advantages import ADVANTAGE_CLIP, REWARD_SMOOTHING, RewardNormalizer, batch_advantages
+from agents.dgpo.elite import CellArchive, elite_replay_loss
 from agents.dgpo.losses import (
     GRADIENTS,
     TIMESTEP_FRACTION,
@@ -48,6 +49,7 @@ from agents.policies.observations import graph_from_obs
 from dgpo_env.benchmarks import Benchmark
 from dgpo_env.diffusion.noise import sample_categorical
 from dgpo_env.envs.graph_denoise import DEFAULT_N_STEPS
+from dgpo_env.search_spaces.dag import DAG
 
 SelfDGPO = TypeVar("SelfDGPO", bound="DGPO")
 
@@ -95,6 +97,20 @@ class DGPO(BaseAlgorithm):
             :meth:`for_env_id` also makes the environments refuse new cells beyond it, so it is exact.
         max_stale_batches: Stop once this many consecutive batches looked up no new cell (the policy
             has converged onto known cells); ``None``: never.
+        elite_replay: Replay the this many best cells found so far after every batch
+            (:mod:`agents.dgpo.elite`); 0 (published DGPO): no replay.
+        replay_passes: Optimizer steps of elite replay per batch.
+        anchor_prob: Probability that a batch starts from best-so-far cells noised to an intermediate
+            time instead of from the prior (elite-anchored starts); 0 (published DGPO): never.
+        anchor_skip: Share of the denoising schedule an anchored start skips (``k = round(anchor_skip
+            · n_steps)``, clipped to ``1 .. n_steps - 1``); larger means less noise, closer edits.
+        anchor_top_k: Anchors are drawn uniformly from this many best cells.
+        anchor_random: Share of an anchored batch's starts that noise a prior draw instead of a top
+            cell (random restarts, refined by the fine-tuned denoiser).
+        anchor_after: Distinct cells to look up (from the prior) before the first anchored batch.
+        novelty_retries: At the last denoising step, redraw a proposal whose cell is invalid, already
+            looked up or already proposed in the round, up to this many times, mixing ever more of
+            the prior into the reverse step (see :meth:`sample_actions`); 0 (published): never.
         stats_window_size: Episodes averaged in ``rollout/ep_rew_mean``.
         tensorboard_log: TensorBoard log directory.
         policy_kwargs: ``{"model": DiffusionModel or checkpoint path}``; ``task`` defaults to the
@@ -131,6 +147,14 @@ class DGPO(BaseAlgorithm):
         gradient: Gradient = "eager",
         max_queries: int | None = None,
         max_stale_batches: int | None = None,
+        elite_replay: int = 0,
+        replay_passes: int = 10,
+        anchor_prob: float = 0.0,
+        anchor_skip: float = 0.7,
+        anchor_top_k: int = 3,
+        anchor_random: float = 0.0,
+        anchor_after: int = 20,
+        novelty_retries: int = 0,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -175,6 +199,29 @@ class DGPO(BaseAlgorithm):
         if max_stale_batches is not None and max_stale_batches < 1:
             raise ValueError(f"max_stale_batches must be >= 1 or None, got {max_stale_batches}")
         self.max_stale_batches = max_stale_batches
+        for name, value in (
+            ("elite_replay", elite_replay),
+            ("anchor_after", anchor_after),
+            ("novelty_retries", novelty_retries),
+        ):
+            if int(value) < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        for name, value in (("replay_passes", replay_passes), ("anchor_top_k", anchor_top_k)):
+            if int(value) < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        for name, share in (("anchor_prob", anchor_prob), ("anchor_random", anchor_random)):
+            if not 0.0 <= share <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {share}")
+        if not 0.0 < anchor_skip < 1.0:
+            raise ValueError(f"anchor_skip must be in (0, 1), got {anchor_skip}")
+        self.elite_replay = int(elite_replay)
+        self.replay_passes = int(replay_passes)
+        self.anchor_prob = float(anchor_prob)
+        self.anchor_skip = float(anchor_skip)
+        self.anchor_top_k = int(anchor_top_k)
+        self.anchor_random = float(anchor_random)
+        self.anchor_after = int(anchor_after)
+        self.novelty_retries = int(novelty_retries)
         self.stale_batches = 0
         self.stop_reason: str | None = None
         self.normalizer = RewardNormalizer(reward_smoothing, advantage_clip)
@@ -210,6 +257,7 @@ class DGPO(BaseAlgorithm):
         self.policy.optimizer = self.policy.optimizer_class(  # type: ignore[call-arg]
             trainable, lr=self.lr_schedule(1), **self.policy.optimizer_kwargs
         )
+        self.archive = CellArchive(self.policy.model.space.n_nodes)
         self._generator = torch.Generator()
         if self.seed is None:
             self._generator.seed()
@@ -270,6 +318,27 @@ class DGPO(BaseAlgorithm):
     def timesteps_for_epochs(self, epochs: int = EPOCHS) -> int:
         """``total_timesteps`` for ``epochs`` batches (DESIGN.md §4: 80 epochs official)."""
         return int(epochs) * self.batch_size * self.episode_length
+
+    @property
+    def anchor_step(self) -> int:
+        """Schedule index ``k`` an anchored start begins at (see ``anchor_skip``)."""
+        return min(max(round(self.anchor_skip * self.episode_length), 1), self.episode_length - 1)
+
+    def _anchor_batch(self) -> bool:
+        """Whether the next batch starts from noised elite cells (draws from the agent's generator)."""
+        if self.anchor_prob == 0.0 or self.episode_length < 2 or len(self.archive) < max(self.anchor_after, 1):
+            return False
+        return bool(torch.rand((), generator=self._generator) < self.anchor_prob)
+
+    def _draw_anchors(self) -> list[np.ndarray]:
+        """One start cell per environment: a top cell, or with ``anchor_random`` a prior draw (a restart)."""
+        anchors = self.archive.draw_anchors(self.n_envs, self.anchor_top_k, self._generator)
+        if self.anchor_random > 0.0:
+            nodes, edges = self.policy.model.noise.prior_sample(self.n_envs, self._generator)  # [E, N], [E, M]
+            restart = (torch.rand(self.n_envs, generator=self._generator) < self.anchor_random).tolist()
+            flats = torch.cat([nodes, edges], dim=1).numpy()
+            anchors = [flats[i] if restart[i] else anchor for i, anchor in enumerate(anchors)]
+        return anchors
 
     @property
     def budget_exhausted(self) -> bool:
@@ -335,13 +404,50 @@ class DGPO(BaseAlgorithm):
 
     @torch.no_grad()
     def sample_actions(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        """Draw ``G_s ~ p_θ(G_s | G_t)`` for a batch of observations with the agent's generator."""
+        """Draw ``G_s ~ p_θ(G_s | G_t)`` for a batch of observations with the agent's generator.
+
+        At the last step (``s = 0``) with ``novelty_retries = R > 0``, proposals that are invalid, already
+        looked up, or repeated within the batch are redrawn up to ``R`` times; retry ``r`` draws from
+        ``(1 - r/R) · p_θ + r/R · m`` (``m`` the prior marginals), so a model that has collapsed onto
+        known cells still proposes new ones — nearby edits first, uniform exploration last.
+        """
         graph = graph_from_obs(obs_as_tensor(obs, self.device))  # type: ignore[arg-type]
         s = self.policy.next_times(graph.t)
         node_probs, edge_probs = self.policy.model.reverse_step_probs(graph.nodes, graph.edges, graph.t, s)
-        nodes = sample_categorical(node_probs, self._generator)  # [B, N]
-        edges = sample_categorical(edge_probs, self._generator)  # [B, M]
-        return torch.cat([nodes, edges], dim=1).cpu().numpy()
+
+        def draw() -> np.ndarray:
+            nodes = sample_categorical(node_probs, self._generator)  # [B, N]
+            edges = sample_categorical(edge_probs, self._generator)  # [B, M]
+            return torch.cat([nodes, edges], dim=1).cpu().numpy()  # [B, N + M]
+
+        actions = draw()
+        if self.novelty_retries and bool((s == 0).all()):
+            noise = self.policy.model.noise
+            for retry in range(1, self.novelty_retries + 1):
+                stale = self._known_or_repeated(actions)
+                if not stale.any():
+                    break
+                mix = retry / self.novelty_retries  # exploration grows retry by retry, up to the prior itself
+                node_probs = (1.0 - mix) * node_probs + mix * noise.node_marginals.to(node_probs)  # [B, N, K]
+                edge_probs = (1.0 - mix) * edge_probs + mix * noise.edge_marginals.to(edge_probs)  # [B, M, K_e]
+                actions[stale] = draw()[stale]
+        return actions
+
+    def _known_or_repeated(self, actions: np.ndarray) -> np.ndarray:
+        """``bool[B]``: final proposals that are invalid, in the archive, or repeat an earlier row."""
+        space = self.policy.model.space
+        fixed, values = space.fixed_mask, space.fixed_values
+        seen: set[str] = set()
+        stale = np.zeros(len(actions), dtype=bool)
+        for i, flat in enumerate(actions):
+            cell = DAG.from_flat(np.where(fixed, values, flat), space.n_nodes)
+            if space.validate(cell) is not None:
+                stale[i] = True
+                continue
+            key = space.canonical_key(cell)
+            stale[i] = key in self.archive or key in seen
+            seen.add(key)
+        return stale
 
     def collect_trajectories(self, callback: BaseCallback) -> TrajectoryBatch | None:
         """Run ``batch_size`` episodes (``batch_size / n_envs`` rounds of lockstep episodes).
@@ -354,7 +460,8 @@ class DGPO(BaseAlgorithm):
         env: VecEnv = self.env
         self.policy.set_training_mode(False)
         n_nodes = self.policy.model.space.n_nodes
-        length = self.episode_length
+        first = self.anchor_step if self._anchor_batch() else 0  # schedule index the batch starts at
+        length = self.episode_length - first
         obs: Any = self._last_obs
         assert isinstance(obs, dict)
         if not np.all(obs["t"] == self.policy.model.diffusion_steps):  # a previous learn() stopped mid-episode
@@ -363,6 +470,9 @@ class DGPO(BaseAlgorithm):
         rounds: list[tuple[np.ndarray, list[dict[str, Any]], np.ndarray]] = []
         start = time.time()
         for _ in range(self.batch_size // self.n_envs):
+            if first:
+                env.set_options([{"start_cell": cell, "start_step": first} for cell in self._draw_anchors()])
+                obs = env.reset()
             flats = np.empty((length + 1, self.n_envs, len(self.action_space.nvec)), dtype=np.int64)  # type: ignore[attr-defined]
             for k in range(length):
                 assert isinstance(obs, dict)
@@ -383,13 +493,15 @@ class DGPO(BaseAlgorithm):
             for i, info in enumerate(infos):
                 final = info["terminal_observation"]
                 flats[length, i] = np.concatenate([final["nodes"], final["edges"]])
+                if info.get("valid") and info.get("key") is not None and info.get("val_acc_mean") is not None:
+                    self.archive.add(info["key"], flats[length, i], info["val_acc_mean"])
             self._record_episodes(infos, rewards, start)
             rounds.append((flats, infos, rewards))
             if self.budget_exhausted:
                 break
         self._last_obs = obs  # type: ignore[assignment]
         callback.on_rollout_end()
-        return self._as_batch(rounds, n_nodes)
+        return self._as_batch(rounds, n_nodes, np.asarray(self.policy.task.timesteps)[first:])
 
     def _record_episodes(self, infos: list[dict[str, Any]], rewards: np.ndarray, start: float) -> None:
         """Episode statistics, query count and best cell from the final ``info`` of each episode."""
@@ -410,9 +522,9 @@ class DGPO(BaseAlgorithm):
                     }
 
     def _as_batch(
-        self, rounds: list[tuple[np.ndarray, list[dict[str, Any]], np.ndarray]], n_nodes: int
+        self, rounds: list[tuple[np.ndarray, list[dict[str, Any]], np.ndarray]], n_nodes: int, times: np.ndarray
     ) -> TrajectoryBatch:
-        """Stack rounds of lockstep episodes into one :class:`TrajectoryBatch`."""
+        """Stack rounds of lockstep episodes (visiting ``times``) into one :class:`TrajectoryBatch`."""
         flats = np.concatenate([r[0].transpose(1, 0, 2) for r in rounds])  # [B, L + 1, N + M]
         infos = [info for r in rounds for info in r[1]]
         rewards = np.concatenate([r[2] for r in rounds]).astype(np.float64)
@@ -422,7 +534,7 @@ class DGPO(BaseAlgorithm):
         batch = TrajectoryBatch(
             nodes=flat[:, :, :n_nodes].contiguous(),
             edges=flat[:, :, n_nodes:].contiguous(),
-            times=torch.as_tensor(np.asarray(self.policy.task.timesteps), dtype=torch.int64),
+            times=torch.as_tensor(times, dtype=torch.int64),
             rewards=torch.from_numpy(rewards),
             valid=torch.from_numpy(valid),
             keys=[info.get("key") if info.get("valid") else None for info in infos],
@@ -434,11 +546,35 @@ class DGPO(BaseAlgorithm):
             if self.best["test_acc"] is not None:
                 self.logger.record("dgpo/best_test_acc", self.best["test_acc"])
         self.logger.record("dgpo/valid_fraction", float(valid.mean()))
+        self.logger.record("dgpo/anchored", int(len(times) <= self.episode_length))
         if valid.any():
             self.logger.record("dgpo/batch_val_acc_mean", float(np.nanmean(val_acc)))
         return batch
 
     def train(self, batch: TrajectoryBatch) -> None:
+        """DGPO's policy-gradient steps on the batch (DESIGN.md §4), then elite replay if enabled."""
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        self._train_policy_gradient(batch)
+        if self.elite_replay and len(self.archive) > 0:
+            self._train_elite_replay()
+        self.policy.set_training_mode(False)
+
+    def _train_elite_replay(self) -> None:
+        """``replay_passes`` clipped steps of the pretraining loss on the best cells found so far."""
+        params = [p for p in self.policy.model.parameters() if p.requires_grad]
+        losses = []
+        for _ in range(self.replay_passes):
+            self.policy.optimizer.zero_grad()
+            loss = elite_replay_loss(self.policy.model, self.archive, self.elite_replay, self._generator)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
+            self.policy.optimizer.step()
+            losses.append(float(loss.detach()))
+        self._n_updates += self.replay_passes
+        self.logger.record("train/replay_loss", float(np.mean(losses)))
+
+    def _train_policy_gradient(self, batch: TrajectoryBatch) -> None:
         """Advantages of the batch, then ``n_inner_passes`` clipped gradient steps (DESIGN.md §4)."""
         advantages, counted, informative = batch_advantages(
             batch.rewards.numpy(), batch.valid.numpy(), batch.keys, self.normalizer
@@ -449,8 +585,6 @@ class DGPO(BaseAlgorithm):
             self.logger.record("train/skipped_batch", 1)
             return
         self.logger.record("train/skipped_batch", 0)
-        self.policy.set_training_mode(True)
-        self._update_learning_rate(self.policy.optimizer)
         active = torch.from_numpy(np.flatnonzero(advantages != 0.0))
         adv = torch.from_numpy(advantages)
         k = n_loss_steps(batch.n_steps, self.timestep_fraction)

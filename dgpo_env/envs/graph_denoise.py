@@ -12,7 +12,7 @@ from gymnasium import spaces
 
 from dgpo_env.benchmarks import Benchmark, CellResult, make_benchmark
 from dgpo_env.diffusion.marginals import Marginals
-from dgpo_env.diffusion.schedule import DEFAULT_DIFFUSION_STEPS, step_schedule
+from dgpo_env.diffusion.schedule import DEFAULT_DIFFUSION_STEPS, cosine_alpha_bar, step_schedule
 from dgpo_env.envs.rendering import render_ansi, render_rgb
 from dgpo_env.search_spaces.dag import DAG
 
@@ -100,9 +100,17 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
     marginals (default: ``benchmark.marginals()``, the type frequencies of the benchmark's cells; for
     NAS-Bench-201 uniform over the five ops), with fixed entries at their value; ``t = T``.
 
+    ``reset(options={"start_cell": cell, "start_step": k})`` instead starts from a partially noised
+    known cell (SDEdit-style, DESIGN.md §2): ``t = t_k``, the ``k``-th time of the schedule
+    (``1 <= k < n_steps``), and ``G_{t_k} ~ q(G_{t_k} | G_0 = cell)`` — every free entry keeps its
+    value with probability ``ᾱ_{t_k}`` and is otherwise drawn from ``prior``. The episode then
+    lasts ``n_steps - k`` transitions; small noise (large ``k``) proposes near neighbours of the cell.
+    ``cell`` is a :class:`~dgpo_env.search_spaces.dag.DAG` or a flat ``concat(nodes, edges)`` vector.
+
     ## Episode End
 
-    The episode terminates after ``n_steps`` transitions, when ``t`` reaches 0. It is never
+    The episode terminates when ``t`` reaches 0: after ``n_steps`` transitions (``n_steps - k`` from a
+    ``start_step`` of ``k``). It is never
     truncated. The final ``info`` holds ``cell`` (arch string or description), ``key`` (canonical
     key), ``valid``, ``invalid_reason``, ``val_acc`` (percent, as rewarded), ``val_acc_mean``,
     ``test_acc``, ``params_m``, ``n_queries`` (distinct cells looked up by this environment's
@@ -164,6 +172,7 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
         self.diffusion_steps = int(diffusion_steps)
         self.n_steps = int(n_steps)
         self.timesteps = step_schedule(self.diffusion_steps, self.n_steps)
+        self._alpha_bar = cosine_alpha_bar(self.diffusion_steps)  # float64[T + 1], DESIGN.md §2
         self.prior = benchmark.marginals() if prior is None else prior
         self.prior.check_compatible(space)
         self.reward_scale = reward_scale
@@ -188,19 +197,44 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
         self._mask = space.flat_action_mask
         self._n_nodes = n
         self._flat: np.ndarray | None = None  # int64[N + M], the current graph
-        self._k = 0  # steps taken in this episode
+        self._k = 0  # index of the current time t in the schedule
         self._last_info: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ gym API
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[ObsType, dict[str, Any]]:
-        """Draw ``G_T`` from the prior; ``t = T``."""
+        """Draw ``G_T`` from the prior (``t = T``), or noise ``options["start_cell"]`` to ``t_k`` (see Starting State).
+
+        Raises:
+            ValueError: For unknown option keys, a ``start_step`` outside ``1 .. n_steps - 1``, or a
+                ``start_cell`` of the wrong shape or with out-of-range entries.
+        """
         super().reset(seed=seed)
-        self._flat = np.where(self._fixed, self._fixed_values, self.prior.sample(self.np_random))
-        self._k = 0
-        self._last_info = {"t": self.diffusion_steps, "action_mask": self._mask.copy()}
+        start_cell, self._k = self._parse_start(options)
+        noise = self.prior.sample(self.np_random)  # int64[N + M]
+        if start_cell is not None:
+            keep = self.np_random.random(noise.shape) < self._alpha_bar[self.timesteps[self._k]]
+            noise = np.where(keep, start_cell, noise)
+        self._flat = np.where(self._fixed, self._fixed_values, noise)
+        self._last_info = {"t": self.t, "action_mask": self._mask.copy()}
         return self._obs(), dict(self._last_info)
+
+    def _parse_start(self, options: Mapping[str, Any] | None) -> tuple[np.ndarray | None, int]:
+        """``(start cell as a flat vector or None, start step k)`` from ``reset``'s ``options``."""
+        options = dict(options or {})
+        unknown = set(options) - {"start_cell", "start_step"}
+        if unknown:
+            raise ValueError(f"unknown reset options {sorted(unknown)}; known: 'start_cell', 'start_step'")
+        cell, k = options.get("start_cell"), options.get("start_step")
+        if cell is None and k is None:
+            return None, 0
+        if cell is None or k is None:
+            raise ValueError("reset options 'start_cell' and 'start_step' go together; give both or neither")
+        if not 1 <= int(k) < self.n_steps:
+            raise ValueError(f"start_step must be in 1 .. n_steps - 1 = {self.n_steps - 1}, got {k}")
+        flat = np.concatenate([cell.nodes, cell.edges]) if isinstance(cell, DAG) else np.asarray(cell)
+        return self._check_action(flat), int(k)
 
     def step(self, action: np.ndarray) -> tuple[ObsType, SupportsFloat, bool, bool, dict[str, Any]]:
         """Replace the graph by ``action`` (fixed entries clamped) and move ``t`` one step down."""
@@ -261,6 +295,7 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
         }
 
     def _check_action(self, action: np.ndarray) -> np.ndarray:
+        """``action`` as ``int64[N + M]`` after checking shape, integrality and range (``ValueError`` otherwise)."""
         a = np.asarray(action)
         if a.shape != self._nvec.shape:
             raise ValueError(

@@ -1,0 +1,133 @@
+"""Query efficiency on NAS-Bench-201: DGPO and its variants against the NAS searchers at equal budgets.
+
+For every dataset, one :func:`agents.compare.run_comparison` (the engine of ``dgpo compare``) runs
+every method for every seed with a budget of distinct queries; the best validation accuracy found
+and the share of seeds at the optimum are read at each budget. A DGPO method *beats the peers* at a
+budget when its mean best validation accuracy and its share at the optimum are both at least those
+of regularised evolution and of local search measured in the same run (issue 5, DESIGN.md §5).
+
+Writes ``<out-dir>/compare_nb201-<dataset>_<Q>q.json`` / ``.png`` per dataset (the harness's
+files) and ``--out``: the per-budget table, the verdicts, the command and the versions.
+
+Usage::
+
+    python benchmarks/query_efficiency.py --seeds 20 --jobs 2 --table-path ../shared/data/nb201/nb201.npz
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from agents.compare import Comparison, run_comparison, versions
+
+DATASETS = ("cifar10", "cifar100", "imagenet16")
+ALGOS = ("dgpo", "dgpo-elite", "rea", "ls", "rs", "ppo", "ppo-mlp")
+PEERS = ("rea", "ls")
+"""The searchers DGPO must match or beat (issue 5)."""
+BUDGETS = (100, 200, 500)
+
+
+def budget_table(comparison: Comparison, budgets: list[int]) -> dict[str, dict[str, dict[str, float]]]:
+    """``{method: {budget: {"val_mean", "val_std", "share_optimum"}}}`` from one comparison."""
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for summary in comparison.summaries:
+        rows = {}
+        for q in budgets:
+            mean, std, share = summary.checkpoints[q]
+            rows[str(q)] = {"val_mean": mean, "val_std": std, "share_optimum": share}
+        table[summary.method] = rows
+    return table
+
+
+def verdicts(
+    table: dict[str, dict[str, dict[str, float]]], challengers: list[str], budgets: list[int]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """For every challenger and budget: the best peer values and whether the challenger matches both."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    peers = [p for p in PEERS if p in table]
+    for method in challengers:
+        rows = {}
+        for q in map(str, budgets):
+            best_mean = max(table[p][q]["val_mean"] for p in peers)
+            best_share = max(table[p][q]["share_optimum"] for p in peers)
+            own = table[method][q]
+            rows[q] = {
+                "peer_val_mean": best_mean,
+                "peer_share_optimum": best_share,
+                "val_mean_ok": own["val_mean"] >= best_mean - 1e-9,
+                "share_ok": own["share_optimum"] >= best_share - 1e-9,
+            }
+            rows[q]["beats_peers"] = rows[q]["val_mean_ok"] and rows[q]["share_ok"]
+        out[method] = rows
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the comparisons, print the verdicts, write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--algos", default=",".join(ALGOS))
+    parser.add_argument("--seeds", type=int, default=10, help="seeds 0 .. S-1 (issue 5: at least 10)")
+    parser.add_argument("--budgets", default=",".join(map(str, BUDGETS)), help="budgets; the largest is the run's")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--table-path", default=None, help="extended NB201 .npz (adds test accuracy)")
+    parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results/query_efficiency"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/query_efficiency.json"))
+    args = parser.parse_args(argv)
+    algos = args.algos.split(",")
+    budgets = sorted(int(b) for b in args.budgets.split(","))
+    missing = [p for p in PEERS if p not in algos]
+    if missing:
+        parser.error(f"--algos must include the peers {', '.join(PEERS)} (missing {', '.join(missing)})")
+    challengers = [a for a in algos if a.startswith("dgpo")]
+    report: dict[str, Any] = {
+        "command": " ".join(["python", *map(shlex.quote, [sys.argv[0], *(argv or sys.argv[1:])])]),
+        "versions": versions(),
+        "seeds": args.seeds,
+        "budgets": budgets,
+        "algos": algos,
+        "peers": list(PEERS),
+        "datasets": {},
+    }
+    for dataset in args.datasets.split(","):
+        start = time.perf_counter()
+        comparison = run_comparison(
+            f"nb201:{dataset}",
+            algos,
+            args.seeds,
+            max(budgets),
+            n_jobs=args.jobs,
+            out_dir=args.out_dir,
+            table_path=args.table_path,
+            checkpoints=budgets,
+            progress=False,
+        )
+        table = budget_table(comparison, budgets)
+        verdict = verdicts(table, challengers, budgets)
+        report["datasets"][dataset] = {
+            "benchmark": comparison.benchmark,
+            "oracle": {"val_acc": comparison.oracle_val_acc, "test_acc": comparison.oracle_test_acc},
+            "comparison_json": str(comparison.json_path),
+            "plot": str(comparison.png_path),
+            "wall_time_s": time.perf_counter() - start,
+            "mean_wall_time_per_run_s": {s.method: s.mean_wall_time_s for s in comparison.summaries},
+            "table": table,
+            "verdicts": verdict,
+        }
+        for method, rows in verdict.items():
+            marks = " ".join(f"@{q}: {'yes' if r['beats_peers'] else 'NO'}" for q, r in rows.items())
+            print(f"{dataset}: {method} matches or beats REA and LS — {marks}", flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

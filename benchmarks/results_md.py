@@ -1,0 +1,185 @@
+"""Write ``benchmarks/RESULTS.md`` from the JSON the benchmark scripts wrote (nothing is typed by hand).
+
+Reads ``reproduce_paper.json`` (:mod:`benchmarks.reproduce_paper`) and ``query_efficiency.json``
+(:mod:`benchmarks.query_efficiency`) from ``--results``; a missing file gives a section saying which
+command produces it.
+
+Usage::
+
+    python benchmarks/results_md.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagenet16": "ImageNet16-120"}
+PRETRAIN_NAMES = {"full": "(a) all cells", "7pct": "(b) random 7%", "filtered": "(c) filtered"}
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _mean(values: list[float]) -> str:
+    return f"{np.mean(values):.2f} ± {np.std(values):.2f}"
+
+
+def _versions(report: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in report.get("versions", {}).items() if v)
+
+
+def reproduction_section(report: dict[str, Any] | None) -> list[str]:
+    """Section 1: oracle hits per dataset and pretraining, inverse control, cost."""
+    lines = ["## 1. Paper reproduction (DGPO as published)", ""]
+    if report is None:
+        return [*lines, "Not run yet: `python benchmarks/reproduce_paper.py` writes `reproduce_paper.json`.", ""]
+    settings, paper = report["settings"], report["paper"]
+    records = report["records"]
+    pre = {(r["pretraining"], r["dataset"]): r for r in records if r["job"] == "pretrain"}
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        if r["job"] == "finetune":
+            runs[(r["dataset"], r["pretraining"])].append(r)
+    lines += [
+        f"Command: `{report['command']}`  ",
+        f"Versions: {_versions(report)}  ",
+        f"Fine-tuning: learning rate {settings['lr']:g}, {settings['n_steps']} denoising steps, at most "
+        f"{settings['max_queries']} distinct queries, stop after {settings['max_stale_batches']} batches without "
+        f"a new cell, at most {settings['max_epochs']} batches of 15. Filter thresholds: "
+        + ", ".join(f"{NAMES[d]} {t:g}%" for d, t in settings["filter_thresholds"].items())
+        + ".",
+        "",
+        "| dataset | pretraining | seeds at the oracle | best validation (mean ± std) | paper | queries to the best "
+        "cell (mean) | RL queries used (mean) | label queries for pretraining |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    order = [*NAMES], [*PRETRAIN_NAMES]
+    for (dataset, name), rs in sorted(
+        runs.items(), key=lambda kv: (order[0].index(kv[0][0]), order[1].index(kv[0][1]))
+    ):
+        selection = pre.get((name, dataset)) or pre.get((name, None)) or {}
+        hits = sum(r["reached_oracle"] for r in rs)
+        best = _mean([r["best_val_acc"] for r in rs])
+        lines.append(
+            f"| {NAMES[dataset]} | {PRETRAIN_NAMES[name]} | {hits}/{len(rs)} | {best} "
+            f"| {paper['oracle'][dataset]:.2f} | {np.mean([r['queries_to_best'] for r in rs]):.0f} "
+            f"| {np.mean([r['n_queries'] for r in rs]):.0f} | {selection.get('selection_queries', 'n/a')} |"
+        )
+    inverse = [r for r in records if r["job"] == "inverse"]
+    if inverse:
+        lines += [
+            "",
+            "Inverse control (reward `-R`, 80 batches of 15, from the all-cells model): mean validation accuracy "
+            "of 500 fresh samples before and after (paper: about "
+            f"{paper['inverse_sample_mean_cifar10']}% on CIFAR-10).",
+            "",
+            "| dataset | seeds | before | after |",
+            "|---|---|---|---|",
+        ]
+        by_dataset: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in inverse:
+            by_dataset[r["dataset"]].append(r)
+        for dataset, rs in sorted(by_dataset.items()):
+            lines.append(
+                f"| {NAMES[dataset]} | {len(rs)} | {_mean([r['sample_mean_before'] for r in rs])} "
+                f"| {_mean([r['sample_mean_after'] for r in rs])} |"
+            )
+    full = pre.get(("full", None))
+    tunes = [r for r in records if r["job"] == "finetune" and r["pretraining"] == "full"]
+    if full and tunes:
+        worst = max(tunes, key=lambda r: r["job_wall_time_s"])
+        mean_tune = np.mean([r["job_wall_time_s"] for r in tunes])
+        total = full["job_wall_time_s"] + worst["job_wall_time_s"]
+        lines += [
+            "",
+            "Cost on this machine (each job in its own process, 1 torch thread): pretraining on all cells "
+            f"{full['job_wall_time_s']:.0f} s (peak {full['peak_rss_mb']:.0f} MB), fine-tuning "
+            f"{mean_tune:.0f} s on average (slowest {worst['job_wall_time_s']:.0f} s, "
+            f"peak {max(r['peak_rss_mb'] for r in tunes):.0f} MB). One full reproduction run (pretrain + fine-tune, "
+            f"one dataset, one seed) therefore takes at most {total:.0f} s ({total / 60:.1f} min); the target is "
+            "15 min.",
+        ]
+    return [*lines, ""]
+
+
+def efficiency_section(report: dict[str, Any] | None) -> list[str]:
+    """Section 2: best validation and share at the optimum per budget, and the verdicts."""
+    lines = ["## 2. Query efficiency against the peers", ""]
+    if report is None:
+        return [*lines, "Not run yet: `python benchmarks/query_efficiency.py` writes `query_efficiency.json`.", ""]
+    budgets = [str(b) for b in report["budgets"]]
+    lines += [
+        f"Command: `{report['command']}`  ",
+        f"Versions: {_versions(report)}  ",
+        f"{report['seeds']} seeds per method; queries = distinct cells looked up (all counted). Each cell: mean best "
+        "validation accuracy ± std over seeds / share of seeds at the optimum. Regularised evolution (`rea`) and local "
+        "search (`ls`) are the peers; a DGPO method *matches or beats* them at a budget when both its mean and its "
+        "share are at least the better peer's.",
+        "",
+    ]
+    failures = []
+    for dataset, entry in report["datasets"].items():
+        oracle = entry["oracle"]["val_acc"]
+        lines += [
+            f"### {NAMES.get(dataset, dataset)} (oracle {oracle:.4f})",
+            "",
+            "| method | " + " | ".join(f"@{b} queries" for b in budgets) + " | time per run |",
+            "|---|" + "---|" * (len(budgets) + 1),
+        ]
+        for method, rows in entry["table"].items():
+            cells = [
+                f"{rows[b]['val_mean']:.2f} ± {rows[b]['val_std']:.2f} / {rows[b]['share_optimum']:.0%}"
+                for b in budgets
+            ]
+            wall = entry["mean_wall_time_per_run_s"][method]
+            lines.append(f"| {method} | " + " | ".join(cells) + f" | {wall:.1f} s |")
+        lines += ["", "| DGPO method | " + " | ".join(f"@{b}" for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
+        for method, rows in entry["verdicts"].items():
+            marks = []
+            for b in budgets:
+                verdict = rows[b]
+                marks.append("matches or beats" if verdict["beats_peers"] else "**below**")
+                if not verdict["beats_peers"]:
+                    own = entry["table"][method][b]
+                    failures.append(
+                        f"{NAMES.get(dataset, dataset)} @{b}: {method} {own['val_mean']:.3f} / "
+                        f"{own['share_optimum']:.0%} vs the better peer {verdict['peer_val_mean']:.3f} / "
+                        f"{verdict['peer_share_optimum']:.0%}"
+                    )
+            lines.append(f"| {method} | " + " | ".join(marks) + " |")
+        lines += ["", f"Curves: `{entry['plot']}`", ""]
+    lines += ["### Where a DGPO method is below the peers", ""]
+    lines += [f"- {f}" for f in failures] if failures else ["Nowhere."]
+    return [*lines, ""]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Read the JSON, write the Markdown."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/RESULTS.md"))
+    args = parser.parse_args(argv)
+    lines = [
+        "# Results",
+        "",
+        "Generated by `python benchmarks/results_md.py` from the JSON files in `benchmarks/results/`; do not edit by "
+        "hand. Validation accuracy is the 200-epoch mean over training seeds (percent); the oracle is the best cell "
+        "of the benchmark. Machine: 2 CPU cores, no GPU.",
+        "",
+        *reproduction_section(_load(args.results / "reproduce_paper.json")),
+        *efficiency_section(_load(args.results / "query_efficiency.json")),
+    ]
+    args.out.write_text("\n".join(lines))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
