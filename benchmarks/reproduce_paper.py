@@ -168,6 +168,7 @@ def finetune_job(
             reached_oracle=bool(best.val_acc_mean >= oracle.val_acc - 1e-3),
             queries_to_best=found,
             best_at={str(q): float(curve[min(q, len(curve)) - 1]) for q in (100, 200, 500, 1200) if len(curve)},
+            curve=[round(float(v), 4) for v in curve],
             sample_mean_after=_sample_mean(agent.policy.model, benchmark, n_steps, seed),
         )
     record["job_wall_time_s"] = time.perf_counter() - start
@@ -183,14 +184,43 @@ def _run(jobs: list[tuple[Any, ...]], n_workers: int) -> list[dict[str, Any]]:
         futures = [pool.submit(fn, *args) for fn, *args in jobs]
         for future in cf.as_completed(futures):
             result = future.result()
-            shown = {k: v for k, v in result.items() if k not in ("path", "best_at", "best_cell")}
+            shown = {k: v for k, v in result.items() if k not in ("path", "best_at", "best_cell", "curve")}
             print(json.dumps(shown, default=str), flush=True)
             results.append(result)
     return results
 
 
+def plot(report: dict[str, Any], path: Path) -> None:
+    """Mean best-so-far validation accuracy against queries: one panel per dataset, one line per pretraining."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [r for r in report["records"] if r["job"] == "finetune" and r.get("curve")]
+    datasets = [d for d in DATASETS if any(r["dataset"] == d for r in runs)]
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.8), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        for name in PRETRAININGS:
+            curves = [r["curve"] for r in runs if r["dataset"] == dataset and r["pretraining"] == name]
+            if not curves:
+                continue
+            length = max(len(c) for c in curves)
+            padded = np.array([c + [c[-1]] * (length - len(c)) for c in curves])  # [S, Q]: a stopped run keeps its best
+            ax.plot(np.arange(1, length + 1), padded.mean(0), label=f"{name} ({len(curves)} seeds)")
+        ax.axhline(PAPER["oracle"][dataset], color="k", ls=":", lw=1, label="paper's best")
+        ax.set_xscale("log")
+        ax.set_title(f"DGPO on NB201 {dataset}")
+        ax.set_xlabel("distinct queries")
+        ax.set_ylabel("best validation accuracy (%)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Pretrain, fine-tune, run the inverse control; write the JSON."""
+    """Pretrain, fine-tune, run the inverse control; write the JSON and the plot."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--pretrainings", default=",".join(PRETRAININGS))
@@ -207,7 +237,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=Path, default=Path("runs/reproduce_paper"), help="checkpoint folder")
     parser.add_argument("--reuse-models", action="store_true", help="keep checkpoints already in --models")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/reproduce_paper.json"))
+    parser.add_argument("--plot-only", action="store_true", help="redraw the plot from --out without running")
     args = parser.parse_args(argv)
+    png = args.out.with_suffix(".png")
+    if args.plot_only:
+        plot(json.loads(args.out.read_text()), png)
+        print(f"wrote {png}")
+        return 0
     datasets, pretrainings = args.datasets.split(","), args.pretrainings.split(",")
     unknown = sorted(set(pretrainings) - set(PRETRAININGS)) + sorted(set(datasets) - set(DATASETS))
     if unknown:
@@ -259,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     report["versions"] = versions()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    print(f"wrote {args.out}")
+    plot(report, png)
+    print(f"wrote {args.out} and {png}")
     return 0
 
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 from stable_baselines3.common.logger import configure
 
+from agents.cli import main
 from agents.dgpo import DGPO
 from agents.dgpo.elite import CellArchive, elite_replay_loss
 from agents.dgpo.variants import VARIANTS, variant_kwargs
@@ -116,3 +117,17 @@ def test_variants_and_anchor_settings_are_checked(nb201_model: DiffusionModel) -
             DGPO.for_env_id(nb201_model, NB201, n_envs=2, n_steps=2, batch_size=2, **bad)
     agent = DGPO.for_env_id(nb201_model, NB201, n_envs=2, n_steps=10, batch_size=2, anchor_skip=0.7)
     assert agent.anchor_step == 7
+
+
+def test_finetune_command_runs_a_variant_and_flags_override_it(
+    nb201_model: DiffusionModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = nb201_model.save(tmp_path / "nb201.pt")
+    args = ["finetune", str(path), "--env", NB201, "--max-queries", "40", "--n-steps", "4", "--no-progress"]
+    assert main([*args, "--variant", "elite", "--batch-size", "5", "--save", str(tmp_path / "agent")]) == 0
+    out = capsys.readouterr().out
+    assert "DGPO (elite variant) on dgpo_env/NB201-CIFAR10-v0" in out and "queries: 40 distinct cells" in out
+    agent = DGPO.load(tmp_path / "agent")
+    assert agent.batch_size == 5 and agent.elite_replay == VARIANTS["elite"]["elite_replay"]  # flag beat variant
+    with pytest.raises(SystemExit):
+        main([*args, "--variant", "best"])

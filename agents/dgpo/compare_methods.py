@@ -36,7 +36,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 
 from agents.baselines.base import SearchResult, make_result
-from agents.compare import build_benchmark, register_method
+from agents.compare import DIFFUSION_METHODS, build_benchmark, register_method
 from agents.dgpo.dgpo import DGPO
 from agents.dgpo.variants import variant_kwargs
 from agents.diffusion.denoiser import DenoiserConfig, GraphTransformerDenoiser
@@ -51,12 +51,7 @@ from dgpo_env.benchmarks.cache import cache_dir
 from dgpo_env.envs.graph_denoise import GraphDenoiseEnv
 from dgpo_env.search_spaces.dag import DAG
 
-LAZY_METHODS: dict[str, str] = {
-    "dgpo": "agents.dgpo.compare_methods:run_dgpo",
-    "dgpo-elite": "agents.dgpo.compare_methods:run_dgpo_elite",
-    "ppo": "agents.dgpo.compare_methods:run_ppo",
-    "ppo-mlp": "agents.dgpo.compare_methods:run_ppo_mlp",
-}
+LAZY_METHODS: dict[str, str] = DIFFUSION_METHODS
 """Method name -> ``"module:function"`` for :func:`agents.compare.register_method`."""
 
 COMPARE_PRETRAIN = PretrainConfig(
