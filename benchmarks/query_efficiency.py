@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agents.compare import Comparison, run_comparison, versions
+from agents.compare import run_comparison, versions
 
 DATASETS = ("cifar10", "cifar100", "imagenet16")
 ALGOS = ("dgpo", "dgpo-elite", "rea", "ls", "rs", "ppo", "ppo-mlp")
@@ -33,16 +33,45 @@ PEERS = ("rea", "ls")
 BUDGETS = (100, 200, 500)
 
 
-def budget_table(comparison: Comparison, budgets: list[int]) -> dict[str, dict[str, dict[str, float]]]:
-    """``{method: {budget: {"val_mean", "val_std", "share_optimum"}}}`` from one comparison."""
+def budget_table(comparison: dict[str, Any], budgets: list[int]) -> dict[str, dict[str, dict[str, float]]]:
+    """``{method: {budget: {"val_mean", "val_std", "share_optimum"}}}`` from one comparison's JSON dict.
+
+    The run's own budget is the summary's final values; smaller budgets are its checkpoints.
+    """
     table: dict[str, dict[str, dict[str, float]]] = {}
-    for summary in comparison.summaries:
+    for summary in comparison["summary"]:
         rows = {}
         for q in budgets:
-            mean, std, share = summary.checkpoints[q]
+            if q == comparison["max_queries"]:
+                mean, std, share = summary["val_mean"], summary["val_std"], summary["share_optimum"]
+            else:
+                mean, std, share = summary["checkpoints"][str(q)]
             rows[str(q)] = {"val_mean": mean, "val_std": std, "share_optimum": share}
-        table[summary.method] = rows
+        table[summary["method"]] = rows
     return table
+
+
+def load_or_run(dataset: str, algos: list[str], budgets: list[int], args: argparse.Namespace) -> dict[str, Any]:
+    """The comparison's JSON dict: the file from an earlier identical run with ``--reuse``, else a fresh run."""
+    path = args.out_dir / f"compare_nb201-{dataset}_{max(budgets)}q.json"
+    if args.reuse and path.is_file():
+        data = json.loads(path.read_text())
+        same_budgets = set(budgets) <= {*data["checkpoints"], data["max_queries"]}
+        if data["seeds"] == list(range(args.seeds)) and sorted(data["runs"]) == sorted(algos) and same_budgets:
+            print(f"{dataset}: reusing {path}", flush=True)
+            return data
+    comparison = run_comparison(
+        f"nb201:{dataset}",
+        algos,
+        args.seeds,
+        max(budgets),
+        n_jobs=args.jobs,
+        out_dir=args.out_dir,
+        table_path=args.table_path,
+        checkpoints=budgets,
+        progress=False,
+    )
+    return {**comparison.to_dict(), "json_path": str(comparison.json_path), "png_path": str(comparison.png_path)}
 
 
 def verdicts(
@@ -79,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table-path", default=None, help="extended NB201 .npz (adds test accuracy)")
     parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results/query_efficiency"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/query_efficiency.json"))
+    parser.add_argument("--reuse", action="store_true", help="reuse a dataset's comparison JSON from the same settings")
     args = parser.parse_args(argv)
     algos = args.algos.split(",")
     budgets = sorted(int(b) for b in args.budgets.split(","))
@@ -97,26 +127,16 @@ def main(argv: list[str] | None = None) -> int:
     }
     for dataset in args.datasets.split(","):
         start = time.perf_counter()
-        comparison = run_comparison(
-            f"nb201:{dataset}",
-            algos,
-            args.seeds,
-            max(budgets),
-            n_jobs=args.jobs,
-            out_dir=args.out_dir,
-            table_path=args.table_path,
-            checkpoints=budgets,
-            progress=False,
-        )
+        comparison = load_or_run(dataset, algos, budgets, args)
         table = budget_table(comparison, budgets)
         verdict = verdicts(table, challengers, budgets)
         report["datasets"][dataset] = {
-            "benchmark": comparison.benchmark,
-            "oracle": {"val_acc": comparison.oracle_val_acc, "test_acc": comparison.oracle_test_acc},
-            "comparison_json": str(comparison.json_path),
-            "plot": str(comparison.png_path),
+            "benchmark": comparison["benchmark"],
+            "oracle": comparison["oracle"],
+            "comparison_json": str(args.out_dir / f"compare_nb201-{dataset}_{max(budgets)}q.json"),
+            "plot": str(args.out_dir / f"compare_nb201-{dataset}_{max(budgets)}q.png"),
             "wall_time_s": time.perf_counter() - start,
-            "mean_wall_time_per_run_s": {s.method: s.mean_wall_time_s for s in comparison.summaries},
+            "mean_wall_time_per_run_s": {s["method"]: s["mean_wall_time_s"] for s in comparison["summary"]},
             "table": table,
             "verdicts": verdict,
         }

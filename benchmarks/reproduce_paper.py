@@ -8,8 +8,9 @@
    Reading those labels costs 15,625 queries, reported beside the RL queries. The structure-only
    models do not depend on the dataset and are trained once.
 2. **Fine-tuning**: DGPO as published (:data:`agents.dgpo.variants.VARIANTS` ``"published"``: batch
-   15, 4 inner passes, ``ppo_sr = 0.3``, 75% of layers frozen, clip 2.0), learning rate ``--lr``
-   (the official 5e-7 belongs to the 8 × 256 GPU model), ``--n-steps`` denoising steps, until
+   15, 4 inner passes, ``ppo_sr = 0.3``, 75% of layers frozen, clip 2.0) or ``--variant``, learning
+   rate ``--lr`` (published: 1e-3 by default; the official 5e-7 belongs to the 8 × 256 GPU model),
+   ``--n-steps`` denoising steps, until
    ``--max-queries`` distinct cells were looked up, the policy stopped proposing new cells for 10
    batches, or ``--max-epochs`` batches. Reported: best validation accuracy, whether it is the
    oracle, the queries at which the best cell was found.
@@ -122,7 +123,6 @@ def finetune_job(
     import torch
 
     from agents.dgpo.dgpo import DGPO
-    from agents.dgpo.variants import variant_kwargs
     from agents.diffusion.model import DiffusionModel
 
     torch.set_num_threads(1)
@@ -141,12 +141,13 @@ def finetune_job(
         env_kwargs={"inverse": True} if inverse else None,
         max_queries=None if inverse else settings["max_queries"],
         max_stale_batches=None if inverse else settings["max_stale_batches"],
-        **{**variant_kwargs("published"), "learning_rate": settings["lr"]},
+        **dgpo_kwargs(settings),
     )
     epochs = INVERSE_EPOCHS if inverse else settings["max_epochs"]
     agent.learn(total_timesteps=agent.timesteps_for_epochs(epochs))
     record: dict[str, Any] = {
         "job": "inverse" if inverse else "finetune",
+        "variant": settings.get("variant", "published"),
         "dataset": dataset,
         "pretraining": pretraining,
         "seed": seed,
@@ -174,6 +175,18 @@ def finetune_job(
     record["job_wall_time_s"] = time.perf_counter() - start
     record["peak_rss_mb"] = _peak_rss_mb()
     return record
+
+
+def dgpo_kwargs(settings: dict[str, Any]) -> dict[str, Any]:
+    """DGPO arguments of the run: the variant's settings, then ``--lr`` if given (published: 1e-3 by default)."""
+    from agents.dgpo.compare_methods import DGPO_LEARNING_RATE
+    from agents.dgpo.variants import variant_kwargs
+
+    variant = settings.get("variant", "published")
+    kwargs = {"learning_rate": DGPO_LEARNING_RATE, **variant_kwargs(variant)}
+    if settings.get("lr") is not None:
+        kwargs["learning_rate"] = settings["lr"]
+    return kwargs
 
 
 def _run(jobs: list[tuple[Any, ...]], n_workers: int) -> list[dict[str, Any]]:
@@ -228,7 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-queries", type=int, default=1200, help="distinct cells per fine-tuning run")
     parser.add_argument("--max-epochs", type=int, default=320, help="cap on batches per fine-tuning run")
     parser.add_argument("--max-stale-batches", type=int, default=10)
-    parser.add_argument("--lr", type=float, default=1e-3, help="DGPO learning rate (official 5e-7: GPU model)")
+    parser.add_argument(
+        "--variant", default="published", help="DGPO variant (agents/dgpo/variants.py); the paper's is 'published'"
+    )
+    parser.add_argument(
+        "--lr", type=float, default=None, help="learning rate (default: 1e-3 published, the variant's own otherwise)"
+    )
     parser.add_argument("--n-steps", type=int, default=25, help="denoising steps per episode")
     parser.add_argument("--no-inverse", action="store_true", help="skip the inverse-reward control")
     parser.add_argument("--pretrain-steps", type=int, default=None, help="gradient steps (default: PretrainConfig's)")
@@ -269,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         "max_queries": args.max_queries,
         "max_epochs": args.max_epochs,
         "max_stale_batches": args.max_stale_batches,
+        "variant": args.variant,
     }
     jobs: list[tuple[Any, ...]] = [
         (finetune_job, d, n, str(model_path(n, d)), seed, settings, args.table_path)
@@ -285,7 +304,12 @@ def main(argv: list[str] | None = None) -> int:
     records += _run(jobs, args.jobs)
     report = {
         "command": " ".join(["python", *map(shlex.quote, [sys.argv[0], *(argv or sys.argv[1:])])]),
-        "settings": {**settings, "variant": "published", "seeds": args.seeds, "filter_thresholds": FILTER_THRESHOLDS},
+        "settings": {
+            **settings,
+            "dgpo_kwargs": dgpo_kwargs(settings),
+            "seeds": args.seeds,
+            "filter_thresholds": FILTER_THRESHOLDS,
+        },
         "paper": PAPER,
         "wall_time_s": time.perf_counter() - start,
         "records": sorted(records, key=lambda r: (r["job"], str(r.get("dataset")), r["pretraining"], r.get("seed", 0))),

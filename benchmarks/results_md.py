@@ -35,14 +35,22 @@ def _versions(report: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v}" for k, v in report.get("versions", {}).items() if v)
 
 
-def reproduction_section(report: dict[str, Any] | None) -> list[str]:
-    """Section 1: oracle hits per dataset and pretraining, inverse control, cost."""
-    lines = ["## 1. Paper reproduction (DGPO as published)", ""]
+def reproduction_section(
+    report: dict[str, Any] | None, title: str, file_name: str, pretrainings: list[dict[str, Any]] | None = None
+) -> list[str]:
+    """Section 1: oracle hits per dataset and pretraining, inverse control, cost.
+
+    ``pretrainings`` are the pretraining records of the run that trained the models, for a report
+    that reused them (``--reuse-models``).
+    """
+    lines = [title, ""]
     if report is None:
-        return [*lines, "Not run yet: `python benchmarks/reproduce_paper.py` writes `reproduce_paper.json`.", ""]
+        return [*lines, f"Not run yet: `python benchmarks/reproduce_paper.py` writes `{file_name}`.", ""]
     settings, paper = report["settings"], report["paper"]
+    lr = settings.get("dgpo_kwargs", {}).get("learning_rate", settings["lr"])
     records = report["records"]
-    pre = {(r["pretraining"], r["dataset"]): r for r in records if r["job"] == "pretrain"}
+    own = [r for r in records if r["job"] == "pretrain"]
+    pre = {(r["pretraining"], r["dataset"]): r for r in (own or pretrainings or [])}
     runs: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         if r["job"] == "finetune":
@@ -50,9 +58,10 @@ def reproduction_section(report: dict[str, Any] | None) -> list[str]:
     lines += [
         f"Command: `{report['command']}`  ",
         f"Versions: {_versions(report)}  ",
-        f"Fine-tuning: learning rate {settings['lr']:g}, {settings['n_steps']} denoising steps, at most "
+        f"Fine-tuning: variant `{settings.get('variant', 'published')}`, learning rate {lr:g}, "
+        f"{settings['n_steps']} denoising steps, at most "
         f"{settings['max_queries']} distinct queries, stop after {settings['max_stale_batches']} batches without "
-        f"a new cell, at most {settings['max_epochs']} batches of 15. Filter thresholds: "
+        f"a new cell, at most {settings['max_epochs']} batches. Filter thresholds: "
         + ", ".join(f"{NAMES[d]} {t:g}%" for d, t in settings["filter_thresholds"].items())
         + ".",
         "",
@@ -166,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/RESULTS.md"))
     args = parser.parse_args(argv)
+    published = _load(args.results / "reproduce_paper.json")
     lines = [
         "# Results",
         "",
@@ -173,7 +183,13 @@ def main(argv: list[str] | None = None) -> int:
         "hand. Validation accuracy is the 200-epoch mean over training seeds (percent); the oracle is the best cell "
         "of the benchmark. Machine: 2 CPU cores, no GPU.",
         "",
-        *reproduction_section(_load(args.results / "reproduce_paper.json")),
+        *reproduction_section(published, "## 1. Paper reproduction (DGPO as published)", "reproduce_paper.json"),
+        *reproduction_section(
+            _load(args.results / "reproduce_paper_elite.json"),
+            "## 1b. The same with the elite variant (the published run's pretrained models)",
+            "reproduce_paper_elite.json (with --variant elite --n-steps 10 --no-inverse --reuse-models)",
+            [r for r in (published or {}).get("records", []) if r["job"] == "pretrain"],
+        ),
         *efficiency_section(_load(args.results / "query_efficiency.json")),
     ]
     args.out.write_text("\n".join(lines))
