@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+CHANCE = {"cifar10": 10.0, "cifar100": 1.0, "imagenet16": 100 / 120}
+"""Accuracy of guessing (percent): 10, 100 and 120 classes."""
 NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagenet16": "ImageNet16-120"}
 PRETRAIN_NAMES = {"full": "(a) all cells", "7pct": "(b) random 7%", "filtered": "(c) filtered"}
 
@@ -89,16 +91,19 @@ def reproduction_section(
             "of 500 fresh samples before and after (paper: about "
             f"{paper['inverse_sample_mean_cifar10']}% on CIFAR-10).",
             "",
-            "| dataset | seeds | before | after |",
-            "|---|---|---|---|",
+            "| dataset | seeds | before | after | after, per seed | chance |",
+            "|---|---|---|---|---|---|",
         ]
         by_dataset: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for r in inverse:
             by_dataset[r["dataset"]].append(r)
         for dataset, rs in sorted(by_dataset.items()):
+            per_seed = ", ".join(f"{r['sample_mean_after']:.2f}" for r in sorted(rs, key=lambda r: r["seed"]))
             lines.append(
                 f"| {NAMES[dataset]} | {len(rs)} | {_mean([r['sample_mean_before'] for r in rs])} "
-                f"| {_mean([r['sample_mean_after'] for r in rs])} |"
+                f"| {_mean([r['sample_mean_after'] for r in rs])} "
+                f"| {per_seed} "
+                f"| {CHANCE[dataset]:.2f} |"
             )
     full = pre.get(("full", None))
     tunes = [r for r in records if r["job"] == "finetune" and r["pretraining"] == "full"]
@@ -108,7 +113,8 @@ def reproduction_section(
         total = full["job_wall_time_s"] + worst["job_wall_time_s"]
         lines += [
             "",
-            "Cost on this machine (each job in its own process, 1 torch thread): pretraining on all cells "
+            "Cost on this machine (each job in its own process, 1 torch thread, while another benchmark used the "
+            "second core): pretraining on all cells "
             f"{full['job_wall_time_s']:.0f} s (peak {full['peak_rss_mb']:.0f} MB), fine-tuning "
             f"{mean_tune:.0f} s on average (slowest {worst['job_wall_time_s']:.0f} s, "
             f"peak {max(r['peak_rss_mb'] for r in tunes):.0f} MB). One full reproduction run (pretrain + fine-tune, "
@@ -176,6 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/RESULTS.md"))
     args = parser.parse_args(argv)
     published = _load(args.results / "reproduce_paper.json")
+    models = [r for r in (published or {}).get("records", []) if r["job"] == "pretrain"]
+    further: list[str] = []
+    for letter, extra in zip("abcdefgh", sorted(args.results.glob("reproduce_paper_*.json")), strict=False):
+        title = f"## 1{letter}. Reproduction, further settings: `{extra.name}` (the models of section 1)"
+        further += reproduction_section(_load(extra), title, extra.name, models)
     lines = [
         "# Results",
         "",
@@ -184,12 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         "of the benchmark. Machine: 2 CPU cores, no GPU.",
         "",
         *reproduction_section(published, "## 1. Paper reproduction (DGPO as published)", "reproduce_paper.json"),
-        *reproduction_section(
-            _load(args.results / "reproduce_paper_elite.json"),
-            "## 1b. The same with the elite variant (the published run's pretrained models)",
-            "reproduce_paper_elite.json (with --variant elite --n-steps 10 --no-inverse --reuse-models)",
-            [r for r in (published or {}).get("records", []) if r["job"] == "pretrain"],
-        ),
+        *further,
         *efficiency_section(_load(args.results / "query_efficiency.json")),
     ]
     args.out.write_text("\n".join(lines))
