@@ -97,7 +97,7 @@ class DGPO(BaseAlgorithm):
             :meth:`for_env_id` also makes the environments refuse new cells beyond it, so it is exact.
         max_stale_batches: Stop once this many consecutive batches looked up no new cell (the policy
             has converged onto known cells); ``None``: never.
-        elite_replay: Replay the this many best cells found so far after every batch
+        elite_replay: Replay this many best cells found so far after every batch
             (:mod:`agents.dgpo.elite`); 0 (published DGPO): no replay.
         replay_passes: Optimizer steps of elite replay per batch.
         anchor_prob: Probability that a batch starts from best-so-far cells noised to an intermediate
@@ -105,8 +105,6 @@ class DGPO(BaseAlgorithm):
         anchor_skip: Share of the denoising schedule an anchored start skips (``k = round(anchor_skip
             · n_steps)``, clipped to ``1 .. n_steps - 1``); larger means less noise, closer edits.
         anchor_top_k: Anchors are drawn uniformly from this many best cells.
-        anchor_random: Share of an anchored batch's starts that noise a prior draw instead of a top
-            cell (random restarts, refined by the fine-tuned denoiser).
         anchor_after: Distinct cells to look up (from the prior) before the first anchored batch.
         novelty_retries: At the last denoising step, redraw a proposal whose cell is invalid, already
             looked up or already proposed in the round, up to this many times, mixing ever more of
@@ -152,7 +150,6 @@ class DGPO(BaseAlgorithm):
         anchor_prob: float = 0.0,
         anchor_skip: float = 0.7,
         anchor_top_k: int = 3,
-        anchor_random: float = 0.0,
         anchor_after: int = 20,
         novelty_retries: int = 0,
         stats_window_size: int = 100,
@@ -209,9 +206,8 @@ class DGPO(BaseAlgorithm):
         for name, value in (("replay_passes", replay_passes), ("anchor_top_k", anchor_top_k)):
             if int(value) < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
-        for name, share in (("anchor_prob", anchor_prob), ("anchor_random", anchor_random)):
-            if not 0.0 <= share <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {share}")
+        if not 0.0 <= anchor_prob <= 1.0:
+            raise ValueError(f"anchor_prob must be in [0, 1], got {anchor_prob}")
         if not 0.0 < anchor_skip < 1.0:
             raise ValueError(f"anchor_skip must be in (0, 1), got {anchor_skip}")
         self.elite_replay = int(elite_replay)
@@ -219,7 +215,6 @@ class DGPO(BaseAlgorithm):
         self.anchor_prob = float(anchor_prob)
         self.anchor_skip = float(anchor_skip)
         self.anchor_top_k = int(anchor_top_k)
-        self.anchor_random = float(anchor_random)
         self.anchor_after = int(anchor_after)
         self.novelty_retries = int(novelty_retries)
         self.stale_batches = 0
@@ -329,16 +324,6 @@ class DGPO(BaseAlgorithm):
         if self.anchor_prob == 0.0 or self.episode_length < 2 or len(self.archive) < max(self.anchor_after, 1):
             return False
         return bool(torch.rand((), generator=self._generator) < self.anchor_prob)
-
-    def _draw_anchors(self) -> list[np.ndarray]:
-        """One start cell per environment: a top cell, or with ``anchor_random`` a prior draw (a restart)."""
-        anchors = self.archive.draw_anchors(self.n_envs, self.anchor_top_k, self._generator)
-        if self.anchor_random > 0.0:
-            nodes, edges = self.policy.model.noise.prior_sample(self.n_envs, self._generator)  # [E, N], [E, M]
-            restart = (torch.rand(self.n_envs, generator=self._generator) < self.anchor_random).tolist()
-            flats = torch.cat([nodes, edges], dim=1).numpy()
-            anchors = [flats[i] if restart[i] else anchor for i, anchor in enumerate(anchors)]
-        return anchors
 
     @property
     def budget_exhausted(self) -> bool:
@@ -471,7 +456,8 @@ class DGPO(BaseAlgorithm):
         start = time.time()
         for _ in range(self.batch_size // self.n_envs):
             if first:
-                env.set_options([{"start_cell": cell, "start_step": first} for cell in self._draw_anchors()])
+                anchors = self.archive.draw_anchors(self.n_envs, self.anchor_top_k, self._generator)
+                env.set_options([{"start_cell": cell, "start_step": first} for cell in anchors])
                 obs = env.reset()
             flats = np.empty((length + 1, self.n_envs, len(self.action_space.nvec)), dtype=np.int64)  # type: ignore[attr-defined]
             for k in range(length):
