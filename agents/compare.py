@@ -431,10 +431,15 @@ def _run_all(
     return results
 
 
+def output_stem(benchmark: str, max_queries: int) -> str:
+    """File name, without suffix, of a comparison's JSON and plot: ``compare_<benchmark>_<Q>q``."""
+    return f"compare_{benchmark}_{max_queries}q"
+
+
 def _write_outputs(comparison: Comparison, out: Path, log_x: bool) -> None:
-    """Write ``compare_<benchmark>_<Q>q.json`` and ``.png`` under ``out``; record the paths."""
+    """Write :func:`output_stem` ``.json`` and ``.png`` under ``out``; record the paths."""
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"compare_{comparison.benchmark}_{comparison.max_queries}q"
+    stem = output_stem(comparison.benchmark, comparison.max_queries)
     comparison.json_path = out / f"{stem}.json"
     comparison.png_path = out / f"{stem}.png"
     comparison.json_path.write_text(json.dumps(comparison.to_dict(), indent=1))

@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from agents.compare import available_methods, register_method, run_comparison
@@ -31,6 +30,7 @@ from agents.dgpo import DGPO
 from agents.dgpo.compare_methods import LAZY_METHODS, cached_checkpoint
 from agents.diffusion.denoiser import DenoiserConfig
 from agents.diffusion.model import DiffusionModel
+from agents.diffusion.sampling import mean_sample_accuracy
 from agents.policies import GraphDiffusionPolicy, make_env_for_model
 from dgpo_env.benchmarks import ToyBenchmark
 from dgpo_env.search_spaces import ToySearchSpace
@@ -39,9 +39,7 @@ TINY = DenoiserConfig(hidden_dim=16, edge_dim=8, n_layers=2, n_heads=2, time_dim
 
 
 def toy_mean_reward(model: DiffusionModel, n_steps: int, n: int = 200) -> float:
-    bench = ToyBenchmark()
-    samples = model.sample(n, n_steps=n_steps, generator=torch.Generator().manual_seed(123))
-    return float(np.mean([r.val_acc if r.valid else 0.0 for r in map(bench.peek, samples.dags())]))
+    return mean_sample_accuracy(model, ToyBenchmark(), n, n_steps, seed=123)
 
 
 def toy_learning(seeds: list[int], batches: int, n_steps: int = 4) -> list[dict[str, Any]]:

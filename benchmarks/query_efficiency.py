@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agents.compare import run_comparison, versions
+from agents.compare import output_stem, run_comparison, versions
 
 DATASETS = ("cifar10", "cifar100", "imagenet16")
 ALGOS = ("dgpo", "dgpo-elite", "rea", "ls", "rs", "ppo", "ppo-mlp")
@@ -51,9 +51,10 @@ def budget_table(comparison: dict[str, Any], budgets: list[int]) -> dict[str, di
     return table
 
 
-def load_or_run(dataset: str, algos: list[str], budgets: list[int], args: argparse.Namespace) -> dict[str, Any]:
-    """The comparison's JSON dict: the file from an earlier identical run with ``--reuse``, else a fresh run."""
-    path = args.out_dir / f"compare_nb201-{dataset}_{max(budgets)}q.json"
+def load_or_run(
+    path: Path, dataset: str, algos: list[str], budgets: list[int], args: argparse.Namespace
+) -> dict[str, Any]:
+    """The comparison's JSON dict: ``path`` from an earlier identical run with ``--reuse``, else a fresh run."""
     if args.reuse and path.is_file():
         data = json.loads(path.read_text())
         same_budgets = set(budgets) <= {*data["checkpoints"], data["max_queries"]}
@@ -71,7 +72,7 @@ def load_or_run(dataset: str, algos: list[str], budgets: list[int], args: argpar
         checkpoints=budgets,
         progress=False,
     )
-    return {**comparison.to_dict(), "json_path": str(comparison.json_path), "png_path": str(comparison.png_path)}
+    return comparison.to_dict()
 
 
 def verdicts(
@@ -127,14 +128,15 @@ def main(argv: list[str] | None = None) -> int:
     }
     for dataset in args.datasets.split(","):
         start = time.perf_counter()
-        comparison = load_or_run(dataset, algos, budgets, args)
+        stem = args.out_dir / output_stem(f"nb201-{dataset}", max(budgets))
+        comparison = load_or_run(stem.with_suffix(".json"), dataset, algos, budgets, args)
         table = budget_table(comparison, budgets)
         verdict = verdicts(table, challengers, budgets)
         report["datasets"][dataset] = {
             "benchmark": comparison["benchmark"],
             "oracle": comparison["oracle"],
-            "comparison_json": str(args.out_dir / f"compare_nb201-{dataset}_{max(budgets)}q.json"),
-            "plot": str(args.out_dir / f"compare_nb201-{dataset}_{max(budgets)}q.png"),
+            "comparison_json": str(stem.with_suffix(".json")),
+            "plot": str(stem.with_suffix(".png")),
             "wall_time_s": time.perf_counter() - start,
             "mean_wall_time_per_run_s": {s["method"]: s["mean_wall_time_s"] for s in comparison["summary"]},
             "table": table,

@@ -102,12 +102,10 @@ def pretrain_job(
 
 
 def _sample_mean(model: Any, benchmark: Any, n_steps: int, seed: int) -> float:
-    """Mean validation accuracy (invalid = 0) of fresh samples, read with the uncounted ``peek``."""
-    import torch
+    """Mean validation accuracy (invalid = 0) of :data:`N_EVAL_SAMPLES` fresh samples, uncounted."""
+    from agents.diffusion.sampling import mean_sample_accuracy
 
-    samples = model.sample(N_EVAL_SAMPLES, n_steps=n_steps, generator=torch.Generator().manual_seed(10_000 + seed))
-    values = [r.val_acc_mean if r.valid else 0.0 for r in map(benchmark.peek, samples.dags())]
-    return float(np.mean(values))
+    return mean_sample_accuracy(model, benchmark, N_EVAL_SAMPLES, n_steps, seed=10_000 + seed)
 
 
 def finetune_job(
@@ -122,6 +120,7 @@ def finetune_job(
     """DGPO (published settings) from ``model_path`` on one dataset and seed; ``inverse`` negates the reward."""
     import torch
 
+    from agents.baselines.base import OPTIMUM_TOLERANCE, make_result
     from agents.dgpo.dgpo import DGPO
     from agents.diffusion.model import DiffusionModel
 
@@ -159,16 +158,16 @@ def finetune_job(
         record["sample_mean_before"] = before
         record["sample_mean_after"] = _sample_mean(agent.policy.model, benchmark, n_steps, seed)
     else:
-        best = benchmark.history[int(np.argmax([h.val_acc_mean for h in benchmark.history]))]
-        curve = benchmark.best_so_far()
-        found = int(np.argmax(curve >= best.val_acc_mean)) + 1
+        result = make_result("dgpo", seed, benchmark, settings["max_queries"], None, 0.0, {})
+        assert result.best_val_acc is not None, "NB201 cells are all valid: a run always finds one"
+        curve = np.asarray(result.curve)  # [n_queries] best so far
         record.update(
-            best_val_acc=float(best.val_acc_mean),
-            best_test_acc=best.test_acc,
-            best_cell=best.key,
-            reached_oracle=bool(best.val_acc_mean >= oracle.val_acc - 1e-3),
-            queries_to_best=found,
-            best_at={str(q): float(curve[min(q, len(curve)) - 1]) for q in (100, 200, 500, 1200) if len(curve)},
+            best_val_acc=result.best_val_acc,
+            best_test_acc=result.best_test_acc,
+            best_cell=result.best_key,
+            reached_oracle=bool(result.best_val_acc >= oracle.val_acc - OPTIMUM_TOLERANCE),
+            queries_to_best=int(np.argmax(curve >= result.best_val_acc)) + 1,
+            best_at={str(q): result.best_at(q) for q in (100, 200, 500, 1200)},
             curve=[round(float(v), 4) for v in curve],
             sample_mean_after=_sample_mean(agent.policy.model, benchmark, n_steps, seed),
         )

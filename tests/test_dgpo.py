@@ -18,6 +18,7 @@ from agents.dgpo import DGPO, RewardNormalizer, batch_advantages, first_occurren
 from agents.dgpo.compare_methods import LAZY_METHODS
 from agents.diffusion.denoiser import DenoiserConfig
 from agents.diffusion.model import DiffusionModel
+from agents.diffusion.sampling import mean_sample_accuracy
 from dgpo_env.benchmarks import ToyBenchmark
 from dgpo_env.search_spaces import NB201SearchSpace, ToySearchSpace
 
@@ -39,9 +40,7 @@ def nb201_model() -> DiffusionModel:
 
 def toy_mean_reward(model: DiffusionModel, n: int = 200, n_steps: int = 4) -> float:
     """Mean toy accuracy (invalid cells score 0, as the environment rewards them) of fresh samples, uncounted."""
-    bench = ToyBenchmark()
-    samples = model.sample(n, n_steps=n_steps, generator=torch.Generator().manual_seed(123))
-    return float(np.mean([r.val_acc if r.valid else 0.0 for r in map(bench.peek, samples.dags())]))
+    return mean_sample_accuracy(model, ToyBenchmark(), n, n_steps, seed=123)
 
 
 # ---------------------------------------------------------------------------------------------- advantages

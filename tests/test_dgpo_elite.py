@@ -12,10 +12,11 @@ from stable_baselines3.common.logger import configure
 
 from agents.cli import main
 from agents.dgpo import DGPO
-from agents.dgpo.elite import CellArchive, elite_replay_loss
+from agents.dgpo.elite import CellArchive
 from agents.dgpo.variants import VARIANTS, variant_kwargs
 from agents.diffusion.denoiser import DenoiserConfig
 from agents.diffusion.model import DiffusionModel
+from agents.diffusion.pretrain import denoising_loss
 from dgpo_env.search_spaces import NB201SearchSpace
 
 TINY = DenoiserConfig(hidden_dim=16, edge_dim=8, n_layers=2, n_heads=2, time_dim=8)
@@ -58,16 +59,17 @@ def test_archive_ranks_cells_and_draws_anchors_from_the_best() -> None:
 def test_elite_replay_pulls_the_model_toward_the_best_cells(nb201_model: DiffusionModel) -> None:
     model = DiffusionModel.create(NB201SearchSpace(), diffusion_steps=100, config=TINY, seed=0)
     archive = _archive({6111: 91.6, 0: 10.0})
+    nodes0, edges0 = archive.tensors(archive.top(1))  # the replay set: the best cell
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        before = float(elite_replay_loss(model, archive, 1, torch.Generator().manual_seed(1)))
+        before = float(denoising_loss(model, nodes0, edges0, torch.Generator().manual_seed(1))[0])
     for _ in range(100):
         optimizer.zero_grad()
-        elite_replay_loss(model, archive, 1, generator).backward()
+        denoising_loss(model, nodes0, edges0, generator)[0].backward()
         optimizer.step()
     with torch.no_grad():
-        after = float(elite_replay_loss(model, archive, 1, torch.Generator().manual_seed(1)))
+        after = float(denoising_loss(model, nodes0, edges0, torch.Generator().manual_seed(1))[0])
     assert after < 0.05 * before  # measured 1.40 -> 0.008
     best = model.sample(200, n_steps=5, generator=torch.Generator().manual_seed(2))
     hits = np.mean([np.array_equal(n, NB201SearchSpace().from_index(6111).nodes) for n in best.nodes.numpy()])

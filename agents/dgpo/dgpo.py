@@ -31,7 +31,7 @@ from stable_baselines3.common.utils import obs_as_tensor, safe_mean
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.dgpo.advantages import ADVANTAGE_CLIP, REWARD_SMOOTHING, RewardNormalizer, batch_advantages
-from agents.dgpo.elite import CellArchive, elite_replay_loss
+from agents.dgpo.elite import CellArchive
 from agents.dgpo.losses import (
     GRADIENTS,
     TIMESTEP_FRACTION,
@@ -42,6 +42,7 @@ from agents.dgpo.losses import (
     sample_step_subsets,
     trajectory_log_likelihood,
 )
+from agents.diffusion.pretrain import denoising_loss
 from agents.policies.compat import ModelSpec
 from agents.policies.diffusion_policy import DiffusionPolicyMixin, GraphDiffusionPolicy
 from agents.policies.envs import make_env_for_model
@@ -49,7 +50,6 @@ from agents.policies.observations import graph_from_obs
 from dgpo_env.benchmarks import Benchmark
 from dgpo_env.diffusion.noise import sample_categorical
 from dgpo_env.envs.graph_denoise import DEFAULT_N_STEPS
-from dgpo_env.search_spaces.dag import DAG
 
 SelfDGPO = TypeVar("SelfDGPO", bound="DGPO")
 
@@ -421,11 +421,10 @@ class DGPO(BaseAlgorithm):
     def _known_or_repeated(self, actions: np.ndarray) -> np.ndarray:
         """``bool[B]``: final proposals that are invalid, in the archive, or repeat an earlier row."""
         space = self.policy.model.space
-        fixed, values = space.fixed_mask, space.fixed_values
         seen: set[str] = set()
         stale = np.zeros(len(actions), dtype=bool)
         for i, flat in enumerate(actions):
-            cell = DAG.from_flat(np.where(fixed, values, flat), space.n_nodes)
+            cell = space.from_flat(space.clamp(flat))  # the cell the environment would look up
             if space.validate(cell) is not None:
                 stale[i] = True
                 continue
@@ -479,9 +478,7 @@ class DGPO(BaseAlgorithm):
             for i, info in enumerate(infos):
                 final = info["terminal_observation"]
                 flats[length, i] = np.concatenate([final["nodes"], final["edges"]])
-                if info.get("valid") and info.get("key") is not None and info.get("val_acc_mean") is not None:
-                    self.archive.add(info["key"], flats[length, i], info["val_acc_mean"])
-            self._record_episodes(infos, rewards, start)
+            self._record_episodes(infos, rewards, flats[length], start)
             rounds.append((flats, infos, rewards))
             if self.budget_exhausted:
                 break
@@ -489,15 +486,25 @@ class DGPO(BaseAlgorithm):
         callback.on_rollout_end()
         return self._as_batch(rounds, n_nodes, np.asarray(self.policy.task.timesteps)[first:])
 
-    def _record_episodes(self, infos: list[dict[str, Any]], rewards: np.ndarray, start: float) -> None:
-        """Episode statistics, query count and best cell from the final ``info`` of each episode."""
+    def _record_episodes(
+        self, infos: list[dict[str, Any]], rewards: np.ndarray, finals: np.ndarray, start: float
+    ) -> None:
+        """Episode statistics, query count, best cell and archive from the final ``info`` of each episode.
+
+        Args:
+            infos: The episodes' final ``info`` dicts.
+            rewards: Their terminal rewards.
+            finals: ``int64[E, N + M]`` their final graphs ``G_0``.
+            start: Wall-clock start of the batch.
+        """
         assert self.ep_info_buffer is not None
-        for info, reward in zip(infos, rewards, strict=True):
+        for info, reward, final in zip(infos, rewards, finals, strict=True):
             episode = info.get("episode") or {"r": float(reward), "l": self.episode_length, "t": time.time() - start}
             self.ep_info_buffer.append(episode)
             if "n_queries" in info:
                 self.n_queries = max(self.n_queries, int(info["n_queries"]))
             if info.get("valid") and info.get("val_acc_mean") is not None:
+                self.archive.add(info["key"], final, info["val_acc_mean"])
                 if self.best is None or info["val_acc_mean"] > self.best["val_acc"]:
                     self.best = {
                         "key": info.get("key"),
@@ -549,10 +556,11 @@ class DGPO(BaseAlgorithm):
     def _train_elite_replay(self) -> None:
         """``replay_passes`` clipped steps of the pretraining loss on the best cells found so far."""
         params = [p for p in self.policy.model.parameters() if p.requires_grad]
+        nodes0, edges0 = self.archive.tensors(self.archive.top(self.elite_replay))  # [C, N], [C, M]
         losses = []
         for _ in range(self.replay_passes):
             self.policy.optimizer.zero_grad()
-            loss = elite_replay_loss(self.policy.model, self.archive, self.elite_replay, self._generator)
+            loss, _, _ = denoising_loss(self.policy.model, nodes0, edges0, self._generator)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
             self.policy.optimizer.step()

@@ -4,8 +4,9 @@ Published DGPO (DESIGN.md §4) learns only from the batch it has just sampled an
 trajectory from the prior. The *elite* variant (:data:`agents.dgpo.variants.VARIANTS` ``"elite"``)
 adds three ways of reusing the cells already looked up — none of them costs a query:
 
-* **elite replay**: after each batch, a few steps of the pretraining loss (the denoiser's
-  cross-entropy against clean graphs noised to random ``t``, DESIGN.md §2) on the ``k`` best cells
+* **elite replay**: after each batch, a few steps of the pretraining loss
+  (:func:`agents.diffusion.pretrain.denoising_loss`: the denoiser's cross-entropy against clean
+  graphs noised to random ``t``, DESIGN.md §2) on the ``k`` best cells
   found so far — a cross-entropy-method step that keeps the model's mass on the best region even
   when recent batches were poor;
 * **elite-anchored starts**: some batches start from a best-so-far cell noised to an intermediate
@@ -23,9 +24,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import Tensor
-
-from agents.diffusion.model import DiffusionModel
-from agents.diffusion.pretrain import denoising_loss
 
 
 @dataclass
@@ -78,21 +76,4 @@ class CellArchive:
         return [self.cells[keys[i]].copy() for i in picks]
 
 
-def elite_replay_loss(model: DiffusionModel, archive: CellArchive, top_k: int, generator: torch.Generator) -> Tensor:
-    """The pretraining loss (DESIGN.md §2) on the archive's ``top_k`` best cells at random ``t``.
-
-    Args:
-        model: The model being fine-tuned.
-        archive: The looked-up cells.
-        top_k: How many of the best cells to replay.
-        generator: Draws ``t`` and the forward noise.
-
-    Returns:
-        A scalar loss (mean cross-entropy over the cells' free positions).
-    """
-    nodes0, edges0 = archive.tensors(archive.top(top_k))  # [C, N], [C, M]
-    loss, _, _ = denoising_loss(model, nodes0, edges0, generator)
-    return loss
-
-
-__all__ = ["CellArchive", "elite_replay_loss"]
+__all__ = ["CellArchive"]

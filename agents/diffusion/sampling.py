@@ -158,6 +158,24 @@ def evaluate_model(
     return out
 
 
+def mean_sample_accuracy(model: DiffusionModel, benchmark: Benchmark, n: int, n_steps: int, seed: int) -> float:
+    """Mean validation accuracy of ``n`` fresh samples, invalid cells scoring 0 (as the environment rewards them).
+
+    The samples are scored with the uncounted :meth:`Benchmark.peek`: this measures a model (e.g. before
+    and after fine-tuning, or the inverse control of DESIGN.md §4), it is not a search.
+
+    Args:
+        model: The diffusion model.
+        benchmark: Scores the samples.
+        n: Number of samples.
+        n_steps: Denoising steps.
+        seed: Seeds the sampling generator.
+    """
+    samples = model.sample(n, n_steps=n_steps, generator=torch.Generator().manual_seed(seed))
+    results = map(benchmark.peek, samples.dags())
+    return float(np.mean([r.val_acc_mean if r.valid and r.val_acc_mean is not None else 0.0 for r in results]))
+
+
 def _peek_accuracies(benchmark: Benchmark, cells: Sequence[DAG]) -> list[float]:
     """Mean validation accuracies of the valid cells (uncounted look-ups)."""
     results = (benchmark.peek(c) for c in cells)

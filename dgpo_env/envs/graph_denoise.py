@@ -234,7 +234,7 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
         if not 1 <= int(k) < self.n_steps:
             raise ValueError(f"start_step must be in 1 .. n_steps - 1 = {self.n_steps - 1}, got {k}")
         flat = np.concatenate([cell.nodes, cell.edges]) if isinstance(cell, DAG) else np.asarray(cell)
-        return self._check_action(flat), int(k)
+        return self._check_action(flat, "reset option start_cell"), int(k)
 
     def step(self, action: np.ndarray) -> tuple[ObsType, SupportsFloat, bool, bool, dict[str, Any]]:
         """Replace the graph by ``action`` (fixed entries clamped) and move ``t`` one step down."""
@@ -294,22 +294,26 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
             "t": np.array([self.timesteps[self._k]], dtype=np.int64),
         }
 
-    def _check_action(self, action: np.ndarray) -> np.ndarray:
-        """``action`` as ``int64[N + M]`` after checking shape, integrality and range (``ValueError`` otherwise)."""
+    def _check_action(self, action: np.ndarray, what: str = "action") -> np.ndarray:
+        """``action`` as ``int64[N + M]`` after checking shape, integrality and range.
+
+        Raises:
+            ValueError: Naming ``what`` (the action, or reset's ``start_cell``) and the problem.
+        """
         a = np.asarray(action)
         if a.shape != self._nvec.shape:
             raise ValueError(
-                f"action must be a flat vector concat(nodes, edges) of shape {self._nvec.shape}, got shape {a.shape}"
+                f"{what} must be a flat vector concat(nodes, edges) of shape {self._nvec.shape}, got shape {a.shape}"
             )
         if a.dtype.kind not in "iu":
             if a.dtype.kind != "f" or not np.all(np.mod(a, 1) == 0):
-                raise ValueError(f"action entries must be integers, got dtype {a.dtype} with values {a.tolist()}")
+                raise ValueError(f"{what} entries must be integers, got dtype {a.dtype} with values {a.tolist()}")
         a = a.astype(np.int64, copy=False)
         bad = (a < 0) | (a >= self._nvec)
         if bad.any():
             where = np.flatnonzero(bad)
             raise ValueError(
-                f"action entries {where.tolist()} are out of range: values {a[where].tolist()}, "
+                f"{what} entries {where.tolist()} are out of range: values {a[where].tolist()}, "
                 f"allowed 0 .. nvec - 1 with nvec {self._nvec[where].tolist()}"
             )
         return a
