@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from agents.compare import Comparison, register_method, run_baseline, run_comparison, versions
+from dgpo_env.io import atomic_write_text
 
 ENV = "dgpo_env/NB201-CIFAR10-v0"
 CHECKPOINTS = (200, 500, 2000)
@@ -112,7 +113,8 @@ def main() -> None:
     print(f"NB201 CIFAR-10 (oracle validation {oracle:.4f}); 'at opt' = best cell is the oracle")
     _print(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
+    atomic_write_text(
+        args.out,
         json.dumps(
             {
                 "env": ENV,
@@ -124,7 +126,7 @@ def main() -> None:
                 "rows": rows,
             },
             indent=1,
-        )
+        ),
     )
     print(f"wrote {args.out}")
 

@@ -33,6 +33,7 @@ from agents.diffusion.model import DiffusionModel
 from agents.diffusion.sampling import mean_sample_accuracy
 from agents.policies import GraphDiffusionPolicy, make_env_for_model
 from dgpo_env.benchmarks import ToyBenchmark
+from dgpo_env.io import atomic_write_text
 from dgpo_env.search_spaces import ToySearchSpace
 
 TINY = DenoiserConfig(hidden_dim=16, edge_dim=8, n_layers=2, n_heads=2, time_dim=8)
@@ -128,7 +129,7 @@ def main() -> None:
         "nb201_wall_time_s": walls,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1, default=str))
+    atomic_write_text(args.out, json.dumps(result, indent=1, default=str))
     print(f"wrote {args.out}")
 
 

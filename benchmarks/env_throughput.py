@@ -1,8 +1,11 @@
 """Steps per second of the NB201 denoising environment under a random policy, beside CartPole-v1.
 
 Measures, in one run: the raw environment (``env.unwrapped``), the ``gym.make`` stack, Gymnasium's
-``SyncVectorEnv`` and SB3's ``DummyVecEnv`` with ``--n-envs`` copies. Actions are pre-sampled so the
-numbers are the environments' cost, not the action sampler's. Writes JSON.
+``SyncVectorEnv`` and SB3's ``DummyVecEnv`` with ``--n-envs`` copies, all counting into the default
+in-process query ledger; then the NB201 environment counting into a cross-process
+:class:`~dgpo_env.ledger.SQLiteLedger`, and that ledger's look-ups per second from 1 and 2 processes
+(new cells and repeats). Actions are pre-sampled so the numbers are the environments' cost, not the
+action sampler's. Writes JSON.
 
 Usage::
 
@@ -13,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import platform
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +29,8 @@ import numpy as np
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import dgpo_env
+from dgpo_env.io import atomic_write_text
+from dgpo_env.ledger import SQLiteLedger
 
 ENVS = ("CartPole-v1", "dgpo_env/NB201-CIFAR10-v0", "dgpo_env/ToyDAG-v0")
 
@@ -71,11 +78,41 @@ def measure(env_id: str, steps: int, n_envs: int, repeats: int) -> dict[str, flo
     return out
 
 
+def _sqlite_env_steps(steps: int, folder: str) -> float:
+    """Steps per second of ``gym.make`` NB201 counting into an :class:`SQLiteLedger`."""
+    env = gym.make("dgpo_env/NB201-CIFAR10-v0", ledger=SQLiteLedger(f"{folder}/env.sqlite"))
+    env.action_space.seed(0)
+    actions = [env.action_space.sample() for _ in range(steps)]
+    return _single(env, actions)
+
+
+def _record(path: str, prefix: str, n: int) -> tuple[float, float]:
+    """Record ``n`` new keys, then the same ``n`` again (repeats); return the wall-clock start and end."""
+    ledger = SQLiteLedger(path)
+    start = time.time()
+    for _ in range(2):
+        for i in range(n):
+            ledger.record(f"{prefix}{i}", float(i), None)
+    return start, time.time()
+
+
+def ledger_lookups(n: int, folder: str) -> dict[str, float]:
+    """Look-ups per second of the cross-process ledger: one process, and two processes at once (total)."""
+    start, end = _record(f"{folder}/one.sqlite", "k", n)
+    out = {"1 process": 2 * n / (end - start)}
+    SQLiteLedger(f"{folder}/two.sqlite")
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        spans = pool.starmap(_record, [(f"{folder}/two.sqlite", f"w{w}-", n) for w in range(2)])
+    out["2 processes (total)"] = 4 * n / (max(e for _, e in spans) - min(s for s, _ in spans))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--n-envs", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--ledger-lookups", type=int, default=5_000, help="keys per process in the ledger test")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/env_throughput.json"))
     args = parser.parse_args()
 
@@ -86,18 +123,25 @@ def main() -> None:
     for env_id, row in results.items():
         print(f"{env_id:32s}" + "".join(f"{row[s]:15,.0f}" for s in settings))
     ratios = {s: results["dgpo_env/NB201-CIFAR10-v0"][s] / results["CartPole-v1"][s] for s in settings}
-    print("NB201 / CartPole: " + ", ".join(f"{s} {r:.2f}" for s, r in ratios.items()))
+    print("NB201 / CartPole (in-process ledger): " + ", ".join(f"{s} {r:.2f}" for s, r in ratios.items()))
+    with tempfile.TemporaryDirectory() as folder:
+        sqlite_env = max(_sqlite_env_steps(args.steps, folder) for _ in range(args.repeats))
+        lookups = ledger_lookups(args.ledger_lookups, folder)
+    print(f"NB201 gym.make with the cross-process SQLite ledger: {sqlite_env:,.0f} steps/s")
+    print("SQLite ledger look-ups per second: " + ", ".join(f"{k} {v:,.0f}" for k, v in lookups.items()))
     payload = {
         "steps": args.steps,
         "n_envs": args.n_envs,
         "repeats": args.repeats,
         "steps_per_second": results,
         "nb201_over_cartpole": ratios,
+        "nb201_gym_make_sqlite_ledger_steps_per_second": sqlite_env,
+        "sqlite_ledger_lookups_per_second": lookups,
         "versions": {"dgpo_env": dgpo_env.__version__, "gymnasium": gym.__version__, "numpy": np.__version__},
         "machine": {"python": platform.python_version(), "processor": platform.machine()},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(payload, indent=2))
+    atomic_write_text(args.out, json.dumps(payload, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 

@@ -25,6 +25,7 @@ import numpy as np
 from dgpo_env.benchmarks import nb101_data
 from dgpo_env.benchmarks.nb101_data import EvaluationData, ModelMetrics, NB101Row, encode_row
 from dgpo_env.benchmarks.tfrecord import frame_record
+from dgpo_env.io import atomic_write_text
 from dgpo_env.search_spaces.nb101 import NB101SearchSpace
 from dgpo_env.search_spaces.nb101_params import network_params
 
@@ -108,7 +109,7 @@ def main() -> None:
     print(json.dumps(result, indent=2))
     out = Path(__file__).resolve().parent / "results" / "nb101_convert.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from agents.diffusion.model import package_version
 from agents.diffusion.pretrain import FILTER_THRESHOLD_NB201, PretrainConfig, pretrain_on_benchmark, pretraining_summary
 from agents.diffusion.sampling import evaluate_model, format_metrics
 from dgpo_env.benchmarks import NB201Benchmark
+from dgpo_env.io import atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results" / "pretrain.json"
 TRAINING_SETS: dict[str, dict[str, float | None]] = {
@@ -104,7 +105,7 @@ def main() -> None:
             print(f"-- {n_steps} steps\n{format_metrics(metrics)}")
         report["models"][name] = entry
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    atomic_write_text(args.out, json.dumps(report, indent=2))
     print(f"\nwrote {args.out}")
 
 

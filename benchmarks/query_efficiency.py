@@ -6,8 +6,12 @@ and the share of seeds at the optimum are read at each budget. A DGPO method *be
 budget when its mean best validation accuracy and its share at the optimum are both at least those
 of regularised evolution and of local search measured in the same run (issue 5, DESIGN.md §5).
 
-Writes ``<out-dir>/compare_nb201-<dataset>_<Q>q.json`` / ``.png`` per dataset (the harness's
-files) and ``--out``: the per-budget table, the verdicts, the command and the versions.
+Writes the harness's files per dataset under ``--out-dir`` (named by
+:func:`agents.harness.output_stem`, e.g. ``compare_nb201-cifar10_500q_20seeds_dgpo+...+ppo-mlp.json`` /
+``.png``) and ``--out``: the per-budget table, the verdicts, the command and the versions. Every
+finished run is stored as it ends; after Ctrl-C (exit 130) or a failed run (exit 1), ``--resume``
+(alias ``--reuse``) continues, also from a complete comparison, which is then only read; existing
+outputs are never replaced without ``--resume`` or ``--force`` (see docs/harness.md).
 
 Usage::
 
@@ -24,7 +28,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agents.compare import output_stem, run_comparison, versions
+from agents.harness import (
+    ComparisonFailed,
+    ComparisonInterrupted,
+    comparison_paths,
+    comparison_settings,
+    run_comparison,
+    versions,
+)
+from agents.harness.registry import benchmark_kwargs_for
+from dgpo_env.io import atomic_write_text, ensure_writable_dir
 
 DATASETS = ("cifar10", "cifar100", "imagenet16")
 ALGOS = ("dgpo", "dgpo-elite", "rea", "ls", "rs", "ppo", "ppo-mlp")
@@ -51,16 +64,40 @@ def budget_table(comparison: dict[str, Any], budgets: list[int]) -> dict[str, di
     return table
 
 
+def legacy_json(
+    out_dir: Path, dataset: str, algos: list[str], budgets: list[int], args: argparse.Namespace
+) -> Path | None:
+    """A complete comparison JSON of the same settings under the old name ``compare_nb201-<dataset>_<Q>q.json``.
+
+    Files from before the harness named outputs by their settings (the committed results) are
+    reused with ``--resume`` when their settings match.
+    """
+    path = out_dir / f"compare_nb201-{dataset}_{max(budgets)}q.json"
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    expected = comparison_settings(
+        f"nb201:{dataset}",
+        benchmark_kwargs_for(f"nb201:{dataset}", args.table_path),
+        max(budgets),
+        algos,
+        list(range(args.seeds)),
+    )
+    same = data["seeds"] == expected["seeds"] and sorted(data["runs"]) == sorted(algos)
+    same = same and data["max_queries"] == max(budgets)
+    same = same and data["benchmark_kwargs"] == expected["benchmark_kwargs"] and data.get("complete", True)
+    return path if same and set(budgets) <= {*data["checkpoints"], data["max_queries"]} else None
+
+
 def load_or_run(
-    path: Path, dataset: str, algos: list[str], budgets: list[int], args: argparse.Namespace
+    json_path: Path, dataset: str, algos: list[str], budgets: list[int], args: argparse.Namespace
 ) -> dict[str, Any]:
-    """The comparison's JSON dict: ``path`` from an earlier identical run with ``--reuse``, else a fresh run."""
-    if args.reuse and path.is_file():
-        data = json.loads(path.read_text())
-        same_budgets = set(budgets) <= {*data["checkpoints"], data["max_queries"]}
-        if data["seeds"] == list(range(args.seeds)) and sorted(data["runs"]) == sorted(algos) and same_budgets:
-            print(f"{dataset}: reusing {path}", flush=True)
-            return data
+    """The comparison's JSON dict (plus its ``json_path``): run, or with ``--resume`` continue, the comparison."""
+    if args.resume and not json_path.exists():
+        legacy = legacy_json(args.out_dir, dataset, algos, budgets, args)
+        if legacy is not None:
+            print(f"{dataset}: reusing {legacy}", flush=True)
+            return dict(json.loads(legacy.read_text()), json_path=str(legacy))
     comparison = run_comparison(
         f"nb201:{dataset}",
         algos,
@@ -71,8 +108,10 @@ def load_or_run(
         table_path=args.table_path,
         checkpoints=budgets,
         progress=False,
+        resume=args.resume,
+        force=args.force,
     )
-    return comparison.to_dict()
+    return dict(comparison.to_dict(), json_path=str(comparison.json_path))
 
 
 def verdicts(
@@ -109,7 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table-path", default=None, help="extended NB201 .npz (adds test accuracy)")
     parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results/query_efficiency"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/query_efficiency.json"))
-    parser.add_argument("--reuse", action="store_true", help="reuse a dataset's comparison JSON from the same settings")
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument(
+        "--resume",
+        "--reuse",
+        action="store_true",
+        help="continue (or reuse) each dataset's comparison from the same settings; skip finished runs",
+    )
+    again.add_argument("--force", action="store_true", help="delete earlier comparisons of the same settings first")
     args = parser.parse_args(argv)
     algos = args.algos.split(",")
     budgets = sorted(int(b) for b in args.budgets.split(","))
@@ -117,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         parser.error(f"--algos must include the peers {', '.join(PEERS)} (missing {', '.join(missing)})")
     challengers = [a for a in algos if a.startswith("dgpo")]
+    try:  # fail now, not after the runs
+        ensure_writable_dir(args.out.parent)
+    except OSError as err:
+        parser.error(str(err.strerror or err))
     report: dict[str, Any] = {
         "command": " ".join(["python", *map(shlex.quote, [sys.argv[0], *(argv or sys.argv[1:])])]),
         "versions": versions(),
@@ -128,15 +178,25 @@ def main(argv: list[str] | None = None) -> int:
     }
     for dataset in args.datasets.split(","):
         start = time.perf_counter()
-        stem = args.out_dir / output_stem(f"nb201-{dataset}", max(budgets))
-        comparison = load_or_run(stem.with_suffix(".json"), dataset, algos, budgets, args)
+        paths = comparison_paths(args.out_dir, f"nb201-{dataset}", max(budgets), algos, list(range(args.seeds)))
+        try:
+            comparison = load_or_run(paths.json, dataset, algos, budgets, args)
+        except ValueError as err:
+            parser.exit(2, f"{parser.prog}: error: {err}\n")
+        except ComparisonFailed as err:
+            print(f"{dataset}: {err}\nfix the cause and run the same command with --resume", file=sys.stderr)
+            return 1
+        except ComparisonInterrupted as err:
+            print(f"{dataset}: {err}; run the same command with --resume to continue", file=sys.stderr)
+            return 130
+        json_path = Path(comparison["json_path"])
         table = budget_table(comparison, budgets)
         verdict = verdicts(table, challengers, budgets)
         report["datasets"][dataset] = {
             "benchmark": comparison["benchmark"],
             "oracle": comparison["oracle"],
-            "comparison_json": str(stem.with_suffix(".json")),
-            "plot": str(stem.with_suffix(".png")),
+            "comparison_json": str(json_path),
+            "plot": str(json_path.with_suffix(".png")),
             "wall_time_s": time.perf_counter() - start,
             "mean_wall_time_per_run_s": {s["method"]: s["mean_wall_time_s"] for s in comparison["summary"]},
             "table": table,
@@ -145,8 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         for method, rows in verdict.items():
             marks = " ".join(f"@{q}: {'yes' if r['beats_peers'] else 'NO'}" for q, r in rows.items())
             print(f"{dataset}: {method} matches or beats REA and LS — {marks}", flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0
 

@@ -20,6 +20,11 @@
 4. **Cost**: every job runs in its own process; its wall time and peak resident memory are recorded.
    One full reproduction run = the ``full`` pretraining + one fine-tuning run.
 
+Jobs run in the harness's :class:`~agents.harness.LocalExecutor` (a fresh process per job) and each
+finished job is stored at once in ``<out>.runs/``; after Ctrl-C (exit 130) or a failed job (exit 1),
+``--resume`` runs only the jobs not finished. Existing outputs are never replaced without ``--resume``
+or ``--force`` (see docs/harness.md).
+
 Usage::
 
     python benchmarks/reproduce_paper.py --seeds 3 --jobs 2 --table-path ../shared/data/nb201/nb201.npz
@@ -28,17 +33,20 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
 import json
-import multiprocessing
 import resource
 import shlex
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from agents.harness import Job, JobFailed, LocalExecutor, RunStore, decode_curve, encode_curve, prepare_outputs
+from agents.harness.store import SettingsMismatchError, check_settings
+from dgpo_env.io import atomic_write_text, dumps_json, ensure_writable_dir
 
 DATASETS = ("cifar10", "cifar100", "imagenet16")
 PRETRAININGS = ("full", "7pct", "filtered")
@@ -117,11 +125,11 @@ def finetune_job(
     table_path: str | None,
     inverse: bool = False,
 ) -> dict[str, Any]:
-    """DGPO (published settings) from ``model_path`` on one dataset and seed; ``inverse`` negates the reward."""
+    """DGPO (the run's preset) from ``model_path`` on one dataset and seed; ``inverse`` negates the reward."""
     import torch
 
     from agents.baselines.base import OPTIMUM_TOLERANCE, make_result
-    from agents.dgpo.dgpo import DGPO
+    from agents.dgpo.variants import get_preset
     from agents.diffusion.model import DiffusionModel
 
     torch.set_num_threads(1)
@@ -131,7 +139,7 @@ def finetune_job(
     model = DiffusionModel.load(model_path)
     n_steps = settings["n_steps"]
     before = _sample_mean(model, benchmark, n_steps, seed) if inverse else None
-    agent = DGPO.for_env_id(
+    agent = get_preset(settings.get("variant", "published")).algorithm.for_env_id(
         model,
         None,
         benchmark=benchmark,
@@ -168,7 +176,7 @@ def finetune_job(
             reached_oracle=bool(result.best_val_acc >= oracle.val_acc - OPTIMUM_TOLERANCE),
             queries_to_best=int(np.argmax(curve >= result.best_val_acc)) + 1,
             best_at={str(q): result.best_at(q) for q in (100, 200, 500, 1200)},
-            curve=[round(float(v), 4) for v in curve],
+            curve=encode_curve([round(float(v), 4) for v in curve]),
             sample_mean_after=_sample_mean(agent.policy.model, benchmark, n_steps, seed),
         )
     record["job_wall_time_s"] = time.perf_counter() - start
@@ -188,30 +196,72 @@ def dgpo_kwargs(settings: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-def _run(jobs: list[tuple[Any, ...]], n_workers: int) -> list[dict[str, Any]]:
-    """Run ``(fn, *args)`` jobs, each in a fresh process (so peak memory is per job); print as they end."""
-    context = multiprocessing.get_context("spawn")
-    results = []
-    with cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=context, max_tasks_per_child=1) as pool:
-        futures = [pool.submit(fn, *args) for fn, *args in jobs]
-        for future in cf.as_completed(futures):
-            result = future.result()
-            shown = {k: v for k, v in result.items() if k not in ("path", "best_at", "best_cell", "curve")}
+def record_id(record: dict[str, Any]) -> str:
+    """A job's id from its record.
+
+    ``pretrain/full``, ``pretrain/filtered-cifar10``, ``finetune/cifar10/7pct/seed0``, ``inverse/cifar100/seed2``.
+    """
+    if record["job"] == "pretrain":
+        return f"pretrain/{record['pretraining']}" + (f"-{record['dataset']}" if record["dataset"] else "")
+    if record["job"] == "inverse":
+        return f"inverse/{record['dataset']}/seed{record['seed']}"
+    return f"finetune/{record['dataset']}/{record['pretraining']}/seed{record['seed']}"
+
+
+def _run(jobs: list[Job], store: RunStore, n_workers: int) -> list[dict[str, Any]]:
+    """Run jobs, each in a fresh process (so peak memory is per job); store and print each as it ends.
+
+    Raises:
+        JobFailed: For the first job that raises or loses its process (the others are stopped).
+    """
+    records: list[dict[str, Any]] = []
+    if not jobs:
+        return records
+    executor = LocalExecutor(min(n_workers, len(jobs)), max_jobs_per_worker=1)
+    with closing(executor.run(jobs)) as stream:
+        for outcome in stream:
+            if not outcome.ok:
+                raise JobFailed(outcome)
+            record = outcome.value
+            store.put(outcome.job_id, record)
+            shown = {k: v for k, v in record.items() if k not in ("path", "best_at", "best_cell", "curve")}
             print(json.dumps(shown, default=str), flush=True)
-            results.append(result)
-    return results
+            records.append(record)
+    return records
+
+
+def finished_records(path: Path, store: RunStore, identity: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Records of jobs finished earlier, by id: in ``path`` (a report of the same settings) and in the store.
+
+    Raises:
+        SettingsMismatchError: If ``path`` was written with other settings or records none.
+    """
+    done: dict[str, dict[str, Any]] = {}
+    if path.is_file():
+        report = json.loads(path.read_text())
+        if "identity" not in report:
+            raise SettingsMismatchError(
+                f"cannot resume from {path}: it records no settings (written before --resume existed); "
+                "pass --force to start over"
+            )
+        check_settings(report["identity"], identity, path)
+        done.update((record_id(r), r) for r in report["records"])
+    done.update(store.load())
+    return done
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
     """Mean best-so-far validation accuracy against queries: one panel per dataset, one line per pretraining."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from agents.harness import save_figure
 
-    runs = [r for r in report["records"] if r["job"] == "finetune" and r.get("curve")]
+    tunes = [r for r in report["records"] if r["job"] == "finetune"]
+    runs = [{**r, "curve": list(decode_curve(r.get("curve") or []))} for r in tunes]  # compact or full lists
+    runs = [r for r in runs if r["curve"]]
     datasets = [d for d in DATASETS if any(r["dataset"] == d for r in runs)]
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.8), squeeze=False)
+    fig = Figure(figsize=(5 * len(datasets), 3.8))
+    axes = fig.subplots(1, len(datasets), squeeze=False)
     for ax, dataset in zip(axes[0], datasets, strict=True):
         for name in PRETRAININGS:
             curves = [r["curve"] for r in runs if r["dataset"] == dataset and r["pretraining"] == name]
@@ -227,8 +277,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
         ax.set_ylabel("best validation accuracy (%)")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -255,6 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse-models", action="store_true", help="keep checkpoints already in --models")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/reproduce_paper.json"))
     parser.add_argument("--plot-only", action="store_true", help="redraw the plot from --out without running")
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue an interrupted run with the same settings")
+    again.add_argument("--force", action="store_true", help="delete the outputs of an earlier run and start over")
     args = parser.parse_args(argv)
     png = args.out.with_suffix(".png")
     if args.plot_only:
@@ -265,21 +317,6 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(pretrainings) - set(PRETRAININGS)) + sorted(set(datasets) - set(DATASETS))
     if unknown:
         parser.error(f"unknown pretrainings/datasets {unknown}; known: {PRETRAININGS} and {DATASETS}")
-    args.models.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-
-    def model_path(name: str, dataset: str) -> Path:
-        return args.models / (f"{name}-{dataset}.pt" if name == "filtered" else f"{name}.pt")
-
-    wanted = {(n, d if n == "filtered" else datasets[0]) for n in pretrainings for d in datasets}
-    if not args.no_inverse:
-        wanted.add(("full", datasets[0]))
-    pre_jobs = [
-        (pretrain_job, name, dataset, str(model_path(name, dataset)), args.table_path, 0, args.pretrain_steps)
-        for name, dataset in sorted(wanted)
-        if not (args.reuse_models and model_path(name, dataset).is_file())
-    ]
-    records = _run(pre_jobs, args.jobs)
     settings = {
         "lr": args.lr,
         "n_steps": args.n_steps,
@@ -288,19 +325,79 @@ def main(argv: list[str] | None = None) -> int:
         "max_stale_batches": args.max_stale_batches,
         "variant": args.variant,
     }
-    jobs: list[tuple[Any, ...]] = [
-        (finetune_job, d, n, str(model_path(n, d)), seed, settings, args.table_path)
+    identity = {
+        "settings": settings,
+        "seeds": args.seeds,
+        "datasets": datasets,
+        "pretrainings": pretrainings,
+        "inverse": not args.no_inverse,
+        "pretrain_steps": args.pretrain_steps,
+        "table_path": args.table_path,
+        "models": str(args.models),
+    }
+    store = RunStore(args.out.with_suffix(".runs"))
+    try:  # before any work: a writable --out, no silent overwrite, same settings when resuming
+        ensure_writable_dir(args.out.parent)
+        prepare_outputs([args.out, png], store, identity, resume=args.resume, force=args.force)
+        done = finished_records(args.out, store, identity) if args.resume else {}
+        args.models.mkdir(parents=True, exist_ok=True)
+    except (ValueError, OSError) as err:
+        parser.error(str(err))
+    start = time.perf_counter()
+
+    def model_path(name: str, dataset: str) -> Path:
+        return args.models / (f"{name}-{dataset}.pt" if name == "filtered" else f"{name}.pt")
+
+    def pretrain_id(name: str, dataset: str) -> str:
+        return f"pretrain/{name}" + (f"-{dataset}" if name == "filtered" else "")
+
+    wanted = {(n, d if n == "filtered" else datasets[0]) for n in pretrainings for d in datasets}
+    if not args.no_inverse:
+        wanted.add(("full", datasets[0]))
+    for name, dataset in wanted:  # a stored pretraining whose checkpoint is gone runs again
+        if not model_path(name, dataset).is_file():
+            done.pop(pretrain_id(name, dataset), None)
+    pre_jobs = [
+        Job(
+            pretrain_id(name, dataset),
+            pretrain_job,
+            (name, dataset, str(model_path(name, dataset)), args.table_path, 0, args.pretrain_steps),
+        )
+        for name, dataset in sorted(wanted)
+        if pretrain_id(name, dataset) not in done and not (args.reuse_models and model_path(name, dataset).is_file())
+    ]
+    jobs = [
+        Job(
+            f"finetune/{d}/{n}/seed{seed}", finetune_job, (d, n, str(model_path(n, d)), seed, settings, args.table_path)
+        )
         for d in datasets
         for n in pretrainings
         for seed in range(args.seeds)
     ]
     if not args.no_inverse:
         jobs += [
-            (finetune_job, d, "full", str(model_path("full", d)), seed, settings, args.table_path, True)
+            Job(
+                f"inverse/{d}/seed{seed}",
+                finetune_job,
+                (d, "full", str(model_path("full", d)), seed, settings, args.table_path, True),
+            )
             for d in datasets
             for seed in range(args.seeds)
         ]
-    records += _run(jobs, args.jobs)
+    try:
+        records = list(done.values()) + _run(pre_jobs, store, args.jobs)
+        records += _run([job for job in jobs if job.job_id not in done], store, args.jobs)
+    except JobFailed as err:
+        print(
+            f"{err}\nfinished jobs are kept in {store.directory}; run the same command with --resume", file=sys.stderr
+        )
+        return 1
+    except KeyboardInterrupt:
+        n_done = len(store.load())
+        print(
+            f"interrupted: {n_done} finished jobs are stored in {store.directory}; rerun with --resume", file=sys.stderr
+        )
+        return 130
     report = {
         "command": " ".join(["python", *map(shlex.quote, [sys.argv[0], *(argv or sys.argv[1:])])]),
         "settings": {
@@ -309,16 +406,17 @@ def main(argv: list[str] | None = None) -> int:
             "seeds": args.seeds,
             "filter_thresholds": FILTER_THRESHOLDS,
         },
+        "identity": identity,
         "paper": PAPER,
         "wall_time_s": time.perf_counter() - start,
         "records": sorted(records, key=lambda r: (r["job"], str(r.get("dataset")), r["pretraining"], r.get("seed", 0))),
     }
-    from agents.compare import versions
+    from agents.harness import versions
 
     report["versions"] = versions()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    atomic_write_text(args.out, dumps_json(report, indent=2, default=str) + "\n")
     plot(report, png)
+    store.remove()  # the report now holds every record
     print(f"wrote {args.out} and {png}")
     return 0
 

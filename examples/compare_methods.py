@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--table-path", type=Path, default=None, help="extended NB201 table (adds test accuracy)")
     args = parser.parse_args()
 
-    run_comparison(  # prints the table and writes <out>/compare_<benchmark>_<Q>q.{json,png}
+    run_comparison(  # prints the table and writes <out>/compare_<benchmark>_<Q>q_<S>seeds_<methods>.{json,png}
         args.env,
         args.algos.split(","),
         args.seeds,
@@ -37,6 +37,7 @@ def main() -> None:
         n_jobs=args.jobs,
         out_dir=args.out,
         table_path=args.table_path,
+        resume=True,  # run again (e.g. after Ctrl-C): only the runs not finished yet (docs/harness.md)
     )
 
 

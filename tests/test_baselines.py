@@ -114,12 +114,39 @@ def test_proposal_cap_ends_a_stuck_searcher(toy: ToyBenchmark) -> None:
 
 def test_budget_raises_when_spent(toy: ToyBenchmark) -> None:
     toy.reset_counter()
-    budget = QueryBudget(toy, max_queries=1, max_proposals=10)
-    budget.query(toy.oracle.cell)
-    with pytest.raises(BudgetExhausted):
+    toy.ledger.set_budget(1)
+    try:
+        budget = QueryBudget(toy, max_proposals=10)
         budget.query(toy.oracle.cell)
-    with pytest.raises(ValueError, match="max_queries"):
-        QueryBudget(toy, max_queries=0, max_proposals=10)
+        with pytest.raises(BudgetExhausted):
+            budget.query(toy.oracle.cell)
+        with pytest.raises(ValueError, match="max_proposals"):
+            QueryBudget(toy, max_proposals=0)
+    finally:
+        toy.ledger.set_budget(None)
+
+
+def test_a_cell_refused_by_a_shared_ledger_ends_the_search(toy: ToyBenchmark) -> None:
+    toy.reset_counter()
+    other = ToyBenchmark(ledger=toy.ledger)  # another user of the same ledger spends the budget
+    toy.ledger.set_budget(1)
+    try:
+        budget = QueryBudget(toy, max_proposals=10)
+        assert not budget.exhausted
+        other.query(toy.oracle.cell)
+        cell = next(c for c in toy.search_space.neighbours(toy.oracle.cell))
+        toy.ledger.set_budget(2)
+        other.query(cell)
+        with pytest.raises(BudgetExhausted):
+            budget.query(toy.oracle.cell)
+    finally:
+        toy.ledger.set_budget(None)
+
+
+def test_searcher_run_restores_the_ledger_budget(toy: ToyBenchmark) -> None:
+    toy.ledger.set_budget(None)
+    result = SEARCHERS["rs"]().run(toy, seed=0, max_queries=7)
+    assert result.n_queries == 7 == toy.n_queries and toy.ledger.max_queries is None
 
 
 def test_random_mutation_changes_one_free_entry(nb201: NB201Benchmark) -> None:

@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agents import compare
 from agents.baselines import SearchResult
 from agents.cli import main as cli_main
 from agents.compare import (
@@ -16,12 +15,14 @@ from agents.compare import (
     available_methods,
     benchmark_kwargs_for,
     curves_matrix,
+    decode_curve,
     get_method,
     register_method,
     run_baseline,
     run_comparison,
     summarise,
 )
+from agents.harness import registry as harness_registry
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 ALGOS = ["rs", "rea", "ls", "reinforce"]
@@ -31,8 +32,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture
 def registry(monkeypatch: pytest.MonkeyPatch) -> None:
     """Undo registrations made by a test."""
-    monkeypatch.setattr(compare, "_REGISTRY", dict(compare._REGISTRY))
-    monkeypatch.setattr(compare, "_RESOLVED", dict(compare._RESOLVED))
+    monkeypatch.setattr(harness_registry, "_REGISTRY", dict(harness_registry._REGISTRY))
+    monkeypatch.setattr(harness_registry, "_RESOLVED", dict(harness_registry._RESOLVED))
 
 
 def _check_outputs(c: Comparison, seeds: int, max_queries: int) -> dict[str, Any]:
@@ -46,8 +47,9 @@ def _check_outputs(c: Comparison, seeds: int, max_queries: int) -> dict[str, Any
     for runs in data["runs"].values():
         assert [r["seed"] for r in runs] == list(range(seeds))
         for r in runs:
-            assert len(r["curve"]) == r["n_queries"] == max_queries
-            assert r["best_val_acc"] == r["curve"][-1] and r["best_test_acc"] == r["best_val_acc"]
+            curve = decode_curve(r["curve"])  # stored compactly as its steps
+            assert len(curve) == r["n_queries"] == max_queries
+            assert r["best_val_acc"] == curve[-1] and r["best_test_acc"] == r["best_val_acc"]
             assert r["wall_time_s"] > 0 and r["settings"]["proposals_per_query"] == 50
     assert [s["method"] for s in data["summary"]] == ALGOS
     return data
@@ -169,7 +171,9 @@ def test_cli_compare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     argv = ["compare", "--env", "toy", "--algos", "rs,ls", "--seeds", "2", "--max-queries", "20"]
     assert cli_main([*argv, "--jobs", "1", "--out", str(tmp_path), "--no-progress", "--log-x"]) == 0
     out = capsys.readouterr().out
-    assert (tmp_path / "compare_toy_20q.json").exists() and (tmp_path / "compare_toy_20q.png").exists()
+    stem = tmp_path / "compare_toy_20q_2seeds_rs+ls"
+    assert stem.with_suffix(".json").exists() and stem.with_suffix(".png").exists()
+    assert not stem.with_suffix(".runs").exists()  # the store goes once the JSON is complete
     assert "rs " in out and "ls " in out
     assert cli_main(["compare", "--env", "toy", "--algos", "nope", "--jobs", "1", "--out", str(tmp_path)]) == 2
     assert "known methods" in capsys.readouterr().err

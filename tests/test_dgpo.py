@@ -1,11 +1,13 @@
-"""DGPO: advantages, losses, the SB3-style algorithm, budgets, save/load, seeding, and that it learns."""
+"""DGPO: advantages, losses, settings, the SB3-style algorithm, budgets, save/load, seeding, and that it learns."""
 
 from __future__ import annotations
 
 import csv
 import importlib
+import math
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,8 +16,10 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import configure
 
 from agents.cli import main
-from agents.dgpo import DGPO, RewardNormalizer, batch_advantages, first_occurrences, freeze_layers
+from agents.dgpo import DGPO, DGPOConfig, RewardNormalizer, batch_advantages, first_occurrences, freeze_layers
+from agents.dgpo.advantages import ADVANTAGE_CLIP, REWARD_SMOOTHING
 from agents.dgpo.compare_methods import LAZY_METHODS
+from agents.dgpo.losses import TIMESTEP_FRACTION
 from agents.diffusion.denoiser import DenoiserConfig
 from agents.diffusion.model import DiffusionModel
 from agents.diffusion.sampling import mean_sample_accuracy
@@ -118,7 +122,7 @@ def test_learn_runs_logs_and_updates(
     if agent._n_updates:
         assert any(row["train/loss"] != "" and row["train/advantage_mean"] != "" for row in rows)
     assert agent.n_queries > 0 and agent.best is not None and 0.0 < agent.best["val_acc"] <= 100.0
-    assert len(agent.ep_info_buffer) == 24
+    assert agent.ep_info_buffer is not None and len(agent.ep_info_buffer) == 24
     # official layer freezing (75% of 2 layers = 1): the first layer is untouched, the heads moved
     assert all(
         torch.equal(a, b) for a, b in zip(agent.policy.model.denoiser.layers[0].parameters(), frozen, strict=True)
@@ -133,7 +137,9 @@ def test_learn_runs_logs_and_updates(
 def test_max_queries_stops_learning(nb201_model: DiffusionModel) -> None:
     agent = DGPO.for_env_id(nb201_model, NB201, n_envs=4, n_steps=3, batch_size=8, max_queries=10, seed=1)
     agent.learn(10**6, progress_bar=True)
-    benchmark = agent.get_env().get_attr("benchmark")[0]
+    env = agent.get_env()
+    assert env is not None
+    benchmark = env.get_attr("benchmark")[0]
     assert agent.budget_exhausted and benchmark.n_queries == 10 == agent.n_queries
     assert agent.num_timesteps <= 3 * 3 * 8  # stopped long before total_timesteps
 
@@ -148,21 +154,126 @@ def test_seeded_runs_are_identical_and_save_load_round_trips(toy_model: Diffusio
         assert torch.equal(a, b)
     assert first.best == second.best and first.normalizer == second.normalizer
     first.save(tmp_path / "dgpo")
-    loaded = DGPO.load(tmp_path / "dgpo", env=first.get_env())
-    obs = first.get_env().reset()
+    env = first.get_env()
+    assert env is not None
+    loaded = DGPO.load(tmp_path / "dgpo", env=env)
+    obs = env.reset()
+    assert isinstance(obs, dict)
     np.testing.assert_array_equal(first.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
     assert loaded.normalizer == first.normalizer and loaded.frozen_modules == first.frozen_modules
+    assert type(loaded) is DGPO and loaded.config == first.config
     loaded.learn(8 * 4)  # a loaded agent keeps training
     assert loaded.num_timesteps == 32
+    # SB3's load(..., name=value) overrides a setting; the learning rate is SB3's own attribute
+    changed = DGPO.load(tmp_path / "dgpo", env=env, batch_size=4, learning_rate=2e-3)
+    assert changed.config == first.config.replace(batch_size=4, learning_rate=2e-3)
+    assert changed.lr_schedule(1.0) == 2e-3  # the optimizer takes it at the next update (SB3)
 
 
 def test_settings_are_checked(toy_model: DiffusionModel) -> None:
     with pytest.raises(ValueError, match="multiple of the number of environments"):
         DGPO.for_env_id(toy_model, TOY, n_envs=4, n_steps=4, batch_size=6)
-    with pytest.raises(ValueError, match="gradient must be one of"):
+    with pytest.raises(ValueError, match=r"DGPOConfig.gradient must be one of \('eager', 'ddpo'\), got 'ppo'"):
         DGPO.for_env_id(toy_model, TOY, n_envs=2, n_steps=4, batch_size=2, gradient="ppo")
-    with pytest.raises(ValueError, match="timestep fraction"):
+    with pytest.raises(ValueError, match=r"DGPOConfig.timestep_fraction must be a real number in \(0, 1\], got 0.0"):
         DGPO.for_env_id(toy_model, TOY, n_envs=2, n_steps=4, batch_size=2, timestep_fraction=0.0)
+
+
+# ---------------------------------------------------------------------------------------------- settings
+def test_default_settings_are_the_official_nb201_settings() -> None:
+    config = DGPOConfig()
+    assert config.to_dict() == {
+        "learning_rate": 5e-7,
+        "batch_size": 15,
+        "n_inner_passes": 4,
+        "timestep_fraction": 0.3,
+        "reward_smoothing": 0.1,
+        "advantage_clip": 5.0,
+        "max_grad_norm": 2.0,
+        "freeze_fraction": 0.75,
+        "gradient_accumulation": 2,
+        "gradient": "eager",
+    }
+    # the lower-level defaults of the loss and the normaliser agree with the settings
+    assert (config.timestep_fraction, config.reward_smoothing, config.advantage_clip) == (
+        TIMESTEP_FRACTION,
+        REWARD_SMOOTHING,
+        ADVANTAGE_CLIP,
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error", "words"),
+    [
+        ("batch_size", 2.0, TypeError, ["DGPOConfig.batch_size", "an int >= 1", "2.0", "float"]),
+        ("batch_size", True, TypeError, ["DGPOConfig.batch_size", "an int >= 1", "True", "bool"]),
+        ("batch_size", "15", TypeError, ["DGPOConfig.batch_size", "an int >= 1", "'15'", "str"]),
+        ("batch_size", 0, ValueError, ["DGPOConfig.batch_size", "an int >= 1", "got 0"]),
+        ("n_inner_passes", -1, ValueError, ["DGPOConfig.n_inner_passes", "an int >= 1", "got -1"]),
+        ("n_inner_passes", np.float64(4), TypeError, ["DGPOConfig.n_inner_passes", "an int >= 1", "float64"]),
+        ("gradient_accumulation", np.bool_(True), TypeError, ["DGPOConfig.gradient_accumulation", "bool"]),
+        ("gradient_accumulation", 0, ValueError, ["DGPOConfig.gradient_accumulation", "an int >= 1", "got 0"]),
+        ("timestep_fraction", 1.5, ValueError, ["DGPOConfig.timestep_fraction", "in (0, 1]", "got 1.5"]),
+        ("timestep_fraction", "0.3", TypeError, ["DGPOConfig.timestep_fraction", "a real number", "str"]),
+        ("timestep_fraction", True, TypeError, ["DGPOConfig.timestep_fraction", "a real number", "bool"]),
+        ("reward_smoothing", 0.0, ValueError, ["DGPOConfig.reward_smoothing", "in (0, 1]", "got 0.0"]),
+        ("advantage_clip", -5.0, ValueError, ["DGPOConfig.advantage_clip", "> 0", "got -5.0"]),
+        ("max_grad_norm", 0, ValueError, ["DGPOConfig.max_grad_norm", "> 0", "got 0"]),
+        ("max_grad_norm", math.nan, ValueError, ["DGPOConfig.max_grad_norm", "> 0", "nan"]),
+        ("freeze_fraction", 1.01, ValueError, ["DGPOConfig.freeze_fraction", "in [0, 1]", "got 1.01"]),
+        ("freeze_fraction", None, TypeError, ["DGPOConfig.freeze_fraction", "a real number", "None"]),
+        ("learning_rate", 0.0, ValueError, ["DGPOConfig.learning_rate", "> 0", "schedule", "got 0.0"]),
+        ("learning_rate", "1e-3", TypeError, ["DGPOConfig.learning_rate", "> 0", "schedule", "str"]),
+        ("gradient", "ppo", ValueError, ["DGPOConfig.gradient", "'eager', 'ddpo'", "'ppo'"]),
+        ("gradient", 1, TypeError, ["DGPOConfig.gradient", "'eager', 'ddpo'", "int"]),
+    ],
+)
+def test_config_refuses_wrong_types_and_out_of_range_values(
+    field: str, value: Any, error: type[Exception], words: list[str]
+) -> None:
+    with pytest.raises(error) as info:
+        DGPOConfig(**{field: value})
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))
+    with pytest.raises(error):  # a checked copy is checked the same way
+        DGPOConfig().replace(**{field: value})
+
+
+def test_config_normalises_numpy_numbers_and_accepts_schedules() -> None:
+    config = DGPOConfig(
+        batch_size=np.int64(6), timestep_fraction=np.float32(0.5), advantage_clip=3, max_grad_norm=math.inf
+    )
+    assert type(config.batch_size) is int and config.batch_size == 6
+    assert type(config.timestep_fraction) is float and type(config.advantage_clip) is float
+    schedule = lambda progress: 1e-3 * progress  # noqa: E731
+    assert DGPOConfig(learning_rate=schedule).learning_rate is schedule
+    with pytest.raises(AttributeError):
+        config.batch_size = 3  # type: ignore[misc]  # frozen
+
+
+def test_unknown_setting_names_are_refused_with_the_known_ones(toy_model: DiffusionModel) -> None:
+    with pytest.raises(TypeError, match=r"unknown DGPOConfig setting\(s\) 'batch'; known settings: learning_rate, "):
+        DGPOConfig().replace(batch=3)
+    with pytest.raises(
+        TypeError, match=r"DGPO got unknown setting\(s\) 'lr'; known settings: learning_rate, batch_size"
+    ):
+        DGPO.for_env_id(toy_model, TOY, n_envs=2, n_steps=4, lr=1e-3)
+    # an elite setting is not one of published DGPO's
+    with pytest.raises(TypeError, match=r"DGPO got unknown setting\(s\) 'anchor_prob'; .*\(EliteDGPO takes them\)"):
+        DGPO.for_env_id(toy_model, TOY, n_envs=2, n_steps=4, batch_size=2, anchor_prob=0.5)
+    with pytest.raises(TypeError, match="config must be a DGPOConfig or None, got dict"):
+        DGPO.for_env_id(toy_model, TOY, n_envs=2, n_steps=4, config={"batch_size": 2})
+
+
+def test_config_and_overrides_combine_and_are_read_only(toy_model: DiffusionModel) -> None:
+    config = DGPOConfig(learning_rate=1e-3, batch_size=4, n_inner_passes=2)
+    agent = DGPO.for_env_id(toy_model, TOY, n_steps=4, config=config, batch_size=2, seed=0)  # the keyword wins
+    assert agent.config == config.replace(batch_size=2) and agent.n_envs == 2  # n_envs defaults to the batch size
+    assert (agent.batch_size, agent.n_inner_passes, agent.learning_rate) == (2, 2, 1e-3)
+    assert agent.policy.optimizer.param_groups[0]["lr"] == 1e-3
+    assert agent.settings_dict() == agent.config.to_dict()
+    with pytest.raises(AttributeError, match=r"batch_size is read from .config"):
+        agent.batch_size = 4  # type: ignore[misc]
 
 
 def test_dgpo_raises_toy_reward_and_inverse_dgpo_lowers_it(toy_model: DiffusionModel) -> None:
@@ -196,7 +307,9 @@ def test_finetune_command_prints_best_cell_and_queries(
     assert main([*args, "--lr", "1e-3", "--no-progress", "--save-model", str(tmp_path / "tuned.pt")]) == 0
     out = capsys.readouterr().out
     assert "best cell: ops=" in out and "validation accuracy" in out and "test accuracy" in out
-    queries = int(re.search(r"queries: (\d+) distinct cells", out).group(1))
+    found = re.search(r"queries: (\d+) distinct cells", out)
+    assert found is not None
+    queries = int(found.group(1))
     assert queries == 12
     assert DiffusionModel.load(tmp_path / "tuned.pt").space.name == "toy"
 
@@ -222,6 +335,10 @@ def test_compare_methods_respect_the_budget(toy_model: DiffusionModel, tmp_path:
 
 def test_a_converged_policy_stops_after_stale_batches(nb201_model: DiffusionModel) -> None:
     agent = DGPO.for_env_id(nb201_model, NB201, n_envs=4, n_steps=2, batch_size=4, max_stale_batches=2, seed=0)
-    agent.policy.model.denoiser.node_head[-1].bias.data[:] = torch.tensor([0.0, 0.0, 50.0, 0.0, 0.0, 0.0, 0.0])
+    head = agent.policy.model.denoiser.node_head
+    assert isinstance(head, torch.nn.Sequential)
+    last = head[-1]
+    assert isinstance(last, torch.nn.Linear)
+    last.bias.data[:] = torch.tensor([0.0, 0.0, 50.0, 0.0, 0.0, 0.0, 0.0])
     agent.learn(10**6)  # the model now proposes (almost) one cell: no new cells after the first batch
     assert agent.stop_reason == "converged" and agent.stale_batches == 2 and agent.num_timesteps <= 4 * 2 * 4

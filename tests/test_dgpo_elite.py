@@ -1,9 +1,11 @@
-"""The elite DGPO variant: archive, replay, anchored starts, novel final steps, named variants."""
+"""The elite DGPO variant: archive, replay, anchored starts, novel final steps, presets, recorded curves."""
 
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,16 +13,17 @@ import torch
 from stable_baselines3.common.logger import configure
 
 from agents.cli import main
-from agents.dgpo import DGPO
+from agents.dgpo import DGPO, PRESETS, DGPOConfig, EliteConfig, EliteDGPO, make_dgpo
 from agents.dgpo.elite import CellArchive
-from agents.dgpo.variants import VARIANTS, variant_kwargs
+from agents.dgpo.variants import Preset, get_preset, variant_kwargs
 from agents.diffusion.denoiser import DenoiserConfig
 from agents.diffusion.model import DiffusionModel
-from agents.diffusion.pretrain import denoising_loss
+from agents.diffusion.pretrain import PretrainConfig, denoising_loss, pretrain
 from dgpo_env.search_spaces import NB201SearchSpace
 
 TINY = DenoiserConfig(hidden_dim=16, edge_dim=8, n_layers=2, n_heads=2, time_dim=8)
 NB201 = "dgpo_env/NB201-CIFAR10-v0"
+REFERENCE = Path(__file__).parent / "data" / "dgpo_reference_curves.json"
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +80,10 @@ def test_elite_replay_pulls_the_model_toward_the_best_cells(nb201_model: Diffusi
 
 
 def test_elite_variant_anchors_replays_and_avoids_known_cells(nb201_model: DiffusionModel, tmp_path: Path) -> None:
-    kwargs = {**variant_kwargs("elite"), "batch_size": 8, "anchor_after": 8}
-    agent = DGPO.for_env_id(nb201_model, NB201, n_envs=4, n_steps=5, max_queries=60, seed=0, **kwargs)
+    agent = make_dgpo(
+        "elite", nb201_model, NB201, n_envs=4, n_steps=5, max_queries=60, seed=0, batch_size=8, anchor_after=8
+    )
+    assert isinstance(agent, EliteDGPO) and agent.config == PRESETS["elite"].config.replace(batch_size=8)
     agent.set_logger(configure(str(tmp_path), ["csv"]))
     agent.learn(10**6)
     agent.logger.close()
@@ -90,12 +95,14 @@ def test_elite_variant_anchors_replays_and_avoids_known_cells(nb201_model: Diffu
     assert agent.stop_reason == "budget" and agent.n_queries == 60 == len(agent.archive)
     best_key = agent.archive.top(1)[0]
     assert agent.best is not None and agent.archive.scores[best_key] == agent.best["val_acc"]
-    lookups = agent.get_env().get_attr("benchmark")[0].n_lookups
+    env = agent.get_env()
+    assert env is not None
+    lookups = env.get_attr("benchmark")[0].n_lookups
     assert lookups <= 1.5 * agent.n_queries  # novel final steps: few batch slots spent on known cells
 
 
 def test_known_or_repeated_flags_invalid_known_and_repeated_proposals(nb201_model: DiffusionModel) -> None:
-    agent = DGPO.for_env_id(nb201_model, NB201, n_envs=2, n_steps=2, batch_size=2, seed=0, novelty_retries=3)
+    agent = EliteDGPO.for_env_id(nb201_model, NB201, n_envs=2, n_steps=2, batch_size=2, seed=0, novelty_retries=3)
     space = NB201SearchSpace()
     known, new = space.from_index(5).flat(), space.from_index(6).flat()
     agent.archive.add(space.canonical_key(space.from_index(5)), known, 80.0)
@@ -105,20 +112,118 @@ def test_known_or_repeated_flags_invalid_known_and_repeated_proposals(nb201_mode
     assert flags.tolist() == [True, False, True, True]
 
 
-def test_variants_and_anchor_settings_are_checked(nb201_model: DiffusionModel) -> None:
-    assert variant_kwargs("published") == {} and "elite" in VARIANTS
-    with pytest.raises(ValueError, match="unknown DGPO variant 'best'; known variants: published, elite"):
+def test_elite_dgpo_with_every_addition_off_is_published_dgpo(nb201_model: DiffusionModel) -> None:
+    """The hooks are neutral: same seed, same draws, same parameters."""
+    off = EliteConfig(elite_replay=0, anchor_prob=0.0, novelty_retries=0)
+    kwargs: dict[str, Any] = {"n_envs": 4, "n_steps": 3, "batch_size": 8, "learning_rate": 1e-2, "seed": 3}
+    agents = [
+        DGPO.for_env_id(nb201_model, NB201, **kwargs),
+        EliteDGPO.for_env_id(nb201_model, NB201, elite=off, **kwargs),
+    ]
+    for agent in agents:
+        agent.learn(3 * 8 * 3)
+    published, elite = agents
+    assert published._n_updates > 0 and published.best == elite.best
+    for a, b in zip(published.policy.parameters(), elite.policy.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+# ---------------------------------------------------------------------------------------------- settings and presets
+@pytest.mark.parametrize(
+    ("field", "value", "error", "words"),
+    [
+        ("anchor_prob", 1.5, ValueError, ["EliteConfig.anchor_prob", "in [0, 1]", "got 1.5"]),
+        ("anchor_prob", "0.9", TypeError, ["EliteConfig.anchor_prob", "a real number", "str"]),
+        ("anchor_skip", 1.0, ValueError, ["EliteConfig.anchor_skip", "in (0, 1)", "got 1.0"]),
+        ("anchor_skip", 0, ValueError, ["EliteConfig.anchor_skip", "in (0, 1)", "got 0"]),
+        ("elite_replay", -1, ValueError, ["EliteConfig.elite_replay", "an int >= 0", "got -1"]),
+        ("elite_replay", 10.0, TypeError, ["EliteConfig.elite_replay", "an int >= 0", "float"]),
+        ("replay_passes", 0, ValueError, ["EliteConfig.replay_passes", "an int >= 1", "got 0"]),
+        ("anchor_top_k", False, TypeError, ["EliteConfig.anchor_top_k", "an int >= 1", "bool"]),
+        ("anchor_after", -3, ValueError, ["EliteConfig.anchor_after", "an int >= 0", "got -3"]),
+        ("novelty_retries", 2.5, TypeError, ["EliteConfig.novelty_retries", "an int >= 0", "float"]),
+    ],
+)
+def test_elite_config_refuses_wrong_types_and_out_of_range_values(
+    field: str, value: Any, error: type[Exception], words: list[str]
+) -> None:
+    with pytest.raises(error) as info:
+        EliteConfig(**{field: value})
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))
+
+
+def test_elite_settings_are_checked_and_read_from_the_elite_config(nb201_model: DiffusionModel) -> None:
+    with pytest.raises(ValueError, match=r"EliteConfig.anchor_prob must be a real number in \[0, 1\], got 1.5"):
+        EliteDGPO.for_env_id(nb201_model, NB201, n_envs=2, n_steps=2, batch_size=2, anchor_prob=1.5)
+    with pytest.raises(TypeError, match=r"EliteDGPO got unknown setting\(s\) 'anchor'; known settings: .*anchor_prob"):
+        EliteDGPO.for_env_id(nb201_model, NB201, n_envs=2, n_steps=2, batch_size=2, anchor=0.5)
+    with pytest.raises(TypeError, match="elite must be an EliteConfig or None, got DGPOConfig"):
+        EliteDGPO.for_env_id(nb201_model, NB201, n_envs=2, n_steps=2, elite=DGPOConfig())
+    elite = EliteConfig(anchor_skip=0.5)
+    agent = EliteDGPO.for_env_id(nb201_model, NB201, n_envs=2, n_steps=10, batch_size=2, elite=elite, anchor_skip=0.7)
+    assert agent.anchor_step == 7 and agent.elite == elite.replace(anchor_skip=0.7)  # the keyword beats the config
+    assert agent.settings_dict() == {**agent.config.to_dict(), **agent.elite.to_dict()}
+    with pytest.raises(AttributeError, match=r"anchor_prob is read from .elite"):
+        agent.anchor_prob = 0.5  # type: ignore[misc]
+
+
+def test_presets_name_the_algorithm_and_its_settings() -> None:
+    assert list(PRESETS) == ["published", "elite"]
+    published, elite = PRESETS["published"], PRESETS["elite"]
+    assert published.algorithm is DGPO and published.config == DGPOConfig() and published.elite is None
+    assert elite.algorithm is EliteDGPO and elite.elite == EliteConfig()
+    assert elite.config == DGPOConfig(learning_rate=3e-3, batch_size=10, n_inner_passes=1, freeze_fraction=0.0)
+    assert elite.sets("learning_rate") and not published.sets("learning_rate") and elite.sets("anchor_after")
+    with pytest.raises(ValueError, match="unknown DGPO preset 'best'; known presets: published, elite"):
+        get_preset("best")
+    with pytest.raises(ValueError, match="elite settings go with EliteDGPO"):
+        Preset("odd", DGPO, DGPOConfig(), EliteConfig())
+    # the former flat form, for older callers
+    assert variant_kwargs("published") == {}
+    assert variant_kwargs("elite") == {
+        "learning_rate": 3e-3,
+        "batch_size": 10,
+        "n_inner_passes": 1,
+        "freeze_fraction": 0.0,
+        "elite_replay": 10,
+        "replay_passes": 10,
+        "anchor_prob": 0.9,
+        "anchor_skip": 0.8,
+        "anchor_top_k": 3,
+        "anchor_after": 20,
+        "novelty_retries": 10,
+    }
+    with pytest.raises(ValueError, match="unknown DGPO preset 'best'"):
         variant_kwargs("best")
-    for bad, match in (
-        ({"anchor_prob": 1.5}, "anchor_prob must be in"),
-        ({"anchor_skip": 1.0}, "anchor_skip must be in"),
-        ({"elite_replay": -1}, "elite_replay must be >= 0"),
-        ({"replay_passes": 0}, "replay_passes must be >= 1"),
-    ):
-        with pytest.raises(ValueError, match=match):
-            DGPO.for_env_id(nb201_model, NB201, n_envs=2, n_steps=2, batch_size=2, **bad)
-    agent = DGPO.for_env_id(nb201_model, NB201, n_envs=2, n_steps=10, batch_size=2, anchor_skip=0.7)
-    assert agent.anchor_step == 7
+
+
+def test_make_dgpo_applies_the_preset_then_explicit_settings(nb201_model: DiffusionModel) -> None:
+    agent = make_dgpo("published", nb201_model, NB201, n_envs=3, n_steps=2, learning_rate=1e-3)
+    assert type(agent) is DGPO and agent.config == DGPOConfig(learning_rate=1e-3)
+    agent = make_dgpo("elite", nb201_model, NB201, n_steps=2, batch_size=4, anchor_top_k=5, seed=0)
+    assert agent.n_envs == 4 and agent.config == PRESETS["elite"].config.replace(batch_size=4)
+    assert agent.elite == EliteConfig(anchor_top_k=5)
+    own = DGPOConfig(batch_size=2)
+    replaced = make_dgpo(PRESETS["elite"], nb201_model, NB201, n_steps=2, config=own)  # config= replaces the preset's
+    assert isinstance(replaced, EliteDGPO) and replaced.config == own and replaced.elite == EliteConfig()
+    with pytest.raises(TypeError, match=r"DGPO got unknown setting\(s\) 'novelty_retries'"):
+        make_dgpo("published", nb201_model, NB201, n_steps=2, novelty_retries=3)
+
+
+def test_an_elite_agent_saves_and_loads_with_its_settings(nb201_model: DiffusionModel, tmp_path: Path) -> None:
+    agent = make_dgpo("elite", nb201_model, NB201, n_envs=4, n_steps=3, batch_size=4, anchor_after=2, seed=0)
+    agent.learn(3 * 4 * 3)
+    agent.save(tmp_path / "elite")
+    env = agent.get_env()
+    assert env is not None
+    loaded = EliteDGPO.load(tmp_path / "elite", env=env)
+    assert loaded.config == agent.config and loaded.elite == agent.elite
+    obs = env.reset()
+    assert isinstance(obs, dict)
+    np.testing.assert_array_equal(agent.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
+    with pytest.raises(ValueError, match="settings elite that DGPO does not use; load it with the class that saved it"):
+        DGPO.load(tmp_path / "elite", env=env)
 
 
 def test_finetune_command_runs_a_variant_and_flags_override_it(
@@ -126,10 +231,59 @@ def test_finetune_command_runs_a_variant_and_flags_override_it(
 ) -> None:
     path = nb201_model.save(tmp_path / "nb201.pt")
     args = ["finetune", str(path), "--env", NB201, "--max-queries", "40", "--n-steps", "4", "--no-progress"]
-    assert main([*args, "--variant", "elite", "--batch-size", "5", "--save", str(tmp_path / "agent")]) == 0
+    flags = ["--batch-size", "5", "--anchor-prob", "0.5", "--gradient", "ddpo"]
+    assert main([*args, "--variant", "elite", *flags, "--save", str(tmp_path / "agent")]) == 0
     out = capsys.readouterr().out
     assert "DGPO (elite variant) on dgpo_env/NB201-CIFAR10-v0" in out and "queries: 40 distinct cells" in out
-    agent = DGPO.load(tmp_path / "agent")
-    assert agent.batch_size == 5 and agent.elite_replay == VARIANTS["elite"]["elite_replay"]  # flag beat variant
+    agent = EliteDGPO.load(tmp_path / "agent")
+    preset = PRESETS["elite"]
+    assert agent.config == preset.config.replace(batch_size=5, gradient="ddpo")  # flags beat the preset
+    assert agent.elite == EliteConfig(anchor_prob=0.5) and agent.learning_rate == 3e-3  # the rest is the preset's
+    # the published preset: official settings unless a flag says otherwise
+    assert main([*args, "--lr", "1e-3", "--batch-size", "4", "--save", str(tmp_path / "published")]) == 0
+    assert "DGPO on dgpo_env/NB201-CIFAR10-v0" in capsys.readouterr().out
+    published = DGPO.load(tmp_path / "published")
+    assert published.config == DGPOConfig(learning_rate=1e-3, batch_size=4)
+    # an elite flag does not apply to published DGPO; a bad value is an error, not a traceback
+    assert main([*args, "--anchor-prob", "0.5"]) == 2
+    assert "--anchor-prob only apply to --variant elite" in capsys.readouterr().out
+    assert main([*args, "--variant", "elite", "--anchor-skip", "1.5"]) == 2
+    assert "EliteConfig.anchor_skip must be a real number in (0, 1), got 1.5" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main([*args, "--variant", "best"])
+
+
+# ---------------------------------------------------------------------------------------------- recorded curves
+def _reference_runs(reference: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """The comparison methods dgpo and dgpo-elite on a tiny model pretrained as the reference says."""
+    from agents.dgpo.compare_methods import run_dgpo, run_dgpo_elite
+
+    spec = reference["pretrain"]
+    config = PretrainConfig(**{**spec, "denoiser": DenoiserConfig(**spec["denoiser"])})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the recording's setting (run_dgpo sets it too)
+    try:
+        space = NB201SearchSpace()
+        model, _ = pretrain(space, list(space.enumerate_cells()), config, progress=False)
+        path = model.save(folder / "tiny-nb201.pt")
+        runs = {}
+        for name, fn in (("dgpo", run_dgpo), ("dgpo-elite", run_dgpo_elite)):
+            result = fn(
+                reference["benchmark"],
+                reference["seed"],
+                reference["max_queries"],
+                checkpoint=path,
+                n_steps=reference["n_steps"],
+            )
+            runs[name] = {"curve": list(result.curve), "best_key": result.best_key, "stop_reason": result.stop_reason}
+        return runs
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_presets_reproduce_the_recorded_curves(tmp_path: Path) -> None:
+    """Same seed, same curve: the random-number order of both presets is that of the recording (exact floats)."""
+    reference = json.loads(REFERENCE.read_text())
+    if reference["torch"] != torch.__version__:
+        pytest.skip(f"curves recorded with torch {reference['torch']}, running {torch.__version__}")
+    assert _reference_runs(reference, tmp_path) == reference["runs"]

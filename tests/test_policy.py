@@ -21,8 +21,6 @@ from agents.policies import (
     make_env_for_model,
     safe_log,
 )
-from agents.policies.budget import BUDGET_EXHAUSTED, BudgetedBenchmark
-from dgpo_env.benchmarks import ToyBenchmark
 from dgpo_env.diffusion.marginals import Marginals
 from dgpo_env.envs.graph_denoise import GraphDenoiseEnv
 from dgpo_env.search_spaces import NB201SearchSpace, ToySearchSpace
@@ -117,22 +115,6 @@ def test_query_budget_callback_stops_ppo(models: dict[str, DiffusionModel]) -> N
     agent.learn(10_000, callback=callback)
     benchmark = env.get_attr("benchmark")[0]
     assert benchmark.n_queries == 5 and agent.num_timesteps < 100
-
-
-def test_budgeted_benchmark_refuses_new_cells_beyond_the_budget() -> None:
-    inner = ToyBenchmark()
-    bench = BudgetedBenchmark(inner, 2)
-    space = inner.search_space
-    rng = np.random.default_rng(0)
-    cells = []
-    while len(cells) < 3:
-        cell = space.sample_uniform(rng)
-        if space.validate(cell) is None:
-            cells.append(cell)
-    assert bench.query(cells[0]).valid and bench.query(cells[1]).valid and bench.exhausted
-    refused = bench.query(cells[2])
-    assert not refused.valid and refused.reason == BUDGET_EXHAUSTED and inner.n_queries == 2
-    assert bench.query(cells[0]).valid and bench.n_lookups == 3 == inner.n_lookups
 
 
 def test_save_load_round_trip_and_seeded_runs(models: dict[str, DiffusionModel], tmp_path: Path) -> None:

@@ -1,10 +1,11 @@
-"""Common pieces of the simple NAS searchers: the query budget, the result record, the run loop.
+"""Common pieces of the simple NAS searchers: the proposal cap, the result record, the run loop.
 
 Every searcher works on any :class:`~dgpo_env.benchmarks.base.Benchmark` through
-:meth:`Benchmark.query`, so the budget is the benchmark's own count of **distinct** cells looked up
-(DESIGN.md section 5). Re-querying a known cell costs no budget; to keep a searcher that keeps
-proposing known cells from running forever, :class:`QueryBudget` also caps the number of
-*proposals* (valid look-ups plus invalid cells).
+:meth:`Benchmark.query`, so the budget is the benchmark's query ledger's count of **distinct**
+cells looked up, enforced by the ledger itself (docs/ledger.md). Re-querying a known cell costs no
+budget; to keep a method that keeps proposing known cells from running forever, every method of
+this library also caps its *proposals* at :data:`PROPOSALS_PER_QUERY` per unit of budget (a
+searcher's valid look-ups plus invalid cells; an RL agent's episodes).
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from typing import Any
 import numpy as np
 
 from dgpo_env.benchmarks.base import Benchmark, CellResult
+from dgpo_env.ledger import BUDGET_EXHAUSTED
 from dgpo_env.search_spaces.base import SearchSpace
 from dgpo_env.search_spaces.dag import DAG
 
-DEFAULT_PROPOSALS_PER_QUERY = 50
-"""Default cap on proposals (look-ups + invalid cells) per unit of query budget."""
+PROPOSALS_PER_QUERY = 50
+"""Cap on proposals per unit of query budget, for every method (searchers: look-ups + invalid cells;
+RL agents: episodes). Generous: the searchers of this library end on their query budget long before it."""
 
 OPTIMUM_TOLERANCE = 1e-3
 """Accuracy gap (percentage points) under which a cell counts as the optimum.
@@ -101,23 +104,25 @@ class SearchResult:
 
 
 class QueryBudget:
-    """A benchmark seen through a query budget and a proposal cap.
+    """A searcher's view of a benchmark: the ledger's query budget plus a cap on proposals.
+
+    The query budget itself is the benchmark's ledger's (:attr:`Benchmark.ledger`, set by
+    :meth:`Searcher.run`); this class only adds the proposal cap and turns "no budget left" into
+    :class:`BudgetExhausted`.
 
     Args:
-        benchmark: The benchmark; its counter must start at zero (see :meth:`Searcher.run`).
-        max_queries: Stop once ``benchmark.n_queries`` reaches this.
+        benchmark: The benchmark; its ledger holds the budget.
         max_proposals: Stop once this many cells were proposed (valid look-ups, repeats included,
             plus invalid cells), so that a searcher stuck on known cells ends.
 
     Raises:
-        ValueError: If a limit is below 1.
+        ValueError: If ``max_proposals`` is below 1.
     """
 
-    def __init__(self, benchmark: Benchmark, max_queries: int, max_proposals: int) -> None:
-        if max_queries < 1 or max_proposals < 1:
-            raise ValueError(f"max_queries and max_proposals must be >= 1, got {max_queries} and {max_proposals}")
+    def __init__(self, benchmark: Benchmark, max_proposals: int) -> None:
+        if max_proposals < 1:
+            raise ValueError(f"max_proposals must be >= 1, got {max_proposals}")
         self.benchmark = benchmark
-        self.max_queries = max_queries
         self.max_proposals = max_proposals
         self.n_proposals = 0
 
@@ -128,25 +133,29 @@ class QueryBudget:
 
     @property
     def queries_exhausted(self) -> bool:
-        """Whether the distinct-query budget is used up."""
-        return self.benchmark.n_queries >= self.max_queries
+        """Whether the ledger's budget of distinct queries is used up."""
+        return self.benchmark.ledger.exhausted
 
     @property
     def exhausted(self) -> bool:
         """Whether either the query budget or the proposal cap is used up."""
-        return self.queries_exhausted or self.n_proposals >= self.max_proposals
+        return self.n_proposals >= self.max_proposals or self.queries_exhausted
 
     def query(self, cell: DAG) -> CellResult:
-        """Look ``cell`` up through the benchmark (counted there).
+        """Look ``cell`` up through the benchmark (counted in its ledger).
 
         Raises:
-            BudgetExhausted: If no budget is left *before* the look-up; a look-up that is made is
-                always returned, so the budget is never exceeded and always used fully.
+            BudgetExhausted: If no budget is left *before* the look-up, or the ledger refused the new
+                cell (its budget was spent by another user of a shared ledger meanwhile); a look-up
+                that is made is always returned, so the budget is never exceeded and always used fully.
         """
         if self.exhausted:
             raise BudgetExhausted
         self.n_proposals += 1
-        return self.benchmark.query(cell)
+        result = self.benchmark.query(cell)
+        if result.reason == BUDGET_EXHAUSTED:
+            raise BudgetExhausted
+        return result
 
 
 def score(result: CellResult, invalid_reward: float | None = None) -> float:
@@ -191,12 +200,12 @@ class Searcher(ABC):
 
     Args:
         proposals_per_query: The proposal cap is this times ``max_queries``
-            (default :data:`DEFAULT_PROPOSALS_PER_QUERY`).
+            (default :data:`PROPOSALS_PER_QUERY`).
     """
 
     name: str = "searcher"
 
-    def __init__(self, proposals_per_query: int = DEFAULT_PROPOSALS_PER_QUERY) -> None:
+    def __init__(self, proposals_per_query: int = PROPOSALS_PER_QUERY) -> None:
         if proposals_per_query < 1:
             raise ValueError(f"proposals_per_query must be >= 1, got {proposals_per_query}")
         self.proposals_per_query = proposals_per_query
@@ -212,7 +221,8 @@ class Searcher(ABC):
     def run(self, benchmark: Benchmark, seed: int, max_queries: int) -> SearchResult:
         """Search ``benchmark`` with ``max_queries`` distinct queries.
 
-        The benchmark's query counter is reset first, so the curve starts at the run's first query.
+        The benchmark's ledger is reset first, so the curve starts at the run's first query, and
+        carries the budget ``max_queries`` during the run (its own budget is restored afterwards).
 
         Args:
             benchmark: Any :class:`Benchmark` (NB201, toy, NB101, ...).
@@ -225,12 +235,17 @@ class Searcher(ABC):
         if max_queries < 1:
             raise ValueError(f"max_queries must be >= 1, got {max_queries}")
         benchmark.reset_counter()
-        budget = QueryBudget(benchmark, max_queries, self.proposals_per_query * max_queries)
+        ledger = benchmark.ledger
+        previous = ledger.max_queries
+        ledger.set_budget(max_queries)
+        budget = QueryBudget(benchmark, self.proposals_per_query * max_queries)
         start = time.perf_counter()
         try:
             self._search(budget, np.random.default_rng(seed))
         except BudgetExhausted:
             pass
+        finally:
+            ledger.set_budget(previous)
         wall = time.perf_counter() - start
         assert benchmark.n_queries <= max_queries, (benchmark.n_queries, max_queries)
         return make_result(self.name, seed, benchmark, max_queries, budget, wall, self.settings())

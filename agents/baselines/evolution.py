@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.baselines.base import DEFAULT_PROPOSALS_PER_QUERY, QueryBudget, Searcher, random_mutation, score
+from agents.baselines.base import PROPOSALS_PER_QUERY, QueryBudget, Searcher, random_mutation, score
 from dgpo_env.search_spaces.dag import DAG
 
 POPULATION_SIZE = 10
@@ -47,7 +47,7 @@ class RegularizedEvolution(Searcher):
         self,
         population_size: int = POPULATION_SIZE,
         sample_size: int = SAMPLE_SIZE,
-        proposals_per_query: int = DEFAULT_PROPOSALS_PER_QUERY,
+        proposals_per_query: int = PROPOSALS_PER_QUERY,
     ) -> None:
         super().__init__(proposals_per_query)
         if not 1 <= sample_size <= population_size:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.baselines.base import DEFAULT_PROPOSALS_PER_QUERY, QueryBudget, Searcher, score
+from agents.baselines.base import PROPOSALS_PER_QUERY, QueryBudget, Searcher, score
 from dgpo_env.search_spaces.dag import DAG
 
 N_INIT = 1
@@ -35,7 +35,7 @@ class LocalSearch(Searcher):
 
     name = "ls"
 
-    def __init__(self, n_init: int = N_INIT, proposals_per_query: int = DEFAULT_PROPOSALS_PER_QUERY) -> None:
+    def __init__(self, n_init: int = N_INIT, proposals_per_query: int = PROPOSALS_PER_QUERY) -> None:
         super().__init__(proposals_per_query)
         if n_init < 1:
             raise ValueError(f"n_init must be >= 1, got {n_init}")

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.baselines.base import DEFAULT_PROPOSALS_PER_QUERY, QueryBudget, Searcher, score
+from agents.baselines.base import PROPOSALS_PER_QUERY, QueryBudget, Searcher, score
 from dgpo_env.search_spaces.base import SearchSpace
 
 LEARNING_RATE = 0.01
@@ -122,7 +122,7 @@ class Reinforce(Searcher):
         learning_rate: float = LEARNING_RATE,
         baseline_momentum: float = BASELINE_MOMENTUM,
         invalid_reward: float = INVALID_REWARD,
-        proposals_per_query: int = DEFAULT_PROPOSALS_PER_QUERY,
+        proposals_per_query: int = PROPOSALS_PER_QUERY,
     ) -> None:
         super().__init__(proposals_per_query)
         if learning_rate <= 0:

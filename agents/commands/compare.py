@@ -1,4 +1,9 @@
-"""``dgpo compare``: NAS methods x seeds on one benchmark, by distinct queries (DESIGN.md section 5)."""
+"""``dgpo compare``: NAS methods x seeds on one benchmark, by distinct queries (see docs/harness.md).
+
+Exit codes: 0 done; 1 a run failed (its traceback is printed; finished runs are kept); 2 bad
+arguments, an unwritable ``--out`` or outputs that exist without ``--resume``/``--force`` (nothing
+was run); 130 interrupted with Ctrl-C (finished runs are kept; ``--resume`` continues).
+"""
 
 from __future__ import annotations
 
@@ -40,13 +45,26 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     parser.add_argument("--table-path", type=Path, default=None, help="extended NB201 .npz (adds test accuracy)")
     parser.add_argument("--log-x", action="store_true", help="logarithmic query axis in the plot")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument(
+        "--resume", action="store_true", help="continue an earlier run with the same settings (skip finished runs)"
+    )
+    again.add_argument("--force", action="store_true", help="delete the outputs of an earlier run and start over")
     parser.set_defaults(func=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the comparison; print the table and where the JSON and PNG went (exit 2 on bad input)."""
-    from agents.compare import run_comparison
+    """Run the comparison; print the table and where the JSON and PNG went (exit codes: module docstring)."""
+    try:
+        return _run(args)
+    except KeyboardInterrupt:  # outside the runs (importing, setting up, writing the outputs)
+        print("dgpo compare: interrupted; run the same command with --resume to continue", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    from agents.compare import ComparisonFailed, ComparisonInterrupted, run_comparison
 
     try:
         run_comparison(
@@ -59,8 +77,18 @@ def run(args: argparse.Namespace) -> int:
             table_path=args.table_path,
             log_x=args.log_x,
             progress=not args.no_progress,
+            resume=args.resume,
+            force=args.force,
         )
     except ValueError as err:
         print(f"dgpo compare: error: {err}", file=sys.stderr)
         return 2
+    except ComparisonFailed as err:
+        print(f"dgpo compare: {err}", file=sys.stderr)
+        kept = "" if err.store is None else f"finished runs are kept in {err.store}; "
+        print(f"dgpo compare: {kept}fix the cause and run the same command with --resume", file=sys.stderr)
+        return 1
+    except ComparisonInterrupted as err:
+        print(f"dgpo compare: {err}; run the same command with --resume to continue", file=sys.stderr)
+        return 130
     return 0

@@ -1,4 +1,4 @@
-"""``dgpo finetune``: DGPO fine-tuning of a pretrained diffusion model on one environment (DESIGN.md §4)."""
+"""``dgpo finetune``: DGPO fine-tuning of a pretrained diffusion model on one environment (docs/dgpo.md)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,32 @@ import argparse
 import time
 from pathlib import Path
 
-from agents.dgpo.dgpo import (
-    BATCH_SIZE,
-    EPOCHS,
-    FREEZE_FRACTION,
-    LEARNING_RATE,
-    MAX_GRAD_NORM,
-    N_INNER_PASSES,
-)
-from agents.dgpo.losses import GRADIENTS, TIMESTEP_FRACTION
-from agents.dgpo.variants import VARIANTS, variant_kwargs
+from agents.dgpo.config import EPOCHS, DGPOConfig
+from agents.dgpo.elite import EliteConfig
+from agents.dgpo.losses import GRADIENTS
+from agents.dgpo.variants import PRESETS, get_preset
 from dgpo_env.envs.graph_denoise import DEFAULT_N_STEPS
+
+SETTING_FLAGS: dict[str, tuple[str, str]] = {
+    "learning_rate": ("--lr", "Adam learning rate"),
+    "batch_size": ("--batch-size", "trajectories per batch"),
+    "n_inner_passes": ("--inner-passes", "updates per batch"),
+    "timestep_fraction": ("--timestep-fraction", "ppo_sr: share of timesteps per loss"),
+    "reward_smoothing": ("--reward-smoothing", "weight of a new batch in the reward EMAs"),
+    "advantage_clip": ("--advantage-clip", "advantage clip"),
+    "max_grad_norm": ("--max-grad-norm", "gradient clip"),
+    "freeze_fraction": ("--freeze-fraction", "share of transformer layers frozen"),
+    "gradient_accumulation": ("--gradient-accumulation", "micro-batches per optimizer step"),
+    "gradient": ("--gradient", "eager (GDPO) or ddpo (per step)"),
+    "elite_replay": ("--elite-replay", "best cells replayed after every batch"),
+    "replay_passes": ("--replay-passes", "elite replay steps per batch"),
+    "anchor_prob": ("--anchor-prob", "share of batches started from a noised elite cell"),
+    "anchor_skip": ("--anchor-skip", "share of the schedule an anchored start skips"),
+    "anchor_top_k": ("--anchor-top-k", "anchors are drawn from this many best cells"),
+    "anchor_after": ("--anchor-after", "distinct cells looked up before the first anchored batch"),
+    "novelty_retries": ("--novelty-retries", "redraws of a known final cell"),
+}
+"""Setting -> (flag, help): one flag per :class:`DGPOConfig` and :class:`EliteConfig` field (docs/dgpo.md §3-§4)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
@@ -38,17 +53,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     parser.add_argument("--n-envs", type=int, default=None, help="environment copies (default: batch size)")
     parser.add_argument(
         "--variant",
-        choices=sorted(VARIANTS),
+        choices=sorted(PRESETS),
         default="published",
-        help="DGPO as published, or an improved variant (agents/dgpo/variants.py); the flags below override it",
+        help="DGPO as published, or the elite variant (docs/dgpo.md §5); the setting flags below override it",
     )
-    parser.add_argument("--batch-size", type=int, default=None, help=f"trajectories per batch (official {BATCH_SIZE})")
-    parser.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (official {LEARNING_RATE:g})")
-    parser.add_argument("--inner-passes", type=int, default=None, help=f"updates per batch (official {N_INNER_PASSES})")
-    parser.add_argument("--timestep-fraction", type=float, default=None, help=f"ppo_sr (official {TIMESTEP_FRACTION})")
-    parser.add_argument("--freeze-fraction", type=float, default=None, help=f"frozen (official {FREEZE_FRACTION})")
-    parser.add_argument("--max-grad-norm", type=float, default=None, help=f"gradient clip (official {MAX_GRAD_NORM})")
-    parser.add_argument("--gradient", choices=GRADIENTS, default="eager", help="eager (GDPO) or ddpo (per step)")
+    add_setting_flags(parser)
     parser.add_argument("--inverse", action="store_true", help="negate the reward (control experiment)")
     parser.add_argument("--table-path", type=Path, default=None, help="extended NB201 .npz (adds test accuracy)")
     parser.add_argument("--save", type=Path, default=None, help="write the fine-tuned agent (SB3 .zip)")
@@ -60,29 +69,42 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     return parser
 
 
+def add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """One optional flag per setting (:data:`SETTING_FLAGS`); unset flags leave the preset's value."""
+    published, elite = DGPOConfig(), EliteConfig()
+    for name, (flag, text) in SETTING_FLAGS.items():
+        if name in DGPOConfig.field_names():
+            default, source = getattr(published, name), "official"
+        else:
+            default, source = getattr(elite, name), "--variant elite only; preset"
+        shown = default if isinstance(default, str) else f"{default:g}"
+        if name == "gradient":
+            parser.add_argument(flag, dest=name, choices=GRADIENTS, default=None, help=f"{text} ({source} {shown})")
+        else:
+            parser.add_argument(flag, dest=name, type=type(default), default=None, help=f"{text} ({source} {shown})")
+
+
 def run(args: argparse.Namespace) -> int:
     """Fine-tune; print the best cell, its validation (and test) accuracy and the queries used."""
     import torch
 
-    from agents.dgpo.dgpo import DGPO
+    from agents.dgpo.variants import make_dgpo
     from agents.diffusion.model import DiffusionModel
     from agents.policies.envs import benchmark_for_env_id
 
     torch.set_num_threads(1)
-    flags = {
-        "learning_rate": args.lr,
-        "batch_size": args.batch_size,
-        "n_inner_passes": args.inner_passes,
-        "timestep_fraction": args.timestep_fraction,
-        "freeze_fraction": args.freeze_fraction,
-        "max_grad_norm": args.max_grad_norm,
-    }
-    settings = {**variant_kwargs(args.variant), **{k: v for k, v in flags.items() if v is not None}}
+    preset = get_preset(args.variant)
+    overrides = {name: getattr(args, name) for name in SETTING_FLAGS if getattr(args, name) is not None}
+    foreign = [SETTING_FLAGS[name][0] for name in overrides if name not in preset.algorithm.setting_names()]
+    if foreign:
+        print(f"dgpo finetune: error: {', '.join(foreign)} only apply to --variant elite")
+        return 2
     try:
         model = DiffusionModel.load(args.checkpoint)
-        overrides = {} if args.table_path is None else {"table_path": args.table_path}
-        benchmark = benchmark_for_env_id(args.env, **overrides)
-        agent = DGPO.for_env_id(
+        tables = {} if args.table_path is None else {"table_path": args.table_path}
+        benchmark = benchmark_for_env_id(args.env, **tables)
+        agent = make_dgpo(
+            preset,
             model,
             args.env,
             n_envs=args.n_envs,
@@ -90,13 +112,12 @@ def run(args: argparse.Namespace) -> int:
             env_kwargs={"inverse": args.inverse},
             benchmark=benchmark,
             seed=args.seed,
-            gradient=args.gradient,
             max_queries=args.max_queries,
             tensorboard_log=None if args.tensorboard is None else str(args.tensorboard),
             verbose=args.verbose,
-            **settings,
+            **overrides,
         )
-    except ValueError as err:  # bad checkpoint, mismatched settings: say what and exit 2
+    except (TypeError, ValueError) as err:  # bad checkpoint, mismatched settings: say what and exit 2
         print(f"dgpo finetune: error: {err}")
         return 2
     start = time.perf_counter()

@@ -11,6 +11,7 @@ import torch
 from agents.diffusion.model import CheckpointError, DiffusionModel
 from agents.diffusion.sampling import evaluate_model, format_metrics
 from dgpo_env.benchmarks import make_benchmark
+from dgpo_env.io import atomic_write_text
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
@@ -60,5 +61,5 @@ def run(args: argparse.Namespace) -> int:
             print("  ", model.space.describe(cell))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(metrics, indent=2))
+        atomic_write_text(args.json, json.dumps(metrics, indent=2))
     return 0

@@ -1,19 +1,34 @@
-"""DGPO: REINFORCE fine-tuning of a graph-diffusion model with GDPO's eager gradient (DESIGN.md §4)."""
+"""DGPO: REINFORCE fine-tuning of a graph-diffusion model with GDPO's eager gradient (docs/dgpo.md).
+
+:class:`DGPO` is the published algorithm with its settings in :class:`DGPOConfig`; :class:`EliteDGPO`
+adds the elite reuse of looked-up cells (:class:`EliteConfig`); :data:`PRESETS` and :func:`make_dgpo`
+name the two configurations.
+"""
 
 from agents.dgpo.advantages import RewardNormalizer, batch_advantages, first_occurrences
+from agents.dgpo.config import DGPOConfig
 from agents.dgpo.dgpo import DGPO
+from agents.dgpo.elite import CellArchive, EliteConfig, EliteDGPO
 from agents.dgpo.losses import TrajectoryBatch, clean_log_likelihood, freeze_layers
 from agents.dgpo.policies import GraphDiffusionPolicy, MaskableGraphDiffusionPolicy, MultiInputPolicy
+from agents.dgpo.variants import PRESETS, Preset, make_dgpo
 
 __all__ = [
     "DGPO",
+    "PRESETS",
+    "CellArchive",
+    "DGPOConfig",
+    "EliteConfig",
+    "EliteDGPO",
     "GraphDiffusionPolicy",
     "MaskableGraphDiffusionPolicy",
     "MultiInputPolicy",
+    "Preset",
     "RewardNormalizer",
     "TrajectoryBatch",
     "batch_advantages",
     "clean_log_likelihood",
     "first_occurrences",
     "freeze_layers",
+    "make_dgpo",
 ]

@@ -1,4 +1,4 @@
-"""DGPO's advantages: EMA-normalised, clipped terminal rewards (DESIGN.md §4, GDPO).
+"""DGPO's advantages: EMA-normalised, clipped terminal rewards (docs/dgpo.md §1, GDPO).
 
 For a batch of trajectories with terminal rewards ``R``:
 
@@ -21,10 +21,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 REWARD_SMOOTHING = 0.1
-"""DESIGN.md §4 / GDPO: smoothing of the reward mean/std moving averages."""
+"""Official NB201 / GDPO: weight of a new batch in the reward mean/std EMAs (docs/dgpo.md §3)."""
 
 ADVANTAGE_CLIP = 5.0
-"""DESIGN.md §4 / GDPO: advantages are clipped to ``[-5, 5]``."""
+"""Official NB201 / GDPO: advantages are clipped to ``[-5, 5]`` (``DGPOConfig.advantage_clip``, docs/dgpo.md §3)."""
 
 
 def first_occurrences(keys: list[str | None], valid: NDArray[np.bool_]) -> NDArray[np.bool_]:

@@ -3,14 +3,14 @@
 Each ``run_*`` is a method for :mod:`agents.compare`: ``fn(benchmark_kwargs, seed, max_queries) ->
 SearchResult``. It builds its own benchmark, does every look-up through the environment (so through
 ``benchmark.query``), stops once ``max_queries`` distinct cells were looked up — exactly: the
-environments see a :class:`~agents.policies.budget.BudgetedBenchmark` that refuses new cells beyond
-the budget — and reports the benchmark's history with :func:`~agents.baselines.base.make_result`.
+benchmark's query ledger carries the budget and refuses new cells beyond it (docs/ledger.md) — and
+reports the benchmark's history with :func:`~agents.baselines.base.make_result`.
 
 The diffusion methods need a pretrained checkpoint: pass ``checkpoint=`` (bind it with
 ``functools.partial``), or a small model is pretrained once per setting and cached in
 ``cache_dir()/checkpoints`` (:func:`cached_checkpoint`). Its training set is chosen *without*
 labels (every cell of an enumerable space, else uniformly drawn valid cells), so pretraining costs
-no queries (DESIGN.md §5).
+no queries (docs/ledger.md, "What counts").
 
 Registration (lazy, so the harness does not import torch-heavy modules until used)::
 
@@ -24,7 +24,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -35,14 +34,12 @@ from sb3_contrib import MaskablePPO
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 
-from agents.baselines.base import SearchResult, make_result
+from agents.baselines.base import PROPOSALS_PER_QUERY, SearchResult, make_result
 from agents.compare import DIFFUSION_METHODS, build_benchmark, register_method
-from agents.dgpo.dgpo import DGPO
-from agents.dgpo.variants import variant_kwargs
+from agents.dgpo.variants import get_preset, make_dgpo
 from agents.diffusion.denoiser import DenoiserConfig, GraphTransformerDenoiser
 from agents.diffusion.model import CHECKPOINT_FORMAT_VERSION, search_space_by_name
 from agents.diffusion.pretrain import PretrainConfig, pretrain
-from agents.policies.budget import BudgetedBenchmark
 from agents.policies.callbacks import QueryBudgetCallback
 from agents.policies.diffusion_policy import GraphDiffusionPolicy
 from agents.policies.envs import make_env_for_model
@@ -72,9 +69,6 @@ DGPO_LEARNING_RATE = 1e-3
 
 PPO_LEARNING_RATE = 1e-4
 """PPO learning rate on the diffusion policy."""
-
-PROPOSALS_PER_QUERY = 10
-"""Cap on episodes per unit of query budget, so a method that keeps repeating known cells ends."""
 
 STALE_BATCHES = 10
 """DGPO stops as converged after this many batches in a row without a new cell."""
@@ -134,8 +128,7 @@ def cached_checkpoint(benchmark_kwargs: dict[str, Any], config: PretrainConfig =
             cells, rule = _training_cells(benchmark, config.seed)
             with torch.random.fork_rng(devices=[]):
                 model, _ = pretrain(benchmark.search_space, cells, config, progress=False, info={"selection": rule})
-            tmp = model.save(path.with_suffix(".tmp"))
-            os.replace(tmp, path)
+            model.save(path)  # atomic: a concurrent reader never sees a partial file
     return path
 
 
@@ -146,7 +139,7 @@ def run_dgpo(
     max_queries: int,
     checkpoint: str | Path | None = None,
     n_steps: int = N_STEPS,
-    learning_rate: float = DGPO_LEARNING_RATE,
+    learning_rate: float | None = None,
     max_stale_batches: int | None = STALE_BATCHES,
     variant: str = "published",
     **dgpo_kwargs: Any,
@@ -159,17 +152,23 @@ def run_dgpo(
         max_queries: The budget of distinct cells.
         checkpoint: A pretrained model (default :func:`cached_checkpoint`).
         n_steps: Denoising steps per episode.
-        learning_rate: Adam learning rate (a variant's own rate takes precedence).
+        learning_rate: Adam learning rate; default the preset's own rate if it sets one (elite: 3e-3),
+            else :data:`DGPO_LEARNING_RATE` (the published 5e-7 is for the paper's GPU model).
         max_stale_batches: Stop as converged after this many batches without a new cell.
-        variant: A :data:`~agents.dgpo.variants.VARIANTS` name; its settings override the defaults.
-        **dgpo_kwargs: Further :class:`DGPO` arguments (override the variant's).
+        variant: A :data:`~agents.dgpo.variants.PRESETS` name: the algorithm and its settings.
+        **dgpo_kwargs: Further settings and :meth:`~agents.dgpo.dgpo.DGPO.for_env_id` arguments (override the preset's).
     """
     torch.set_num_threads(1)
     path = cached_checkpoint(benchmark_kwargs) if checkpoint is None else Path(checkpoint)
     start = time.perf_counter()
     benchmark = build_benchmark(benchmark_kwargs)
-    dgpo_kwargs = {"learning_rate": learning_rate, **variant_kwargs(variant), **dgpo_kwargs}
-    agent = DGPO.for_env_id(
+    preset = get_preset(variant)
+    if learning_rate is None and not preset.sets("learning_rate"):
+        learning_rate = DGPO_LEARNING_RATE
+    if learning_rate is not None:
+        dgpo_kwargs = {"learning_rate": learning_rate, **dgpo_kwargs}
+    agent = make_dgpo(
+        preset,
         path,
         None,
         benchmark=benchmark,
@@ -186,14 +185,14 @@ def run_dgpo(
         "variant": variant,
         "max_stale_batches": max_stale_batches,
         "stop_reason": agent.stop_reason,
-        **dgpo_kwargs,
+        **agent.settings_dict(),
     }
     name = "dgpo" if variant == "published" else f"dgpo-{variant}"
     return make_result(name, seed, benchmark, max_queries, None, time.perf_counter() - start, settings)
 
 
 def run_dgpo_elite(benchmark_kwargs: dict[str, Any], seed: int, max_queries: int, **kwargs: Any) -> SearchResult:
-    """:func:`run_dgpo` with the ``"elite"`` variant (:mod:`agents.dgpo.variants`): reuse of queried cells."""
+    """:func:`run_dgpo` with the ``"elite"`` preset (:class:`~agents.dgpo.elite.EliteDGPO`): reuse of queried cells."""
     return run_dgpo(benchmark_kwargs, seed, max_queries, variant="elite", **kwargs)
 
 
@@ -270,10 +269,7 @@ def run_ppo_mlp(
     start = time.perf_counter()
     benchmark = build_benchmark(benchmark_kwargs)
     env = make_vec_env(
-        GraphDenoiseEnv,
-        n_envs=n_envs,
-        seed=seed,
-        env_kwargs={"benchmark": BudgetedBenchmark(benchmark, max_queries), "n_steps": n_steps},
+        GraphDenoiseEnv, n_envs=n_envs, seed=seed, env_kwargs={"benchmark": benchmark, "n_steps": n_steps}
     )
     kwargs = {"gamma": 1.0, "n_steps": rollout_steps, "batch_size": rollout_steps * n_envs // 2, **ppo_kwargs}
     agent = MaskablePPO("MultiInputPolicy", env, seed=seed, **kwargs)

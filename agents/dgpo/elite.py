@@ -1,29 +1,41 @@
-"""Reuse of queried cells in DGPO: the archive, elite replay and elite-anchored starts.
+"""The elite variant of DGPO: reuse of the cells already looked up (docs/dgpo.md §4).
 
-Published DGPO (DESIGN.md §4) learns only from the batch it has just sampled and starts every
-trajectory from the prior. The *elite* variant (:data:`agents.dgpo.variants.VARIANTS` ``"elite"``)
-adds three ways of reusing the cells already looked up — none of them costs a query:
+Published DGPO (:class:`~agents.dgpo.dgpo.DGPO`, docs/dgpo.md §1) learns only from the batch it has just
+sampled and starts every trajectory from the prior. :class:`EliteDGPO` adds three ways of reusing the
+cells already looked up — none of them costs a query — each set in :class:`EliteConfig`:
 
 * **elite replay**: after each batch, a few steps of the pretraining loss
-  (:func:`agents.diffusion.pretrain.denoising_loss`: the denoiser's cross-entropy against clean
-  graphs noised to random ``t``, DESIGN.md §2) on the ``k`` best cells
-  found so far — a cross-entropy-method step that keeps the model's mass on the best region even
-  when recent batches were poor;
-* **elite-anchored starts**: some batches start from a best-so-far cell noised to an intermediate
-  time (``GraphDenoiseEnv.reset(options={"start_cell", "start_step"})``, SDEdit-style) instead of
-  from the prior, so the fine-tuned denoiser proposes edits of good cells — a learned mutation;
-* **novel final step**: at the last denoising step a proposal whose cell is invalid, already
-  looked up, or already proposed in the same round is redrawn (a few times), so batch slots are spent
-  on new cells.
+  (:func:`agents.diffusion.pretrain.denoising_loss`: the denoiser's cross-entropy against clean graphs
+  noised to random ``t``) on the ``k`` best cells found so far — a cross-entropy-method step that keeps
+  the model's mass on the best region even when recent batches were poor;
+* **elite-anchored starts**: some batches start from a best-so-far cell noised to an intermediate time
+  (``GraphDenoiseEnv.reset(options={"start_cell", "start_step"})``, SDEdit-style) instead of from the
+  prior, so the fine-tuned denoiser proposes edits of good cells — a learned mutation;
+* **novel final step**: at the last denoising step a proposal whose cell is invalid, already looked up,
+  or already proposed in the same round is redrawn (a few times), so batch slots are spent on new cells.
+
+They plug into the hooks of :class:`~agents.dgpo.dgpo.DGPO` (those of trajectory collection are its base's,
+:class:`~agents.dgpo.trajectories.TrajectoryAlgorithm`); the published algorithm has no elite code.
+The named preset ``"elite"`` (:data:`agents.dgpo.variants.PRESETS`) pairs the defaults of
+:class:`EliteConfig` with four changed DGPO settings.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from stable_baselines3.common.type_aliases import GymEnv
 from torch import Tensor
+
+from agents.dgpo.config import DGPOConfig, Setting, Settings
+from agents.dgpo.dgpo import DGPO
+from agents.dgpo.losses import TrajectoryBatch
+from agents.diffusion.pretrain import denoising_loss
+from agents.policies.diffusion_policy import GraphDiffusionPolicy
 
 
 @dataclass
@@ -76,4 +88,212 @@ class CellArchive:
         return [self.cells[keys[i]].copy() for i in picks]
 
 
-__all__ = ["CellArchive"]
+@dataclasses.dataclass(frozen=True)
+class EliteConfig(Settings):
+    """The settings of the elite additions (docs/dgpo.md §4 lists each with its source).
+
+    The defaults are the elite preset's: tuned for query efficiency on NAS-Bench-201 CIFAR-10/100 and
+    ImageNet16-120 with 10 denoising steps and the comparison's small model (``benchmarks/RESULTS.md``).
+    Setting ``elite_replay``, ``anchor_prob`` and ``novelty_retries`` to 0 turns every addition off
+    (:class:`EliteDGPO` then behaves exactly like :class:`~agents.dgpo.dgpo.DGPO`).
+
+    Attributes:
+        elite_replay: Replay this many best cells found so far after every batch; >= 0 (0: no replay).
+        replay_passes: Optimizer steps of elite replay per batch; >= 1.
+        anchor_prob: Probability that a batch starts from best-so-far cells noised to an intermediate
+            time instead of from the prior; in [0, 1] (0: never).
+        anchor_skip: Share of the denoising schedule an anchored start skips (``k = round(anchor_skip ·
+            n_steps)``, clipped to ``1 .. n_steps - 1``); in (0, 1). Larger means less noise, closer edits.
+        anchor_top_k: Anchors are drawn uniformly from this many best cells; >= 1.
+        anchor_after: Distinct cells to look up (from the prior) before the first anchored batch; >= 0.
+        novelty_retries: At the last denoising step, redraw a proposal whose cell is invalid, already
+            looked up or already proposed in the round, up to this many times, mixing ever more of the
+            prior into the reverse step (:meth:`EliteDGPO._final_step_actions`); >= 0 (0: never).
+
+    Raises:
+        TypeError: For a setting of the wrong type.
+        ValueError: For a setting out of range.
+    """
+
+    elite_replay: int = 10
+    """Elite preset (tuned, docs/dgpo.md §4): replay the 10 best cells after every batch."""
+    replay_passes: int = 10
+    """Elite preset (tuned, docs/dgpo.md §4): 10 replay steps per batch."""
+    anchor_prob: float = 0.9
+    """Elite preset (tuned, docs/dgpo.md §4): 90% of batches start from an elite cell."""
+    anchor_skip: float = 0.8
+    """Elite preset (tuned, docs/dgpo.md §4): anchored starts skip 80% of the schedule."""
+    anchor_top_k: int = 3
+    """Elite preset (tuned, docs/dgpo.md §4): anchors are drawn from the 3 best cells."""
+    anchor_after: int = 20
+    """Elite preset (tuned, docs/dgpo.md §4): anchored starts once 20 cells are known."""
+    novelty_retries: int = 10
+    """Elite preset (tuned, docs/dgpo.md §4): up to 10 redraws of a known final cell."""
+
+    def __post_init__(self) -> None:
+        self._check_count("elite_replay", 0)
+        self._check_count("replay_passes", 1)
+        self._check_real("anchor_prob", 0.0, 1.0)
+        self._check_real("anchor_skip", 0.0, 1.0, low_open=True, high_open=True)
+        self._check_count("anchor_top_k", 1)
+        self._check_count("anchor_after", 0)
+        self._check_count("novelty_retries", 0)
+
+
+class EliteDGPO(DGPO):
+    """DGPO plus reuse of the looked-up cells: elite replay, elite-anchored starts, novel final steps.
+
+    Args:
+        policy: As :class:`~agents.dgpo.dgpo.DGPO`.
+        env: As :class:`~agents.dgpo.dgpo.DGPO`.
+        config: The DGPO settings (default ``DGPOConfig()``; the ``"elite"`` preset changes four of them).
+        elite: The settings of the additions (default ``EliteConfig()``, the elite preset's).
+        **kwargs: The other keyword arguments of :class:`~agents.dgpo.dgpo.DGPO` (``max_queries``,
+            ``seed``, ...) and overrides of :class:`~agents.dgpo.config.DGPOConfig` or
+            :class:`EliteConfig` fields (``EliteDGPO(policy, env, batch_size=8, anchor_prob=0.5)``).
+
+    Attributes:
+        elite: The settings of the additions in use; ``anchor_prob``, ... read from it.
+        archive: Every valid cell looked up, with its accuracy (empty again after ``load``).
+
+    Raises:
+        TypeError: For an unknown setting name (the message lists the known ones) or a setting of the
+            wrong type.
+        ValueError: For a setting out of range.
+    """
+
+    other_keywords: ClassVar[frozenset[str]] = DGPO.other_keywords | {"elite"}
+    settings_sources: ClassVar[tuple[str, ...]] = ("config", "elite")
+    elite: EliteConfig
+    archive: CellArchive
+
+    elite_replay = Setting[int]("elite")
+    replay_passes = Setting[int]("elite")
+    anchor_prob = Setting[float]("elite")
+    anchor_skip = Setting[float]("elite")
+    anchor_top_k = Setting[int]("elite")
+    anchor_after = Setting[int]("elite")
+    novelty_retries = Setting[int]("elite")
+
+    def __init__(
+        self,
+        policy: str | type[GraphDiffusionPolicy],
+        env: GymEnv | str | None,
+        config: DGPOConfig | None = None,
+        elite: EliteConfig | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if elite is not None and not isinstance(elite, EliteConfig):
+            raise TypeError(f"elite must be an EliteConfig or None, got {type(elite).__name__}")
+        elite_overrides = {name: kwargs.pop(name) for name in EliteConfig.field_names() if name in kwargs}
+        self.elite = (elite or EliteConfig()).replace(**elite_overrides)
+        super().__init__(policy, env, config, **kwargs)
+
+    @classmethod
+    def setting_names(cls) -> tuple[str, ...]:
+        """The setting names the constructor and :meth:`for_env_id` accept: DGPO's and the elite ones."""
+        return (*DGPOConfig.field_names(), *EliteConfig.field_names())
+
+    def settings_dict(self) -> dict[str, Any]:
+        """Every setting in use: DGPO's, then the elite ones."""
+        return {**super().settings_dict(), **self.elite.to_dict()}
+
+    def _setup_model(self) -> None:
+        """DGPO's set-up, then an empty :class:`CellArchive`."""
+        super()._setup_model()
+        self.archive = CellArchive(self.policy.model.space.n_nodes)
+
+    def _adopt_loaded_settings(self) -> None:
+        """As :meth:`DGPO._adopt_loaded_settings`, for the elite settings too."""
+        super()._adopt_loaded_settings()
+        state = vars(self)
+        found = {name: state.pop(name) for name in EliteConfig.field_names() if name in state}
+        if found:
+            self.elite = self.elite.replace(**found)
+
+    # ------------------------------------------------------------------ elite-anchored starts
+    @property
+    def anchor_step(self) -> int:
+        """Schedule index ``k`` an anchored start begins at (see ``anchor_skip``)."""
+        return min(max(round(self.anchor_skip * self.episode_length), 1), self.episode_length - 1)
+
+    def _anchor_batch(self) -> bool:
+        """Whether the next batch starts from noised elite cells (draws from the agent's generator)."""
+        if self.anchor_prob == 0.0 or self.episode_length < 2 or len(self.archive) < max(self.anchor_after, 1):
+            return False
+        return bool(torch.rand((), generator=self._generator) < self.anchor_prob)
+
+    def _batch_start_step(self) -> int:
+        """:attr:`anchor_step` for an anchored batch (probability ``anchor_prob``), else 0."""
+        anchored = self._anchor_batch()
+        self.logger.record("dgpo/anchored", int(anchored))
+        return self.anchor_step if anchored else 0
+
+    def _start_options(self, start_step: int) -> list[dict[str, Any]]:
+        """One anchor per environment copy, drawn from the ``anchor_top_k`` best cells, noised to ``start_step``."""
+        anchors = self.archive.draw_anchors(self.n_envs, self.anchor_top_k, self._generator)
+        return [{"start_cell": cell, "start_step": start_step} for cell in anchors]
+
+    # ------------------------------------------------------------------ novel final steps
+    def _final_step_actions(self, actions: np.ndarray, node_probs: Tensor, edge_probs: Tensor) -> np.ndarray:
+        """Redraw final proposals that are invalid, looked up, or repeated in the round.
+
+        With ``novelty_retries = R > 0``, stale proposals are redrawn up to ``R`` times; retry ``r`` draws
+        from ``(1 - r/R) · p_θ + r/R · m`` (``m`` the prior marginals), so a model that has collapsed onto
+        known cells still proposes new ones — nearby edits first, uniform exploration last.
+        """
+        if not self.novelty_retries:
+            return actions
+        noise = self.policy.model.noise
+        for retry in range(1, self.novelty_retries + 1):
+            stale = self._known_or_repeated(actions)
+            if not stale.any():
+                break
+            mix = retry / self.novelty_retries  # exploration grows retry by retry, up to the prior itself
+            node_probs = (1.0 - mix) * node_probs + mix * noise.node_marginals.to(node_probs)  # [B, N, K]
+            edge_probs = (1.0 - mix) * edge_probs + mix * noise.edge_marginals.to(edge_probs)  # [B, M, K_e]
+            actions[stale] = self._draw_actions(node_probs, edge_probs)[stale]
+        return actions
+
+    def _known_or_repeated(self, actions: np.ndarray) -> np.ndarray:
+        """``bool[B]``: final proposals that are invalid, in the archive, or repeat an earlier row."""
+        space = self.policy.model.space
+        seen: set[str] = set()
+        stale = np.zeros(len(actions), dtype=bool)
+        for i, flat in enumerate(actions):
+            cell = space.from_flat(space.clamp(flat))  # the cell the environment would look up
+            if space.validate(cell) is not None:
+                stale[i] = True
+                continue
+            key = space.canonical_key(cell)
+            stale[i] = key in self.archive or key in seen
+            seen.add(key)
+        return stale
+
+    # ------------------------------------------------------------------ archive and elite replay
+    def _on_cell_looked_up(self, key: str, flat: np.ndarray, val_acc: float) -> None:
+        """Add the cell to the archive."""
+        self.archive.add(key, flat, val_acc)
+
+    def _after_train(self, batch: TrajectoryBatch) -> None:
+        """Elite replay, if enabled and a cell is known."""
+        if self.elite_replay and len(self.archive) > 0:
+            self._train_elite_replay()
+
+    def _train_elite_replay(self) -> None:
+        """``replay_passes`` clipped steps of the pretraining loss on the best cells found so far."""
+        params = [p for p in self.policy.model.parameters() if p.requires_grad]
+        nodes0, edges0 = self.archive.tensors(self.archive.top(self.elite_replay))  # [C, N], [C, M]
+        losses = []
+        for _ in range(self.replay_passes):
+            self.policy.optimizer.zero_grad()
+            loss, _, _ = denoising_loss(self.policy.model, nodes0, edges0, self._generator)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
+            self.policy.optimizer.step()
+            losses.append(float(loss.detach()))
+        self._n_updates += self.replay_passes
+        self.logger.record("train/replay_loss", float(np.mean(losses)))
+
+
+__all__ = ["CellArchive", "EliteConfig", "EliteDGPO"]

@@ -1,4 +1,4 @@
-"""DGPO's policy-gradient losses on stored denoising trajectories (DESIGN.md §4).
+"""DGPO's policy-gradient losses on stored denoising trajectories (docs/dgpo.md §1-§2).
 
 A batch holds ``B`` trajectories of ``L`` steps: graphs ``G_{t_0} .. G_{t_L}`` (``t_0 = T``,
 ``t_L = 0``) as ``nodes [B, L + 1, N]``, ``edges [B, L + 1, M]`` and ``times [L + 1]``.
@@ -26,7 +26,7 @@ Gradient = Literal["eager", "ddpo"]
 GRADIENTS: tuple[str, ...] = ("eager", "ddpo")
 
 TIMESTEP_FRACTION = 0.3
-"""DESIGN.md §4 / GDPO ``ppo_sr``: share of a trajectory's timesteps in each loss."""
+"""Official NB201 / GDPO ``ppo_sr``: share of a trajectory's timesteps in each loss (docs/dgpo.md §3)."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ def trajectory_log_likelihood(
 def freeze_layers(model: DiffusionModel, fraction: float) -> list[str]:
     """Freeze the first ``⌊fraction · n_layers⌋`` transformer layers (and, then, the input embeddings).
 
-    DESIGN.md §4: the official NB201 fine-tuning freezes 75% of the layers. The input embeddings
+    The official NB201 fine-tuning freezes 75% of the layers (docs/dgpo.md §3). The input embeddings
     (the denoiser's sub-modules registered before ``layers``) feed the frozen layers, so they are
     frozen with them; the heads and the remaining layers stay trainable.
 

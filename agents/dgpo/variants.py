@@ -1,58 +1,145 @@
-"""Named DGPO configurations: the published method and the improved variants of this library.
+"""Named DGPO presets: the published method and the elite variant (docs/dgpo.md §5).
 
-``DGPO(...)`` with no extra arguments *is* DGPO as published (DESIGN.md §4). A variant is a set of
-keyword arguments on top of those defaults; :func:`variant_kwargs` returns them, and
-``dgpo finetune --variant`` and the comparison harness (``dgpo`` / ``dgpo-elite``) use them.
+A preset is an algorithm class with its settings: ``PRESETS["published"]`` is
+:class:`~agents.dgpo.dgpo.DGPO` with the official NB201 settings (``DGPOConfig()``);
+``PRESETS["elite"]`` is :class:`~agents.dgpo.elite.EliteDGPO` with the elite additions
+(``EliteConfig()``) and four changed DGPO settings. :func:`make_dgpo` builds an agent from a preset on
+an environment id, with explicit settings overriding the preset's; ``dgpo finetune --variant`` and the
+comparison methods ``dgpo`` / ``dgpo-elite`` use it.
 
-* ``"published"`` — the official NB201 settings (batch 15, 4 inner passes, ``ppo_sr = 0.3``,
-  75% of the layers frozen, gradient clip 2.0). Only the learning rate is the caller's: the
-  official 5e-7 is for an 8 × 256 GPU model and does not move a small CPU model.
-* ``"elite"`` — published DGPO plus reuse of the queried cells (:mod:`agents.dgpo.elite`): 10 steps
-  of elite replay of the 10 best cells per batch, 90% of batches started (once 20 cells are known)
-  from one of the 3 best cells noised over the last 20% of the schedule, novel final steps (10
-  retries), batches of 10 with one policy-gradient pass, no frozen layers, learning rate 3e-3.
-  Tuned for query efficiency on NAS-Bench-201 CIFAR-10/100 and ImageNet16-120 with 10 denoising
-  steps and the comparison's small model (``benchmarks/query_efficiency.py``; the settings tried
-  and their results are in ``benchmarks/RESULTS.md``).
+* ``"published"`` — the official NB201 settings (batch 15, 4 inner passes, ``ppo_sr = 0.3``, 75% of
+  the layers frozen, gradient clip 2.0). Only the learning rate is the caller's: the official 5e-7 is
+  for an 8 × 256 GPU model and does not move a small CPU model.
+* ``"elite"`` — published DGPO plus reuse of the queried cells (:mod:`agents.dgpo.elite`): 10 steps of
+  elite replay of the 10 best cells per batch, 90% of batches started (once 20 cells are known) from
+  one of the 3 best cells noised over the last 20% of the schedule, novel final steps (10 retries),
+  batches of 10 with one policy-gradient pass, no frozen layers, learning rate 3e-3. Tuned for query
+  efficiency on NAS-Bench-201 CIFAR-10/100 and ImageNet16-120 with 10 denoising steps and the
+  comparison's small model (``benchmarks/query_efficiency.py``; the settings tried and their results
+  are in ``benchmarks/RESULTS.md``).
+
+Example:
+    >>> agent = make_dgpo("elite", "model.pt", "dgpo_env/NB201-CIFAR10-v0", max_queries=100, seed=0)  # doctest: +SKIP
+    >>> agent = make_dgpo("published", "model.pt", "dgpo_env/NB201-CIFAR10-v0", learning_rate=1e-3)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal, overload
 
-VARIANTS: MappingProxyType[str, MappingProxyType[str, Any]] = MappingProxyType(
+from agents.dgpo.config import DGPOConfig
+from agents.dgpo.dgpo import DGPO
+from agents.dgpo.elite import EliteConfig, EliteDGPO
+from agents.policies.compat import ModelSpec
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named algorithm with its settings.
+
+    Attributes:
+        name: The preset's name (a key of :data:`PRESETS`).
+        algorithm: :class:`~agents.dgpo.dgpo.DGPO` or a subclass.
+        config: Its DGPO settings.
+        elite: The elite settings (only for :class:`~agents.dgpo.elite.EliteDGPO`).
+    """
+
+    name: str
+    algorithm: type[DGPO]
+    config: DGPOConfig
+    elite: EliteConfig | None = None
+
+    def __post_init__(self) -> None:
+        if (self.elite is not None) != issubclass(self.algorithm, EliteDGPO):
+            raise ValueError(f"preset {self.name!r}: elite settings go with EliteDGPO and only with it")
+
+    def constructor_kwargs(self) -> dict[str, Any]:
+        """``{"config": ..., ["elite": ...]}`` for the algorithm's constructor or ``for_env_id``."""
+        return {"config": self.config} if self.elite is None else {"config": self.config, "elite": self.elite}
+
+    def sets(self, name: str) -> bool:
+        """Whether the preset changes DGPO setting ``name`` from the published default (or it is an elite setting).
+
+        Raises:
+            TypeError: For an unknown setting name.
+        """
+        if self.elite is not None and name in EliteConfig.field_names():
+            return True
+        DGPOConfig.check_names([name])
+        return bool(getattr(self.config, name) != getattr(DGPOConfig(), name))
+
+    def flat_kwargs(self) -> dict[str, Any]:
+        """The preset as flat keyword settings (the form of the former ``variant_kwargs``).
+
+        The DGPO settings it changes from the published defaults, and every elite setting.
+        """
+        flat = {name: value for name, value in self.config.to_dict().items() if self.sets(name)}
+        return flat if self.elite is None else {**flat, **self.elite.to_dict()}
+
+
+PRESETS: Mapping[str, Preset] = MappingProxyType(
     {
-        "published": MappingProxyType({}),
-        "elite": MappingProxyType(
-            {
-                "learning_rate": 3e-3,
-                "batch_size": 10,
-                "n_inner_passes": 1,
-                "freeze_fraction": 0.0,
-                "elite_replay": 10,
-                "replay_passes": 10,
-                "anchor_prob": 0.9,
-                "anchor_skip": 0.8,
-                "anchor_top_k": 3,
-                "anchor_after": 20,
-                "novelty_retries": 10,
-            }
+        "published": Preset("published", DGPO, DGPOConfig()),
+        "elite": Preset(
+            "elite",
+            EliteDGPO,
+            DGPOConfig(learning_rate=3e-3, batch_size=10, n_inner_passes=1, freeze_fraction=0.0),
+            EliteConfig(),
         ),
     }
 )
-"""Variant name -> :class:`~agents.dgpo.dgpo.DGPO` keyword arguments (on top of the published defaults)."""
+"""Preset name -> :class:`Preset` (docs/dgpo.md §5)."""
 
 
-def variant_kwargs(name: str) -> dict[str, Any]:
-    """The :class:`~agents.dgpo.dgpo.DGPO` keyword arguments of variant ``name`` (a fresh dict).
+def get_preset(name: str) -> Preset:
+    """The preset called ``name``.
 
     Raises:
         ValueError: For an unknown name (the message lists the known ones).
     """
-    if name not in VARIANTS:
-        raise ValueError(f"unknown DGPO variant {name!r}; known variants: {', '.join(VARIANTS)}")
-    return dict(VARIANTS[name])
+    if name not in PRESETS:
+        raise ValueError(f"unknown DGPO preset {name!r}; known presets: {', '.join(PRESETS)}")
+    return PRESETS[name]
 
 
-__all__ = ["VARIANTS", "variant_kwargs"]
+@overload
+def make_dgpo(preset: Literal["elite"], model: ModelSpec, env_id: str | None, **kwargs: Any) -> EliteDGPO: ...
+
+
+@overload
+def make_dgpo(preset: str | Preset, model: ModelSpec, env_id: str | None, **kwargs: Any) -> DGPO: ...
+
+
+def make_dgpo(preset: str | Preset, model: ModelSpec, env_id: str | None, **kwargs: Any) -> DGPO:
+    """An agent of ``preset`` on ``env_id``: ``preset.algorithm.for_env_id`` with the preset's settings.
+
+    Args:
+        preset: A :data:`PRESETS` name or a :class:`Preset`.
+        model: The pretrained model or its checkpoint path.
+        env_id: A registered ``dgpo_env/...`` id, or ``None`` with ``benchmark=``.
+        **kwargs: Further :meth:`~agents.dgpo.dgpo.DGPO.for_env_id` arguments (``n_envs``, ``n_steps``,
+            ``benchmark``, ``seed``, ``max_queries``, ...) and setting overrides (``learning_rate=1e-3``),
+            which take precedence over the preset's settings. ``config=`` / ``elite=`` replace the
+            preset's settings wholesale.
+
+    Raises:
+        ValueError: For an unknown preset name.
+        TypeError: For a setting the preset's algorithm does not have.
+    """
+    chosen = get_preset(preset) if isinstance(preset, str) else preset
+    return chosen.algorithm.for_env_id(model, env_id, **{**chosen.constructor_kwargs(), **kwargs})
+
+
+def variant_kwargs(name: str) -> dict[str, Any]:
+    """The preset ``name`` as flat keyword settings (:meth:`Preset.flat_kwargs`; kept for older callers).
+
+    Raises:
+        ValueError: For an unknown name (the message lists the known ones).
+    """
+    return get_preset(name).flat_kwargs()
+
+
+__all__ = ["PRESETS", "Preset", "get_preset", "make_dgpo", "variant_kwargs"]

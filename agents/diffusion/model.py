@@ -10,6 +10,7 @@ types (row-major), ``t``/``s`` an ``int`` or ``int64[B]`` of time indices in ``0
 
 from __future__ import annotations
 
+import io
 import warnings
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -25,6 +26,7 @@ from agents.diffusion.denoiser import DenoiserConfig, GraphTransformerDenoiser
 from dgpo_env.diffusion.marginals import Marginals
 from dgpo_env.diffusion.noise import NoiseProcess, categorical_log_prob, sample_categorical
 from dgpo_env.diffusion.schedule import DEFAULT_DIFFUSION_STEPS
+from dgpo_env.io import atomic_write_bytes
 from dgpo_env.search_spaces.base import SearchSpace
 from dgpo_env.search_spaces.dag import DAG
 
@@ -276,11 +278,17 @@ class DiffusionModel(nn.Module):
         }
 
     def save(self, path: str | Path) -> Path:
-        """Write the checkpoint to ``path`` (parent directories are created); returns the path."""
+        """Write the checkpoint to ``path`` atomically (parent directories are created); returns the path.
+
+        The file is written whole to a temporary file beside it and then renamed over ``path``
+        (:func:`dgpo_env.io.atomic_write_bytes`), so a failed or interrupted save leaves an existing
+        checkpoint as it was.
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(self.checkpoint(), path)
-        return path
+        buffer = io.BytesIO()
+        torch.save(self.checkpoint(), buffer)
+        return atomic_write_bytes(path, buffer.getvalue())
 
     @classmethod
     def load(cls, path: str | Path, search_space: SearchSpace | str | None = None) -> DiffusionModel:

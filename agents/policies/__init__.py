@@ -1,6 +1,6 @@
-"""SB3 policies whose actor is a pretrained graph-diffusion model (DESIGN.md §3)."""
+"""SB3 policies whose actor is a pretrained graph-diffusion model, and the query-budget helpers."""
 
-from agents.policies.budget import BUDGET_EXHAUSTED, BudgetedBenchmark
+from agents.policies.budget import BUDGET_EXHAUSTED, apply_budget, env_ledger
 from agents.policies.callbacks import QueryBudgetCallback
 from agents.policies.compat import check_model_spaces, check_model_task, resolve_model
 from agents.policies.diffusion_policy import (
@@ -16,15 +16,16 @@ from agents.policies.observations import GraphBatch, GraphCriticFeatures, graph_
 __all__ = [
     "BUDGET_EXHAUSTED",
     "LOG_ZERO",
-    "BudgetedBenchmark",
     "DiffusionPolicyMixin",
     "GraphBatch",
     "GraphCriticFeatures",
     "GraphDiffusionPolicy",
     "MaskableGraphDiffusionPolicy",
     "QueryBudgetCallback",
+    "apply_budget",
     "check_model_spaces",
     "check_model_task",
+    "env_ledger",
     "graph_from_obs",
     "make_env_for_model",
     "resolve_model",

@@ -1,101 +1,75 @@
-"""An exact query budget for RL agents: a benchmark view that refuses new cells beyond ``max_queries``.
+"""One exact query budget for RL agents: every environment copy must count into one ledger.
 
-Vectorised environments finish several episodes in one step, so a stop rule checked after each
-step can overshoot a budget of distinct queries by up to ``n_envs - 1``. Giving the environments
-:class:`BudgetedBenchmark` instead makes the budget exact: once ``max_queries`` distinct cells were
-looked up, a cell not seen before is answered as invalid (reason "query budget exhausted", not
-looked up, not counted) while known cells are still answered. The agent then stops on the count
-(``max_queries`` of :class:`~agents.dgpo.DGPO`, or :class:`~agents.policies.callbacks.QueryBudgetCallback`).
+The budget is enforced by the benchmark's :class:`~dgpo_env.ledger.QueryLedger` (docs/ledger.md):
+once it holds ``max_queries`` distinct cells, a new cell is answered as invalid ("query budget
+exhausted") and not counted, so vectorised environments, which finish several episodes in one
+step, cannot overshoot. That only holds if all copies count into the **same** ledger;
+:func:`env_ledger` checks it for any SB3 ``VecEnv`` (``DummyVecEnv``, ``SubprocVecEnv``) and returns
+it, so the agent can read the count and stop.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import os
 
-from dgpo_env.benchmarks.base import Benchmark, CellResult, Oracle, QueryRecord
-from dgpo_env.diffusion.marginals import Marginals
-from dgpo_env.search_spaces.dag import DAG
+from stable_baselines3.common.vec_env import VecEnv
 
-BUDGET_EXHAUSTED = "query budget exhausted"
-"""``CellResult.reason`` of a new cell proposed after the budget was spent."""
+from dgpo_env.ledger import BUDGET_EXHAUSTED, LedgerError, QueryLedger
+
+SHARE_HINT = (
+    "build the copies on one benchmark (agents.policies.make_env_for_model, DGPO.for_env_id), or give every "
+    "copy one ledger: env_kwargs={'ledger': SQLiteLedger('runs/queries.sqlite')} "
+    "(from dgpo_env.ledger import SQLiteLedger; it also works across worker processes); see docs/ledger.md"
+)
+"""How to make environment copies share one ledger (quoted in the errors)."""
 
 
-class BudgetedBenchmark(Benchmark):
-    """``inner`` with at most ``max_queries`` distinct cells looked up; all counts are ``inner``'s.
+def env_ledger(env: VecEnv) -> QueryLedger:
+    """The one query ledger every copy of ``env`` counts into.
 
     Args:
-        inner: The benchmark that answers and counts (its history is the run's record).
-        max_queries: The budget of distinct cells.
+        env: An SB3 vectorised environment of :class:`~dgpo_env.envs.GraphDenoiseEnv` copies.
+
+    Returns:
+        The shared ledger: the object itself for copies in this process, a handle on the same file
+        for an :class:`~dgpo_env.ledger.SQLiteLedger` in worker processes.
 
     Raises:
-        ValueError: If ``max_queries < 1``.
+        LedgerError: If the copies count into different ledgers (each would count on its own and a
+            budget would not hold), or into an in-process ledger that lives in another process.
     """
+    ids = [str(i) for i in env.get_attr("ledger_id")]
+    if len(set(ids)) != 1:
+        raise LedgerError(
+            f"the {len(ids)} environment copies count queries into {len(set(ids))} different ledgers, so neither "
+            f"their count nor a query budget is exact; {SHARE_HINT}"
+        )
+    kind, owner = ids[0].split(":")[:2]
+    if kind == "memory" and int(owner) != os.getpid():
+        raise LedgerError(
+            f"the environment copies count queries into an in-process ledger of another process (pid {owner}); "
+            f"this process cannot read its count or enforce a budget; {SHARE_HINT}"
+        )
+    ledger = env.get_attr("ledger", [0])[0]
+    assert isinstance(ledger, QueryLedger)
+    return ledger
 
-    def __init__(self, inner: Benchmark, max_queries: int) -> None:
-        super().__init__()
-        if max_queries < 1:
-            raise ValueError(f"max_queries must be >= 1, got {max_queries}")
-        self.inner = inner
-        self.max_queries = int(max_queries)
-        self.search_space = inner.search_space
-        self.name = inner.name
-        self.chance_accuracy = inner.chance_accuracy
 
-    def query(self, cell: DAG, rng: np.random.Generator | None = None) -> CellResult:
-        """``inner.query(cell)``, unless ``cell`` is new and the budget is spent (then an uncounted refusal)."""
-        if self.exhausted:
-            self.search_space.check_shape(cell)
-            if self.search_space.validate(cell) is None:
-                key = self.search_space.canonical_key(cell)
-                if not self.inner.was_queried(key):
-                    return CellResult(key=None, valid=False, reason=BUDGET_EXHAUSTED)
-        return self.inner.query(cell, rng)
+def apply_budget(ledger: QueryLedger, max_queries: int | None) -> None:
+    """Give ``ledger`` the budget ``max_queries`` (nothing for ``None``).
 
-    @property
-    def exhausted(self) -> bool:
-        """Whether ``max_queries`` distinct cells have been looked up."""
-        return self.inner.n_queries >= self.max_queries
+    Raises:
+        ValueError: If the ledger already has a different budget (say which to keep).
+    """
+    if max_queries is None:
+        return
+    current = ledger.max_queries
+    if current is not None and current != max_queries:
+        raise ValueError(
+            f"the environments' query ledger already has a budget of {current} distinct cells, but max_queries="
+            f"{max_queries} was asked for; pass max_queries={current} or set ledger.set_budget({max_queries}) first"
+        )
+    ledger.set_budget(max_queries)
 
-    # ------------------------------------------------------------------ delegation
-    def _lookup(self, key: str, cell: DAG, rng: np.random.Generator | None) -> CellResult:
-        return self.inner._lookup(key, cell, rng)
 
-    def peek(self, cell: DAG, rng: np.random.Generator | None = None) -> CellResult:
-        """``inner.peek`` (uncounted; analysis only)."""
-        return self.inner.peek(cell, rng)
-
-    @property
-    def oracle(self) -> Oracle:
-        """``inner``'s oracle."""
-        return self.inner.oracle
-
-    def marginals(self) -> Marginals:
-        """``inner``'s marginals."""
-        return self.inner.marginals()
-
-    @property
-    def n_queries(self) -> int:
-        """``inner``'s distinct-query count."""
-        return self.inner.n_queries
-
-    @property
-    def n_lookups(self) -> int:
-        """``inner``'s look-up count."""
-        return self.inner.n_lookups
-
-    @property
-    def history(self) -> list[QueryRecord]:
-        """``inner``'s history."""
-        return self.inner.history
-
-    def was_queried(self, key: str) -> bool:
-        """Whether ``inner`` has looked the cell up."""
-        return self.inner.was_queried(key)
-
-    def best_so_far(self) -> np.ndarray:
-        """``inner``'s best-so-far curve."""
-        return self.inner.best_so_far()
-
-    def reset_counter(self) -> None:
-        """Reset ``inner``'s counters."""
-        self.inner.reset_counter()
+__all__ = ["BUDGET_EXHAUSTED", "SHARE_HINT", "apply_budget", "env_ledger"]

@@ -11,7 +11,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 import dgpo_env
 from agents.diffusion.model import DiffusionModel
-from agents.policies.budget import BudgetedBenchmark
+from agents.policies.budget import apply_budget, env_ledger
 from agents.policies.compat import ModelSpec, resolve_model
 from dgpo_env.benchmarks import Benchmark, make_benchmark
 from dgpo_env.envs.graph_denoise import DEFAULT_N_STEPS, GraphDenoiseEnv
@@ -48,7 +48,8 @@ def make_env_for_model(
 ) -> VecEnv:
     """A ``DummyVecEnv`` of ``n_envs`` copies of ``env_id`` built with the model's ``T`` and prior.
 
-    All copies share one :class:`Benchmark` instance, so its query count is global (DESIGN.md §5).
+    All copies share one :class:`Benchmark` instance, so they count into one query ledger
+    (docs/ledger.md) and a budget is exact.
     Each copy is wrapped in SB3's ``Monitor`` (episode statistics for the logger).
 
     Args:
@@ -61,23 +62,27 @@ def make_env_for_model(
         env_kwargs: Further ``GraphDenoiseEnv`` arguments (e.g. ``{"inverse": True}``); must not set
             ``prior`` or ``diffusion_steps``.
         benchmark: The shared benchmark (default: a fresh one as ``env_id`` defines it).
-        max_queries: If given, the copies see a :class:`~agents.policies.budget.BudgetedBenchmark` view
-            of it that refuses new cells beyond this many distinct queries (an exact budget).
+        max_queries: If given, the budget of the benchmark's ledger: new cells beyond this many
+            distinct queries are refused (an exact budget).
 
     Returns:
         The vectorised environment.
 
     Raises:
         ValueError: If ``env_kwargs`` tries to override the model's prior or ``T``, ``n_envs < 1``,
-            neither ``env_id`` nor ``benchmark`` is given, or the benchmark's search space is not the model's.
+            neither ``env_id`` nor ``benchmark`` is given, the benchmark's search space is not the model's,
+            or its ledger already has a different budget.
     """
     if n_envs < 1:
         raise ValueError(f"n_envs must be >= 1, got {n_envs}")
     diffusion: DiffusionModel = resolve_model(model, copy_model=False)
     extra = dict(env_kwargs or {})
-    clash = sorted({"prior", "diffusion_steps", "benchmark", "benchmark_kwargs"} & set(extra))
+    clash = sorted({"prior", "diffusion_steps", "benchmark", "benchmark_kwargs", "ledger"} & set(extra))
     if clash:
-        raise ValueError(f"env_kwargs must not set {clash}: they come from the model and the shared benchmark")
+        raise ValueError(
+            f"env_kwargs must not set {clash}: they come from the model and the shared benchmark "
+            "(to count into a ledger of your own, pass benchmark= with benchmark.ledger set)"
+        )
     if env_id is None and benchmark is None:
         raise ValueError("give an environment id or a benchmark")
     shared = benchmark_for_env_id(env_id) if benchmark is None else benchmark  # type: ignore[arg-type]
@@ -88,17 +93,20 @@ def make_env_for_model(
             f"{shared.search_space.name!r}"
         )
     kwargs = {
-        "benchmark": shared if max_queries is None else BudgetedBenchmark(shared, max_queries),
+        "benchmark": shared,
         "benchmark_kwargs": None,
         "prior": diffusion.noise.marginals,
         "diffusion_steps": diffusion.diffusion_steps,
         "n_steps": n_steps,
         **extra,
     }
-    return make_vec_env(
+    apply_budget(shared.ledger, max_queries)
+    env = make_vec_env(
         GraphDenoiseEnv if env_id is None else env_id,
         n_envs=n_envs,
         seed=seed,
         env_kwargs=kwargs,
         vec_env_cls=DummyVecEnv,
     )
+    env_ledger(env)  # every copy counts into the shared benchmark's ledger
+    return env

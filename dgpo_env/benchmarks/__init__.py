@@ -1,11 +1,12 @@
-"""Benchmarks: cell look-ups with query counting (DESIGN.md section 5)."""
+"""Benchmarks: cell look-ups, counted in a query ledger (docs/ledger.md)."""
 
 from typing import Any
 
-from dgpo_env.benchmarks.base import Benchmark, CellResult, Oracle, QueryRecord
+from dgpo_env.benchmarks.base import Benchmark, CellResult, Oracle
 from dgpo_env.benchmarks.nb201 import NB201Benchmark
 from dgpo_env.benchmarks.nb201_data import BenchmarkDataError
 from dgpo_env.benchmarks.toy import ToyBenchmark
+from dgpo_env.ledger import QueryRecord
 
 __all__ = [
     "Benchmark",
@@ -23,7 +24,8 @@ def make_benchmark(name: str, **kwargs: Any) -> Benchmark:
     """Build a benchmark by name.
 
     ``"nb201"`` (kwargs ``dataset``, ``table_path``), ``"nb101"`` (kwargs ``path`` — default
-    ``$DGPO_NB101_PATH`` — and ``epochs``) or ``"toy"``.
+    ``$DGPO_NB101_PATH`` — and ``epochs``) or ``"toy"``; every benchmark also takes ``ledger``
+    (a :class:`~dgpo_env.ledger.QueryLedger`, default a new in-process one).
 
     Raises:
         ValueError: For an unknown name.

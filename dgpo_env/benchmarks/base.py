@@ -1,9 +1,10 @@
-"""The benchmark interface: look a cell up, count the look-ups (DESIGN.md section 5).
+"""The benchmark interface: look a cell up, count the look-ups in a query ledger (docs/ledger.md).
 
 The budget that matters in NAS is the number of **distinct cells whose benchmark value was looked
 up** ("queries"). Every method in this project — RL agents, evaluation snapshots, pretraining-set
-selection, baselines — goes through :meth:`Benchmark.query`, so one counter sees everything, and
-:attr:`Benchmark.history` gives the best-so-far curve as a function of queries for any method.
+selection, baselines — goes through :meth:`Benchmark.query`, which records each look-up in the
+benchmark's :class:`~dgpo_env.ledger.QueryLedger`: one counter sees everything, the ledger's budget
+is enforced there, and :attr:`Benchmark.history` gives the best-so-far curve for any method.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from dgpo_env.diffusion.marginals import Marginals
+from dgpo_env.ledger import BUDGET_EXHAUSTED, Admission, InMemoryLedger, QueryLedger, QueryRecord
 from dgpo_env.search_spaces.base import SearchSpace
 from dgpo_env.search_spaces.dag import DAG
 
@@ -70,25 +72,14 @@ class Oracle:
     index: int | None = None
 
 
-@dataclass(frozen=True)
-class QueryRecord:
-    """One distinct query, in the order it was first made.
-
-    Attributes:
-        key: Canonical key of the cell.
-        val_acc_mean: Its mean validation accuracy (percent).
-        test_acc: Its test accuracy (percent), when known.
-    """
-
-    key: str
-    val_acc_mean: float
-    test_acc: float | None
-
-
 class Benchmark(ABC):
     """A look-up table (or cheap function) from cells to training results, with query counting.
 
-    Subclasses implement :meth:`_lookup` for valid cells and :attr:`oracle`.
+    Subclasses implement :meth:`_lookup` for valid cells and :attr:`oracle`, and pass ``ledger`` on.
+
+    Args:
+        ledger: Where look-ups are recorded and the budget enforced (default: a new
+            :class:`~dgpo_env.ledger.InMemoryLedger`). Benchmarks that share a ledger share one count.
 
     Attributes:
         search_space: The cells' search space.
@@ -100,10 +91,22 @@ class Benchmark(ABC):
     name: str
     chance_accuracy: float
 
-    def __init__(self) -> None:
-        self._seen: dict[str, int] = {}
-        self._history: list[QueryRecord] = []
-        self._n_lookups = 0
+    def __init__(self, ledger: QueryLedger | None = None) -> None:
+        self.ledger = InMemoryLedger() if ledger is None else ledger
+
+    @property
+    def ledger(self) -> QueryLedger:
+        """Where this benchmark's look-ups are recorded and its budget enforced (assignable)."""
+        return self._ledger
+
+    @ledger.setter
+    def ledger(self, ledger: QueryLedger) -> None:
+        if not isinstance(ledger, QueryLedger):
+            raise TypeError(
+                f"ledger must be a QueryLedger (InMemoryLedger, SQLiteLedger from dgpo_env.ledger), "
+                f"got {type(ledger).__name__}"
+            )
+        self._ledger = ledger
 
     # ------------------------------------------------------------------ subclass API
     @abstractmethod
@@ -125,11 +128,12 @@ class Benchmark(ABC):
 
     # ------------------------------------------------------------------ queries
     def query(self, cell: DAG, rng: np.random.Generator | None = None) -> CellResult:
-        """Look a cell up, counting the query.
+        """Look a cell up, recording it in :attr:`ledger`.
 
         Invalid cells are answered from the search space's rules without a look-up and are not
-        counted. Every valid cell counts one look-up; the first look-up of a cell also counts one
-        distinct query and appends to :attr:`history`.
+        recorded. Every valid cell is one look-up; the first look-up of a cell is also one distinct
+        query and appends to :attr:`history`. A new cell proposed once the ledger's budget is spent
+        is answered as invalid with reason :data:`~dgpo_env.ledger.BUDGET_EXHAUSTED` and not counted.
 
         Args:
             cell: The cell's DAG.
@@ -142,11 +146,8 @@ class Benchmark(ABC):
         result = self.peek(cell, rng)
         if result.key is None:
             return result
-        self._n_lookups += 1
-        if result.key not in self._seen:
-            self._seen[result.key] = len(self._history)
-            if result.val_acc_mean is not None:
-                self._history.append(QueryRecord(result.key, result.val_acc_mean, result.test_acc))
+        if self._ledger.record(result.key, result.val_acc_mean, result.test_acc) is Admission.REFUSED:
+            return CellResult(key=None, valid=False, reason=BUDGET_EXHAUSTED)
         return result
 
     def peek(self, cell: DAG, rng: np.random.Generator | None = None) -> CellResult:
@@ -159,33 +160,30 @@ class Benchmark(ABC):
 
     @property
     def n_queries(self) -> int:
-        """Number of distinct cells looked up since the last :meth:`reset_counter`."""
-        return len(self._seen)
+        """Distinct cells recorded in :attr:`ledger` (by every benchmark that shares it)."""
+        return self._ledger.n_queries
 
     @property
     def n_lookups(self) -> int:
-        """Total number of look-ups (repeats included) since the last :meth:`reset_counter`."""
-        return self._n_lookups
+        """Look-ups recorded in :attr:`ledger`, repeats included."""
+        return self._ledger.n_lookups
 
     @property
     def history(self) -> list[QueryRecord]:
         """The distinct queries in first-seen order (a copy)."""
-        return list(self._history)
+        return self._ledger.history
 
     def was_queried(self, key: str) -> bool:
-        """Whether a cell with this canonical key has been looked up."""
-        return key in self._seen
+        """Whether a cell with this canonical key has been recorded in :attr:`ledger`."""
+        return self._ledger.was_queried(key)
 
     def best_so_far(self) -> np.ndarray:
         """``float64[n_queries]``: best mean validation accuracy after each distinct query."""
-        values = np.array([r.val_acc_mean for r in self._history], dtype=np.float64)
-        return np.maximum.accumulate(values) if values.size else values
+        return self._ledger.best_so_far()
 
     def reset_counter(self) -> None:
-        """Forget all queries (counts and history)."""
-        self._seen.clear()
-        self._history.clear()
-        self._n_lookups = 0
+        """Forget all queries of :attr:`ledger` (counts and history; for every benchmark sharing it)."""
+        self._ledger.reset()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, queries={self.n_queries}, lookups={self.n_lookups})"

@@ -9,6 +9,7 @@ import numpy as np
 
 from dgpo_env.benchmarks.base import Benchmark, CellResult, Oracle
 from dgpo_env.benchmarks.nb101_data import NB101Table, load_table
+from dgpo_env.ledger import QueryLedger
 from dgpo_env.search_spaces.dag import DAG
 from dgpo_env.search_spaces.nb101 import NB101SearchSpace
 
@@ -29,6 +30,8 @@ class NB101Benchmark(Benchmark):
         path: The official ``nasbench_only108.tfrecord`` (or ``nasbench_full.tfrecord``); ``None``
             reads ``$DGPO_NB101_PATH``. The first use converts it into a cache (a minute or so).
         epochs: Training budget to look up (108, or 4/12/36 with the full file).
+        ledger: Where look-ups are recorded and the budget enforced (default: a new
+            :class:`~dgpo_env.ledger.InMemoryLedger`).
 
     Raises:
         BenchmarkDataError: If the file is missing or corrupt (see :func:`load_table`).
@@ -36,8 +39,10 @@ class NB101Benchmark(Benchmark):
 
     search_space: NB101SearchSpace
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, epochs: int = 108) -> None:
-        super().__init__()
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, epochs: int = 108, ledger: QueryLedger | None = None
+    ) -> None:
+        super().__init__(ledger)
         self.search_space = NB101SearchSpace()
         self.epochs = epochs
         self.name = "nb101" if epochs == 108 else f"nb101-{epochs}ep"

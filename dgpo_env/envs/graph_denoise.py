@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, SupportsFloat
@@ -14,6 +15,7 @@ from dgpo_env.benchmarks import Benchmark, CellResult, make_benchmark
 from dgpo_env.diffusion.marginals import Marginals
 from dgpo_env.diffusion.schedule import DEFAULT_DIFFUSION_STEPS, cosine_alpha_bar, step_schedule
 from dgpo_env.envs.rendering import render_ansi, render_rgb
+from dgpo_env.ledger import QueryLedger, SQLiteLedger
 from dgpo_env.search_spaces.dag import DAG
 
 ObsType = dict[str, np.ndarray]
@@ -113,8 +115,11 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
     ``start_step`` of ``k``). It is never
     truncated. The final ``info`` holds ``cell`` (arch string or description), ``key`` (canonical
     key), ``valid``, ``invalid_reason``, ``val_acc`` (percent, as rewarded), ``val_acc_mean``,
-    ``test_acc``, ``params_m``, ``n_queries`` (distinct cells looked up by this environment's
-    benchmark) and ``n_lookups``.
+    ``test_acc``, ``params_m``, ``n_queries`` and ``n_lookups`` (the counts of the benchmark's
+    query ledger, shared by every environment that shares the ledger) and ``budget_exhausted``.
+    Once the ledger's budget is spent, a final cell that was not looked up before is answered as
+    invalid (``invalid_reason`` ``"query budget exhausted"``, reward ``invalid_reward``, not counted);
+    known cells are still answered.
 
     ## Arguments
 
@@ -126,8 +131,13 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
     ```
 
     * ``benchmark``: a :class:`~dgpo_env.benchmarks.Benchmark` instance (share one to count queries
-      across environments) or a name for :func:`~dgpo_env.benchmarks.make_benchmark`.
+      across environments in one process) or a name for :func:`~dgpo_env.benchmarks.make_benchmark`.
     * ``benchmark_kwargs``: keyword arguments for ``make_benchmark`` (e.g. ``{"dataset": "cifar100"}``).
+    * ``ledger``: the :class:`~dgpo_env.ledger.QueryLedger` the benchmark built by name records its
+      look-ups in (docs/ledger.md): give environment copies one ledger to share one count and one
+      budget — an :class:`~dgpo_env.ledger.SQLiteLedger` (or a path to its file) for copies in worker
+      processes. Default: the benchmark's own in-process ledger. Not with a ``benchmark`` instance
+      (set ``benchmark.ledger`` instead).
     * ``n_steps``: denoising steps per episode (episode length), ``1 .. diffusion_steps``.
     * ``diffusion_steps``: ``T`` of the diffusion model; the time indices visited are
       :func:`~dgpo_env.diffusion.schedule.step_schedule` ``(T, n_steps)``.
@@ -140,6 +150,11 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
     * ``invalid_reward``: reward of an invalid cell.
     * ``noisy``: reward one training seed's accuracy instead of the mean.
     * ``render_mode``: ``None``, ``"ansi"`` or ``"rgb_array"``.
+
+    ## Version History
+
+    * v0: the first version. Later additions that change no dynamics: ``reset`` options
+      ``start_cell``/``start_step``; the ``ledger`` argument and ``info["budget_exhausted"]``.
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}  # noqa: RUF012 (Gymnasium's convention)
@@ -148,6 +163,7 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
         self,
         benchmark: Benchmark | str = "nb201",
         benchmark_kwargs: Mapping[str, Any] | None = None,
+        ledger: QueryLedger | str | os.PathLike[str] | None = None,
         n_steps: int = DEFAULT_N_STEPS,
         diffusion_steps: int = DEFAULT_DIFFUSION_STEPS,
         prior: Marginals | None = None,
@@ -159,10 +175,17 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
         render_mode: str | None = None,
     ) -> None:
         super().__init__()
+        if isinstance(ledger, (str, os.PathLike)):
+            ledger = SQLiteLedger(ledger)
         if isinstance(benchmark, str):
-            benchmark = make_benchmark(benchmark, **dict(benchmark_kwargs or {}))
+            benchmark = make_benchmark(benchmark, **dict(benchmark_kwargs or {}), ledger=ledger)
         elif benchmark_kwargs:
             raise ValueError("benchmark_kwargs only apply when benchmark is given by name")
+        elif ledger is not None:
+            raise ValueError(
+                "ledger only applies when benchmark is given by name; for a Benchmark instance set "
+                "benchmark.ledger = ledger before building the environment"
+            )
         if reward_scale not in ("fraction", "percent"):
             raise ValueError(f"reward_scale must be 'fraction' or 'percent', got {reward_scale!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -277,6 +300,16 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
         return DAG.from_flat(self._flat, self._n_nodes)
 
     @property
+    def ledger(self) -> QueryLedger:
+        """The query ledger this environment's benchmark counts into (docs/ledger.md)."""
+        return self.benchmark.ledger
+
+    @property
+    def ledger_id(self) -> str:
+        """Identity of the query ledger this environment counts into (equal for copies that share it)."""
+        return self.benchmark.ledger.ledger_id
+
+    @property
     def task(self) -> DenoiseTask:
         """The search space, schedule and prior a policy for this environment must share."""
         return DenoiseTask(self.search_space.name, self.diffusion_steps, self.timesteps.copy(), self.prior)
@@ -332,6 +365,7 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
             params_m=result.params_m,
             n_queries=self.benchmark.n_queries,
             n_lookups=self.benchmark.n_lookups,
+            budget_exhausted=self.benchmark.ledger.exhausted,
         )
         if not result.valid or result.val_acc is None:
             return self.invalid_reward

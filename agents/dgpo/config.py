@@ -1,0 +1,213 @@
+"""DGPO's settings in one place: :class:`DGPOConfig`, its defaults and their sources (docs/dgpo.md §3).
+
+The defaults are the official NAS-Bench-201 settings of DGPO ("DGPO: RL-Steered Graph Diffusion for
+Neural Architecture Generation", arXiv 2602.19261, and its companion code). Every field is checked in
+``__post_init__``: a wrong type raises :class:`TypeError`, a value out of range :class:`ValueError`; both
+messages name the setting, the value and what is allowed. Counts must be ``int`` (``numpy`` integers are
+accepted and stored as ``int``; ``bool`` and ``float`` are refused); fractions and other real settings
+accept any real number (stored as ``float``).
+
+Example:
+    >>> config = DGPOConfig(learning_rate=1e-3)
+    >>> config.replace(batch_size=10).batch_size
+    10
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from typing import Any, Generic, NoReturn, TypeVar, overload
+
+from stable_baselines3.common.type_aliases import Schedule
+
+from agents.dgpo.losses import GRADIENTS, Gradient
+
+EPOCHS = 80
+"""Batches per fine-tuning run: official NB201, 80 batches x 15 trajectories = 1,200 samples (docs/dgpo.md §3)."""
+
+SelfSettings = TypeVar("SelfSettings", bound="Settings")
+T = TypeVar("T")
+
+
+class Settings:
+    """Behaviour shared by the settings dataclasses: field names, checked copies, a plain dict, checks."""
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """The names of the settings, in declaration order."""
+        return tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+
+    @classmethod
+    def check_names(cls, names: Any) -> None:
+        """Raise :class:`TypeError` naming the known settings if any of ``names`` is not one of them."""
+        unknown = [name for name in names if name not in cls.field_names()]
+        if unknown:
+            raise TypeError(
+                f"unknown {cls.__name__} setting(s) {', '.join(map(repr, unknown))}; "
+                f"known settings: {', '.join(cls.field_names())}"
+            )
+
+    def replace(self: SelfSettings, **changes: Any) -> SelfSettings:
+        """A copy with ``changes`` applied (checked like the constructor).
+
+        Raises:
+            TypeError: For an unknown setting name (the message lists the known ones) or a wrong type.
+            ValueError: For a value out of range.
+        """
+        self.check_names(changes)
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{name: value}`` of every setting (a learning-rate schedule stays a callable)."""
+        return {name: getattr(self, name) for name in self.field_names()}
+
+    # ---------------------------------------------------------------------------------------- checks
+    def _set(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)  # frozen dataclass: normalise in __post_init__
+
+    def _check_count(self, name: str, minimum: int) -> None:
+        """``name`` must be an ``int`` (or ``numpy`` integer, not ``bool``) ``>= minimum``; stored as ``int``."""
+        value = getattr(self, name)
+        allowed = f"an int >= {minimum}"
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{type(self).__name__}.{name} must be {allowed}, got {value!r} ({type(value).__name__})")
+        if value < minimum:
+            raise ValueError(f"{type(self).__name__}.{name} must be {allowed}, got {value!r}")
+        self._set(name, int(value))
+
+    def _check_real(
+        self, name: str, low: float, high: float, low_open: bool = False, high_open: bool = False, note: str = ""
+    ) -> None:
+        """``name`` must be a real number (not ``bool``) in the interval; stored as ``float``.
+
+        Args:
+            name: The field.
+            low: Lower bound (``-inf``: none).
+            high: Upper bound (``inf``: none; ``inf`` itself is then allowed unless ``high_open``).
+            low_open: Whether ``low`` itself is excluded.
+            high_open: Whether ``high`` itself is excluded.
+            note: Appended to the allowed range in messages.
+        """
+        value = getattr(self, name)
+        allowed = f"a real number {_interval(low, high, low_open, high_open)}{note}"
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{type(self).__name__}.{name} must be {allowed}, got {value!r} ({type(value).__name__})")
+        x = float(value)
+        inside = not math.isnan(x) and (low < x if low_open else low <= x) and (x < high if high_open else x <= high)
+        if not inside:
+            raise ValueError(f"{type(self).__name__}.{name} must be {allowed}, got {value!r}")
+        self._set(name, x)
+
+
+def _interval(low: float, high: float, low_open: bool, high_open: bool) -> str:
+    """``"in (0, 1]"``, ``"> 0"`` or ``">= 0"`` for messages."""
+    if math.isinf(high):
+        return f"{'>' if low_open else '>='} {low:g}"
+    return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+
+@dataclasses.dataclass(frozen=True)
+class DGPOConfig(Settings):
+    """The settings of published DGPO (docs/dgpo.md §3 lists each with its source).
+
+    Defaults are the official NAS-Bench-201 settings of the DGPO paper (arXiv 2602.19261) and its
+    code; only the learning rate must usually change (it is for the paper's 8-layer, width-256 GPU
+    model; the small CPU models of this project need about 1e-4 to 3e-3).
+
+    Attributes:
+        learning_rate: Adam learning rate, or an SB3 schedule (``progress_remaining -> lr``); > 0.
+        batch_size: Whole denoising trajectories (cells) per batch; >= 1 and a multiple of the number of
+            environment copies.
+        n_inner_passes: Optimizer steps per batch, each on fresh timestep subsets; >= 1.
+        timestep_fraction: Share of each trajectory's timesteps in the loss (``ppo_sr``); in (0, 1].
+        reward_smoothing: Weight ``β`` of a new batch in the reward mean/std moving averages; in (0, 1].
+        advantage_clip: Advantages are clipped to ``[-c, c]``; > 0 (``inf``: no clipping).
+        max_grad_norm: Gradient-norm clip; > 0 (``inf``: no clipping).
+        freeze_fraction: Share of transformer layers frozen, first ones first (and the input
+            embeddings with them); in [0, 1].
+        gradient_accumulation: Micro-batches whose gradients are summed before each optimizer step;
+            >= 1. Changes memory, not the gradient.
+        gradient: ``"eager"`` (GDPO's ``log p̂_θ(G_0 | G_t)``, published) or ``"ddpo"`` (per-step
+            ``log p_θ(G_s | G_t)``, for comparison; docs/dgpo.md §2).
+
+    Raises:
+        TypeError: For a setting of the wrong type.
+        ValueError: For a setting out of range.
+    """
+
+    learning_rate: float | Schedule = 5e-7
+    """Paper, official NB201: Adam lr 5e-7 (for the 8 x 256 GPU model; docs/dgpo.md §3)."""
+    batch_size: int = 15
+    """Paper, official NB201: 15 trajectories per batch (docs/dgpo.md §3)."""
+    n_inner_passes: int = 4
+    """Paper, official NB201: 4 gradient passes over each batch (docs/dgpo.md §3)."""
+    timestep_fraction: float = 0.3
+    """Paper, official NB201: ``ppo_sr = 0.3`` of each trajectory's timesteps per loss (docs/dgpo.md §3)."""
+    reward_smoothing: float = 0.1
+    """Paper, official NB201: reward mean/std moving averages with smoothing 0.1 (docs/dgpo.md §3)."""
+    advantage_clip: float = 5.0
+    """Paper, official NB201: advantages clipped to [-5, 5] (docs/dgpo.md §3)."""
+    max_grad_norm: float = 2.0
+    """Paper, official NB201: gradient-norm clip 2.0 (docs/dgpo.md §3)."""
+    freeze_fraction: float = 0.75
+    """Paper, official NB201: 75% of the transformer layers frozen (docs/dgpo.md §3)."""
+    gradient_accumulation: int = 2
+    """Paper, official NB201: gradient accumulation over 2 micro-batches (docs/dgpo.md §3)."""
+    gradient: Gradient = "eager"
+    """Paper: GDPO's eager gradient; ``"ddpo"`` is this project's comparison option (docs/dgpo.md §2)."""
+
+    def __post_init__(self) -> None:
+        lr = self.learning_rate
+        if not callable(lr):
+            self._check_real("learning_rate", 0.0, math.inf, low_open=True, note=" or a schedule (callable)")
+        self._check_count("batch_size", 1)
+        self._check_count("n_inner_passes", 1)
+        self._check_real("timestep_fraction", 0.0, 1.0, low_open=True)
+        self._check_real("reward_smoothing", 0.0, 1.0, low_open=True)
+        self._check_real("advantage_clip", 0.0, math.inf, low_open=True)
+        self._check_real("max_grad_norm", 0.0, math.inf, low_open=True)
+        self._check_real("freeze_fraction", 0.0, 1.0)
+        self._check_count("gradient_accumulation", 1)
+        allowed = f"DGPOConfig.gradient must be one of {GRADIENTS}, got {self.gradient!r}"
+        if not isinstance(self.gradient, str):
+            raise TypeError(f"{allowed} ({type(self.gradient).__name__})")
+        if self.gradient not in GRADIENTS:
+            raise ValueError(allowed)
+
+
+class Setting(Generic[T]):
+    """A read-only algorithm attribute that reads the same-named field of one of its settings dataclasses.
+
+    ``DGPO.batch_size`` is ``Setting("config")``: ``agent.batch_size`` is ``agent.config.batch_size``, so
+    the dataclass stays the one place the value lives. Assigning raises :class:`AttributeError`.
+    """
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, objtype: type | None = None) -> Setting[T]: ...
+
+    @overload
+    def __get__(self, obj: object, objtype: type | None = None) -> T: ...
+
+    def __get__(self, obj: object | None, objtype: type | None = None) -> T | Setting[T]:
+        if obj is None:
+            return self
+        value: T = getattr(getattr(obj, self.source), self.name)
+        return value
+
+    def __set__(self, obj: object, value: object) -> NoReturn:
+        raise AttributeError(
+            f"{type(obj).__name__}.{self.name} is read from .{self.source}; "
+            f"pass {self.name}=... to the constructor or use {self.source}.replace({self.name}=...)"
+        )
+
+
+__all__ = ["EPOCHS", "DGPOConfig", "Setting", "Settings"]

@@ -1,0 +1,167 @@
+"""The run harness: method registry, executors, results store, reports, and ``run_comparison``.
+
+See docs/harness.md. ``agents.compare`` re-exports the comparison API for existing imports. Names are
+imported from their submodules on first use, so a worker process that needs only
+:mod:`agents.harness.executor` does not import the searchers (and torch).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agents.harness.comparison import (
+        ComparisonFailed,
+        ComparisonInterrupted,
+        ComparisonPaths,
+        OutputDirError,
+        comparison_paths,
+        comparison_settings,
+        job_id,
+        output_stem,
+        run_comparison,
+    )
+    from agents.harness.executor import (
+        Executor,
+        Job,
+        JobFailed,
+        JobResult,
+        LocalExecutor,
+        SerialExecutor,
+        single_torch_thread,
+    )
+    from agents.harness.registry import (
+        BENCHMARK_SHORTHANDS,
+        DIFFUSION_METHODS,
+        MethodFn,
+        available_methods,
+        benchmark_kwargs_for,
+        build_benchmark,
+        get_method,
+        known_envs,
+        register_method,
+        run_baseline,
+    )
+    from agents.harness.report import (
+        DEFAULT_CHECKPOINTS,
+        Comparison,
+        MethodSummary,
+        curves_matrix,
+        decode_curve,
+        encode_curve,
+        format_table,
+        plot_comparison,
+        result_from_dict,
+        result_to_dict,
+        save_figure,
+        summarise,
+        versions,
+    )
+    from agents.harness.store import OutputsExistError, RunStore, SettingsMismatchError, prepare_outputs
+
+_SUBMODULE: dict[str, str] = {
+    "BENCHMARK_SHORTHANDS": "registry",
+    "Comparison": "report",
+    "ComparisonFailed": "comparison",
+    "ComparisonInterrupted": "comparison",
+    "ComparisonPaths": "comparison",
+    "DEFAULT_CHECKPOINTS": "report",
+    "DIFFUSION_METHODS": "registry",
+    "Executor": "executor",
+    "Job": "executor",
+    "JobFailed": "executor",
+    "JobResult": "executor",
+    "LocalExecutor": "executor",
+    "MethodFn": "registry",
+    "MethodSummary": "report",
+    "OutputDirError": "comparison",
+    "OutputsExistError": "store",
+    "RunStore": "store",
+    "SerialExecutor": "executor",
+    "SettingsMismatchError": "store",
+    "available_methods": "registry",
+    "benchmark_kwargs_for": "registry",
+    "build_benchmark": "registry",
+    "comparison_paths": "comparison",
+    "comparison_settings": "comparison",
+    "curves_matrix": "report",
+    "decode_curve": "report",
+    "encode_curve": "report",
+    "format_table": "report",
+    "get_method": "registry",
+    "job_id": "comparison",
+    "known_envs": "registry",
+    "output_stem": "comparison",
+    "plot_comparison": "report",
+    "prepare_outputs": "store",
+    "register_method": "registry",
+    "result_from_dict": "report",
+    "result_to_dict": "report",
+    "run_baseline": "registry",
+    "run_comparison": "comparison",
+    "save_figure": "report",
+    "single_torch_thread": "executor",
+    "summarise": "report",
+    "versions": "report",
+}
+"""Public name -> the submodule of :mod:`agents.harness` that defines it."""
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _SUBMODULE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_SUBMODULE[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_SUBMODULE])
+
+
+__all__ = [
+    "BENCHMARK_SHORTHANDS",
+    "DEFAULT_CHECKPOINTS",
+    "DIFFUSION_METHODS",
+    "Comparison",
+    "ComparisonFailed",
+    "ComparisonInterrupted",
+    "ComparisonPaths",
+    "Executor",
+    "Job",
+    "JobFailed",
+    "JobResult",
+    "LocalExecutor",
+    "MethodFn",
+    "MethodSummary",
+    "OutputDirError",
+    "OutputsExistError",
+    "RunStore",
+    "SerialExecutor",
+    "SettingsMismatchError",
+    "available_methods",
+    "benchmark_kwargs_for",
+    "build_benchmark",
+    "comparison_paths",
+    "comparison_settings",
+    "curves_matrix",
+    "decode_curve",
+    "encode_curve",
+    "format_table",
+    "get_method",
+    "job_id",
+    "known_envs",
+    "output_stem",
+    "plot_comparison",
+    "prepare_outputs",
+    "register_method",
+    "result_from_dict",
+    "result_to_dict",
+    "run_baseline",
+    "run_comparison",
+    "save_figure",
+    "single_torch_thread",
+    "summarise",
+    "versions",
+]

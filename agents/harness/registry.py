@@ -1,0 +1,213 @@
+"""The method registry and the benchmark specs of the comparison harness (see docs/harness.md).
+
+A *method* is any callable ``fn(benchmark_kwargs, seed, max_queries) -> SearchResult``:
+
+* ``benchmark_kwargs`` is a plain dict for :func:`build_benchmark` (``{"name": "nb201",
+  "dataset": "cifar10"}``, optionally ``"table_path"``); the method builds its **own** benchmark
+  from it (so it runs in a worker process) and does every look-up through ``benchmark.query``;
+* ``seed`` seeds all of the method's randomness (no global RNG);
+* the method stops once ``benchmark.n_queries >= max_queries`` and returns a
+  :class:`~agents.baselines.base.SearchResult`, usually built with
+  :func:`~agents.baselines.base.make_result` from the benchmark's history;
+* to run in worker processes it must be picklable: a module-level function, or a
+  :func:`functools.partial` of one with picklable arguments (bind method options that way).
+
+"rs", "rea", "ls" and "reinforce" are registered here, and "dgpo", "dgpo-elite", "ppo" and
+"ppo-mlp" by path (:data:`DIFFUSION_METHODS`, imported on first use). Adding a method is one call,
+for example in the module that defines it::
+
+    def run_dgpo(benchmark_kwargs, seed, max_queries):
+        benchmark = build_benchmark(benchmark_kwargs)
+        ...  # train with DGPO, every look-up through benchmark.query, stop at max_queries
+        return make_result("dgpo", seed, benchmark, max_queries, None, wall_time, settings)
+
+    register_method("dgpo", run_dgpo)
+
+or, without importing that module until the method is used, ``register_method("dgpo",
+"agents.dgpo_compare:run_dgpo")`` (a ``"module:function"`` path, imported on first use).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from agents.baselines import SEARCHERS, SearchResult
+from dgpo_env.benchmarks import Benchmark, make_benchmark
+
+MethodFn = Callable[[dict[str, Any], int, int], SearchResult]
+"""A method: ``fn(benchmark_kwargs, seed, max_queries) -> SearchResult`` (see the module docstring)."""
+
+BENCHMARK_SHORTHANDS: dict[str, dict[str, Any]] = {
+    "toy": {"name": "toy"},
+    "nb101": {"name": "nb101"},
+    "nb201": {"name": "nb201", "dataset": "cifar10"},
+}
+"""Benchmark specs besides the Gymnasium ids; ``"nb201:<dataset>"`` also works."""
+
+DIFFUSION_METHODS: dict[str, str] = {
+    "dgpo": "agents.dgpo.compare_methods:run_dgpo",
+    "dgpo-elite": "agents.dgpo.compare_methods:run_dgpo_elite",
+    "ppo": "agents.dgpo.compare_methods:run_ppo",
+    "ppo-mlp": "agents.dgpo.compare_methods:run_ppo_mlp",
+}
+"""RL methods registered by path (:mod:`agents.dgpo.compare_methods`), imported only when used."""
+
+_REGISTRY: dict[str, MethodFn | str] = {}
+_RESOLVED: dict[str, MethodFn] = {}
+
+
+def register_method(name: str, fn: MethodFn | str, *, overwrite: bool = False) -> None:
+    """Make a method available to :func:`~agents.harness.run_comparison` and ``dgpo compare --algos``.
+
+    Args:
+        name: The method's name (``"dgpo"``, ``"ppo-mlp"``, ...); no commas or spaces.
+        fn: The method (see the module docstring), or a ``"package.module:function"`` path imported
+            when the method is first used.
+        overwrite: Replace an existing, different registration instead of raising. Registering the
+            same ``fn`` again under the same name is a no-op.
+
+    Raises:
+        ValueError: For a malformed name or path, or a name already registered to something else
+            without ``overwrite``.
+    """
+    if not name or any(c in name for c in ", \t"):
+        raise ValueError(f"method names must be non-empty without commas or spaces, got {name!r}")
+    if isinstance(fn, str) and fn.count(":") != 1:
+        raise ValueError(f"a lazy method must be a 'package.module:function' path, got {fn!r}")
+    if not isinstance(fn, str) and not callable(fn):
+        raise ValueError(f"method {name!r} must be callable or a 'module:function' path, got {fn!r}")
+    if name in _REGISTRY and _REGISTRY[name] != fn and not overwrite:
+        raise ValueError(f"method {name!r} is already registered as {_REGISTRY[name]!r}; pass overwrite=True")
+    if _REGISTRY.get(name) != fn:
+        _RESOLVED.pop(name, None)
+    _REGISTRY[name] = fn
+
+
+def available_methods() -> tuple[str, ...]:
+    """Names of the registered methods, sorted."""
+    return tuple(sorted(_REGISTRY))
+
+
+def get_method(name: str) -> MethodFn:
+    """The registered method ``name`` (importing it if registered by path).
+
+    Args:
+        name: A registered name (:func:`available_methods`).
+
+    Returns:
+        The method.
+
+    Raises:
+        ValueError: For an unknown name (the message lists the known ones) or a path that does not
+            import.
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown method {name!r}; known methods: {', '.join(available_methods())}")
+    entry = _REGISTRY[name]
+    if not isinstance(entry, str):
+        return entry
+    if name not in _RESOLVED:
+        module_name, attr = entry.split(":")
+        try:
+            _RESOLVED[name] = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as err:
+            raise ValueError(f"method {name!r} is registered as {entry!r}, which does not import: {err}") from err
+    return _RESOLVED[name]
+
+
+def run_baseline(
+    searcher: str, benchmark_kwargs: dict[str, Any], seed: int, max_queries: int, **options: Any
+) -> SearchResult:
+    """The method behind "rs", "rea", "ls" and "reinforce": a baseline searcher.
+
+    Bind ``searcher`` (and any constructor ``options``) with :func:`functools.partial` to get a
+    method, e.g. ``register_method("rea-p20", partial(run_baseline, "rea", population_size=20))``.
+
+    Args:
+        searcher: A key of :data:`agents.baselines.SEARCHERS`.
+        benchmark_kwargs: See :func:`build_benchmark`.
+        seed: The run's seed.
+        max_queries: The run's budget of distinct queries.
+        **options: Keyword arguments of the searcher's constructor.
+
+    Returns:
+        The run's result.
+    """
+    return SEARCHERS[searcher](**options).run(build_benchmark(benchmark_kwargs), seed, max_queries)
+
+
+for _name in SEARCHERS:
+    register_method(_name, partial(run_baseline, _name))
+for _name, _path in DIFFUSION_METHODS.items():
+    register_method(_name, _path)
+
+
+def build_benchmark(benchmark_kwargs: Mapping[str, Any]) -> Benchmark:
+    """A fresh benchmark from ``{"name": ..., **make_benchmark kwargs}``.
+
+    Raises:
+        ValueError: If ``"name"`` is missing (or from :func:`~dgpo_env.benchmarks.make_benchmark`).
+    """
+    kwargs = dict(benchmark_kwargs)
+    if "name" not in kwargs:
+        raise ValueError(f"benchmark kwargs need a 'name' ('nb201', 'toy', 'nb101'), got {kwargs}")
+    return make_benchmark(kwargs.pop("name"), **kwargs)
+
+
+def known_envs() -> tuple[str, ...]:
+    """Every environment id or shorthand :func:`benchmark_kwargs_for` accepts (besides ``nb201:<dataset>``)."""
+    from dgpo_env.registration import ENV_SPECS
+
+    return (*sorted(ENV_SPECS), *BENCHMARK_SHORTHANDS)
+
+
+def benchmark_kwargs_for(env: str, table_path: str | Path | None = None) -> dict[str, Any]:
+    """Benchmark kwargs for a Gymnasium id (``"dgpo_env/NB201-CIFAR10-v0"``) or a shorthand.
+
+    Gymnasium ids are read from :data:`dgpo_env.registration.ENV_SPECS`, so every registered
+    environment works; shorthands are :data:`BENCHMARK_SHORTHANDS` and ``"nb201:<dataset>"``.
+
+    Args:
+        env: The environment id or shorthand.
+        table_path: Optional extended NB201 table (``nb201.npz`` schema) that adds test accuracies.
+
+    Returns:
+        ``{"name": ..., **make_benchmark kwargs}`` for :func:`build_benchmark`.
+
+    Raises:
+        ValueError: For an unknown spec, or a table path for a non-NB201 benchmark.
+    """
+    from dgpo_env.registration import ENV_SPECS
+
+    if env in ENV_SPECS:
+        spec = ENV_SPECS[env]
+        kwargs: dict[str, Any] = {"name": spec["benchmark"], **spec.get("benchmark_kwargs", {})}
+    elif env in BENCHMARK_SHORTHANDS:
+        kwargs = dict(BENCHMARK_SHORTHANDS[env])
+    elif env.startswith("nb201:"):
+        kwargs = {"name": "nb201", "dataset": env.split(":", 1)[1]}
+    else:
+        raise ValueError(f"unknown environment {env!r}; use one of {', '.join(known_envs())} or 'nb201:<dataset>'")
+    if table_path is not None:
+        if kwargs["name"] != "nb201":
+            raise ValueError(f"table_path is an NB201 table, but {env!r} is a {kwargs['name']!r} benchmark")
+        kwargs["table_path"] = str(table_path)
+    return kwargs
+
+
+__all__ = [
+    "BENCHMARK_SHORTHANDS",
+    "DIFFUSION_METHODS",
+    "MethodFn",
+    "available_methods",
+    "benchmark_kwargs_for",
+    "build_benchmark",
+    "get_method",
+    "known_envs",
+    "register_method",
+    "run_baseline",
+]

@@ -1,0 +1,19 @@
+"""Query ledgers: where every distinct benchmark look-up is recorded and the query budget enforced.
+
+See :mod:`dgpo_env.ledger.base` for the interface and docs/ledger.md for the guarantees.
+"""
+
+from dgpo_env.ledger.base import BUDGET_EXHAUSTED, Admission, LedgerError, QueryLedger, QueryRecord, check_budget
+from dgpo_env.ledger.memory import InMemoryLedger
+from dgpo_env.ledger.sqlite import SQLiteLedger
+
+__all__ = [
+    "BUDGET_EXHAUSTED",
+    "Admission",
+    "InMemoryLedger",
+    "LedgerError",
+    "QueryLedger",
+    "QueryRecord",
+    "SQLiteLedger",
+    "check_budget",
+]

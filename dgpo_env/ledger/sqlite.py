@@ -1,0 +1,246 @@
+"""The cross-process query ledger on SQLite (standard library): one exact budget for many worker processes.
+
+Every handle — the parent's, and the copies that pickling sends to ``SubprocVecEnv`` /
+``AsyncVectorEnv`` / ``multiprocessing`` workers — opens the same database file. A look-up is one
+``BEGIN IMMEDIATE`` transaction (SQLite's write lock) that checks the key, checks the budget and
+inserts, so concurrent workers can never record more distinct cells than the budget together.
+
+The database runs in WAL mode with ``synchronous=NORMAL``: a committed look-up survives the crash or
+``SIGKILL`` of any process (the record of look-ups is kept); only an operating-system crash or power
+loss can drop the last few commits. See docs/ledger.md for the schema and the guarantees.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dgpo_env.ledger.base import Admission, LedgerError, QueryLedger, as_float, check_budget
+
+FORMAT_VERSION = 1
+"""Schema version stored in the file; a file of another version is refused."""
+
+BUSY_TIMEOUT_S = 60.0
+"""How long a handle waits for another process's write lock before giving up (seconds)."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS state (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    format INTEGER NOT NULL,
+    ledger_uuid TEXT NOT NULL,
+    max_queries INTEGER CHECK (max_queries IS NULL OR max_queries >= 1),
+    n_queries INTEGER NOT NULL CHECK (n_queries >= 0),
+    n_lookups INTEGER NOT NULL CHECK (n_lookups >= n_queries)
+);
+CREATE TABLE IF NOT EXISTS queries (
+    seq INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    val_acc_mean REAL,
+    test_acc REAL
+);
+"""
+
+
+class SQLiteLedger(QueryLedger):
+    """A :class:`~dgpo_env.ledger.base.QueryLedger` in a SQLite file, shared by every process that opens it.
+
+    Pickling a handle sends only the path and the ledger's identity; the copy reopens the file, so
+    environment copies in worker processes count into the same ledger. A process that forks with an
+    open handle reopens the file in the child on first use.
+
+    Args:
+        path: The database file; created (with its schema) if missing. Its folder must exist.
+        max_queries: If given, the budget of distinct cells stored in the file (for every handle);
+            ``None`` keeps the stored budget (no limit for a new file). Use :meth:`set_budget` to
+            remove a budget.
+
+    Raises:
+        LedgerError: If the file is not a ledger of this format (not SQLite, damaged, another
+            schema version) or cannot be opened; the message names the file.
+        TypeError: If ``max_queries`` is not an integer or ``None``.
+        ValueError: If it is below 1.
+
+    Example:
+        >>> ledger = SQLiteLedger("runs/queries.sqlite", max_queries=20)  # doctest: +SKIP
+        >>> env = gym.make_vec(  # doctest: +SKIP
+        ...     "dgpo_env/NB201-CIFAR10-v0", 4, vectorization_mode="async", ledger=ledger
+        ... )
+    """
+
+    def __init__(self, path: str | os.PathLike[str], max_queries: int | None = None) -> None:
+        budget = check_budget(max_queries)
+        self.path = Path(path).absolute()
+        self._lock = threading.Lock()
+        self._connection: sqlite3.Connection | None = None
+        self._pid = -1
+        self._uuid = self._initialise()
+        if budget is not None:
+            self.set_budget(budget)
+
+    # ------------------------------------------------------------------ connection
+    def _connect(self) -> sqlite3.Connection:
+        """This process's connection (opened on first use, and again after a fork)."""
+        if self._connection is None or self._pid != os.getpid():
+            try:
+                connection = sqlite3.connect(
+                    self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+                )
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.Error as err:
+                raise LedgerError(
+                    f"cannot open the query ledger {self.path} ({err}); if the file is not a dgpo-env query ledger, "
+                    "give a new file name or remove it"
+                ) from err
+            self._connection, self._pid = connection, os.getpid()
+        return self._connection
+
+    def _transaction(self, body: Any) -> Any:
+        """Run ``body(connection)`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back on error)."""
+        with self._lock:
+            connection = self._connect()
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as err:
+                raise LedgerError(f"query ledger {self.path} is not usable: {err}") from err
+            try:
+                out = body(connection)
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+            return out
+
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return self._connect().execute(sql, args).fetchall()
+            except sqlite3.Error as err:
+                raise LedgerError(f"cannot read the query ledger {self.path}: {err}") from err
+
+    def _initialise(self) -> str:
+        """Create the schema if missing, check the format; return the ledger's uuid."""
+
+        def body(connection: sqlite3.Connection) -> str:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables and not {"state", "queries"} <= tables:
+                raise sqlite3.DatabaseError(f"it holds other tables: {', '.join(sorted(tables))}")
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                connection.execute(statement)
+            connection.execute(
+                "INSERT OR IGNORE INTO state VALUES (0, ?, ?, NULL, 0, 0)", (FORMAT_VERSION, uuid.uuid4().hex)
+            )
+            row = connection.execute("SELECT format, ledger_uuid FROM state WHERE id = 0").fetchone()
+            return row  # type: ignore[no-any-return]
+
+        try:
+            fmt, ledger_uuid = self._transaction(body)
+        except sqlite3.DatabaseError as err:
+            raise LedgerError(
+                f"cannot open the query ledger {self.path} ({err}); if the file is not a dgpo-env query ledger, "
+                "give a new file name or remove it"
+            ) from err
+        if fmt != FORMAT_VERSION:
+            raise LedgerError(f"{self.path} is a query ledger of format {fmt}; this version reads {FORMAT_VERSION}")
+        return str(ledger_uuid)
+
+    def close(self) -> None:
+        """Close this process's connection (the next use reopens it)."""
+        with self._lock:
+            if self._connection is not None and self._pid == os.getpid():
+                self._connection.close()
+            self._connection = None
+
+    # ------------------------------------------------------------------ pickling
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        return _reopen, (str(self.path), self._uuid)
+
+    # ------------------------------------------------------------------ QueryLedger
+    def record(self, key: str, val_acc_mean: float | None, test_acc: float | None) -> Admission:
+        """Record one look-up in one write transaction (see :meth:`QueryLedger.record`)."""
+
+        def body(connection: sqlite3.Connection) -> Admission:
+            if connection.execute("SELECT 1 FROM queries WHERE key = ?", (key,)).fetchone() is not None:
+                connection.execute("UPDATE state SET n_lookups = n_lookups + 1 WHERE id = 0")
+                return Admission.KNOWN
+            n_queries, budget = connection.execute("SELECT n_queries, max_queries FROM state WHERE id = 0").fetchone()
+            if budget is not None and n_queries >= budget:
+                return Admission.REFUSED
+            connection.execute(
+                "INSERT INTO queries (key, val_acc_mean, test_acc) VALUES (?, ?, ?)",
+                (key, _nullable(val_acc_mean), _nullable(test_acc)),
+            )
+            connection.execute("UPDATE state SET n_queries = n_queries + 1, n_lookups = n_lookups + 1 WHERE id = 0")
+            return Admission.NEW
+
+        out: Admission = self._transaction(body)
+        return out
+
+    @property
+    def ledger_id(self) -> str:
+        """``"sqlite:<uuid>:<path>"``: the same for every handle on this file."""
+        return f"sqlite:{self._uuid}:{self.path}"
+
+    @property
+    def max_queries(self) -> int | None:
+        """The budget stored in the file."""
+        value = self._read("SELECT max_queries FROM state WHERE id = 0")[0][0]
+        return None if value is None else int(value)
+
+    def set_budget(self, max_queries: int | None) -> None:
+        """Store the budget for every handle (see :meth:`QueryLedger.set_budget`)."""
+        budget = check_budget(max_queries)
+        self._transaction(lambda c: c.execute("UPDATE state SET max_queries = ? WHERE id = 0", (budget,)))
+
+    def counts(self) -> tuple[int, int]:
+        """``(n_queries, n_lookups)`` as committed by all processes."""
+        n_queries, n_lookups = self._read("SELECT n_queries, n_lookups FROM state WHERE id = 0")[0]
+        return int(n_queries), int(n_lookups)
+
+    def was_queried(self, key: str) -> bool:
+        """Whether any process has recorded ``key``."""
+        return bool(self._read("SELECT 1 FROM queries WHERE key = ?", (key,)))
+
+    def _records(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        rows = self._read("SELECT key, val_acc_mean, test_acc FROM queries ORDER BY seq")
+        keys = [str(r[0]) for r in rows]
+        val = np.array([as_float(r[1]) for r in rows], dtype=np.float64)  # [Q]
+        test = np.array([as_float(r[2]) for r in rows], dtype=np.float64)  # [Q]
+        return keys, val, test
+
+    def reset(self) -> None:
+        """Forget every record and count, for every process (the budget stays)."""
+
+        def body(connection: sqlite3.Connection) -> None:
+            connection.execute("DELETE FROM queries")
+            connection.execute("UPDATE state SET n_queries = 0, n_lookups = 0 WHERE id = 0")
+
+        self._transaction(body)
+
+
+def _nullable(value: float | None) -> float | None:
+    """NaN and ``None`` are stored as SQL NULL."""
+    if value is None:
+        return None
+    number = float(value)
+    return None if np.isnan(number) else number
+
+
+def _reopen(path: str, ledger_uuid: str) -> SQLiteLedger:
+    """Unpickle a handle: reopen ``path`` and check it is still the same ledger."""
+    ledger = SQLiteLedger(path)
+    if ledger._uuid != ledger_uuid:
+        raise LedgerError(
+            f"the query ledger {path} was replaced by another ledger since this handle was made "
+            f"(identity {ledger._uuid}, expected {ledger_uuid}); the counts would not be the same"
+        )
+    return ledger
+
+
+__all__ = ["BUSY_TIMEOUT_S", "FORMAT_VERSION", "SQLiteLedger"]

@@ -1,0 +1,35 @@
+"""Job functions for the executor tests, in a module that imports nothing heavy (workers import it)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def fail(message: str) -> None:
+    raise ValueError(message)
+
+
+def pid() -> int:
+    return os.getpid()
+
+
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def sleep_and_tell(path: str, seconds: float) -> None:
+    """Write this process's pid to ``path``, then sleep."""
+    Path(path).write_text(str(os.getpid()))
+    time.sleep(seconds)
+
+
+def record(i: int) -> dict[str, object]:
+    """A job record like the benchmark scripts' (a JSON-ready dict)."""
+    return {"job": "toy", "value": i, "curve": [1.0, 1.0, float(i)]}
