@@ -2,12 +2,21 @@
 
 Each sub-command lives in ``agents/commands/<name>.py`` and exposes
 ``add_parser(subparsers) -> argparse.ArgumentParser`` (whose ``func`` default runs it).
+
+Bad arguments are reported like argparse reports them: one line ``dgpo <command>: error: ...`` on
+standard error and exit code 2, never a traceback. Out-of-range flags are refused by the ``type=``
+functions of :mod:`agents.commands.args`; a ``ValueError`` or ``TypeError`` that the library raises
+about a value the command passed on (a checkpoint that does not fit the environment, more steps
+than the model's ``T``) is caught here, at the command boundary. Set ``DGPO_TRACEBACK=1`` to see
+the full traceback of such an error instead (when it is a bug rather than a bad value). A training
+whose loss stops being finite ends with one line and exit code 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -27,7 +36,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse ``argv`` and run the chosen sub-command; returns the exit code."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except FloatingPointError as err:  # a training that diverged (DivergenceError); nothing was saved
+        print(f"dgpo {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except (ValueError, TypeError) as err:
+        if os.environ.get("DGPO_TRACEBACK"):
+            raise
+        print(f"dgpo {args.command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,7 +1,14 @@
 import numpy as np
 import pytest
 
-from dgpo_env.benchmarks import BenchmarkDataError, NB201Benchmark, ToyBenchmark, make_benchmark, nb201_data
+from dgpo_env.benchmarks import (
+    BenchmarkDataError,
+    CacheWarning,
+    NB201Benchmark,
+    ToyBenchmark,
+    make_benchmark,
+    nb201_data,
+)
 from dgpo_env.search_spaces import DAG
 
 ORACLES = {"cifar10": (91.6067, 6111), "cifar100": (73.4933, 9930), "imagenet16": (46.7333, 10676)}
@@ -81,7 +88,8 @@ def test_damaged_cache_is_rebuilt(monkeypatch, tmp_path):
         (path,) = tmp_path.glob("nb201-*.npz")
         path.write_bytes(b"not a zip file")
         nb201_data._packaged_arrays.cache_clear()
-        assert nb201_data.packaged_table("cifar10").val_acc_seeds.shape == (15_625, 3)
+        with pytest.warns(CacheWarning, match="damaged benchmark cache file"):
+            assert nb201_data.packaged_table("cifar10").val_acc_seeds.shape == (15_625, 3)
     finally:
         nb201_data._packaged_arrays.cache_clear()
 

@@ -121,7 +121,7 @@ def test_start_options_are_checked():
     with pytest.raises(ValueError, match="go together"):
         env.reset(options={"start_cell": cell})
     for k in (0, 5):
-        with pytest.raises(ValueError, match=re.escape("start_step must be in 1 .. n_steps - 1 = 4")):
+        with pytest.raises(ValueError, match=re.escape("start_step must be an integer in 1 .. 4")):
             env.reset(options={"start_cell": cell, "start_step": k})
     with pytest.raises(ValueError, match=re.escape("start_cell must be a flat vector concat(nodes, edges) of shape")):
         env.reset(options={"start_cell": np.zeros(3, dtype=np.int64), "start_step": 2})

@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from agents.commands.args import positive_int
+
 
 def _seeds(text: str) -> list[int]:
     """``"3"`` -> seeds 0, 1, 2; ``"0,5,9"`` -> those seeds."""
@@ -39,8 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     )
     parser.add_argument("--algos", default="rs,rea,ls,reinforce", help="comma-separated registered methods")
     parser.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="a count S (seeds 0..S-1) or a list")
-    parser.add_argument("--max-queries", type=int, default=300, help="budget of distinct cells per run")
-    parser.add_argument("--jobs", type=int, default=2, help="worker processes (1 = in this process)")
+    parser.add_argument("--max-queries", type=positive_int, default=300, help="budget of distinct cells per run")
+    parser.add_argument("--jobs", type=positive_int, default=2, help="worker processes (1 = in this process)")
     parser.add_argument("--out", type=Path, default=Path("runs/compare"), help="output directory")
     parser.add_argument("--table-path", type=Path, default=None, help="extended NB201 .npz (adds test accuracy)")
     parser.add_argument("--log-x", action="store_true", help="logarithmic query axis in the plot")

@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from agents.commands.args import nonnegative_int, positive_int
 from agents.dgpo.config import EPOCHS, DGPOConfig
 from agents.dgpo.elite import EliteConfig
 from agents.dgpo.losses import GRADIENTS
@@ -46,11 +47,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     )
     parser.add_argument("checkpoint", type=Path, help="pretrained model (.pt)")
     parser.add_argument("--env", default="dgpo_env/NB201-CIFAR10-v0", choices=sorted(dgpo_env.ENV_SPECS))
-    parser.add_argument("--max-queries", type=int, default=None, help="stop after this many distinct cells")
-    parser.add_argument("--epochs", type=int, default=EPOCHS, help="batches of trajectories (official 80)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--n-steps", type=int, default=DEFAULT_N_STEPS, help="denoising steps per episode")
-    parser.add_argument("--n-envs", type=int, default=None, help="environment copies (default: batch size)")
+    parser.add_argument("--max-queries", type=positive_int, default=None, help="stop after this many distinct cells")
+    parser.add_argument("--epochs", type=positive_int, default=EPOCHS, help="batches of trajectories (official 80)")
+    parser.add_argument("--seed", type=nonnegative_int, default=0)
+    parser.add_argument("--n-steps", type=positive_int, default=DEFAULT_N_STEPS, help="denoising steps per episode")
+    parser.add_argument("--n-envs", type=positive_int, default=None, help="environment copies (default: batch size)")
     parser.add_argument(
         "--variant",
         choices=sorted(PRESETS),
@@ -63,7 +64,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     parser.add_argument("--save", type=Path, default=None, help="write the fine-tuned agent (SB3 .zip)")
     parser.add_argument("--save-model", type=Path, default=None, help="write the fine-tuned diffusion model (.pt)")
     parser.add_argument("--tensorboard", type=Path, default=None, help="TensorBoard log directory")
-    parser.add_argument("--verbose", type=int, default=0, help="1: print the SB3 logger table every batch")
+    parser.add_argument("--verbose", type=nonnegative_int, default=0, help="1: print the SB3 logger table every batch")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
     return parser

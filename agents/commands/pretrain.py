@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import torch
 
 from agents.diffusion.denoiser import DenoiserConfig
+from agents.diffusion.model import DivergenceError
 from agents.diffusion.pretrain import PretrainConfig, pretrain_on_benchmark, pretraining_summary
 from dgpo_env.benchmarks import make_benchmark
 from dgpo_env.diffusion.schedule import DEFAULT_DIFFUSION_STEPS
@@ -56,7 +58,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
 
 
 def run(args: argparse.Namespace) -> int:
-    """Pretrain, save the checkpoint, print the losses and the queries spent on choosing the data."""
+    """Pretrain, save the checkpoint, print the losses and the queries spent on choosing the data.
+
+    A diverged training (a NaN or infinite loss) saves nothing and returns exit code 1.
+    """
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     kwargs = {"dataset": args.dataset} if args.benchmark == "nb201" else {}
@@ -72,14 +77,18 @@ def run(args: argparse.Namespace) -> int:
             hidden_dim=args.width, edge_dim=args.edge_width, n_layers=args.layers, n_heads=args.heads
         ),
     )
-    model, history = pretrain_on_benchmark(
-        benchmark,
-        config,
-        fraction=args.fraction,
-        max_val_acc=args.max_val_acc,
-        progress=not args.no_progress,
-        n_random=args.n_random,
-    )
+    try:
+        model, history = pretrain_on_benchmark(
+            benchmark,
+            config,
+            fraction=args.fraction,
+            max_val_acc=args.max_val_acc,
+            progress=not args.no_progress,
+            n_random=args.n_random,
+        )
+    except DivergenceError as err:  # nothing is saved: an existing --out file stays as it was
+        print(f"dgpo pretrain: error: {err}", file=sys.stderr)
+        return 1
     path = model.save(args.out)
     summary = {"checkpoint": str(path), "benchmark": benchmark.name, **pretraining_summary(model, history)}
     summary["wall_time_s"] = round(summary["wall_time_s"], 1)

@@ -8,15 +8,16 @@ import gymnasium as gym
 import numpy as np
 
 import dgpo_env
+from agents.commands.args import nonnegative_int, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
     """Register the sub-command."""
     parser = sub.add_parser("random-agent", help="run a seeded random (masked) policy and print the best cell")
     parser.add_argument("--env", default="dgpo_env/NB201-CIFAR10-v0", choices=sorted(dgpo_env.ENV_SPECS))
-    parser.add_argument("--episodes", type=int, default=200, help="episodes (one cell each)")
-    parser.add_argument("--n-steps", type=int, default=5, help="denoising steps per episode")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--episodes", type=positive_int, default=200, help="episodes (one cell each)")
+    parser.add_argument("--n-steps", type=positive_int, default=5, help="denoising steps per episode")
+    parser.add_argument("--seed", type=nonnegative_int, default=0)
     parser.set_defaults(func=run)
     return parser
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import torch
 
+from agents.commands.args import nonnegative_int, positive_int
 from agents.diffusion.model import CheckpointError, DiffusionModel
 from agents.diffusion.sampling import evaluate_model, format_metrics
 from dgpo_env.benchmarks import make_benchmark
@@ -22,14 +24,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
         description="Sample a pretrained diffusion model. Accuracies are uncounted look-ups (analysis only).",
     )
     parser.add_argument("checkpoint", type=Path, help="file written by `dgpo pretrain`")
-    parser.add_argument("-n", type=int, default=100, help="number of cells")
-    parser.add_argument("--steps", type=int, default=25, help="denoising steps (strided from T)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("-n", type=positive_int, default=100, help="number of cells")
+    parser.add_argument("--steps", type=positive_int, default=25, help="denoising steps (strided from T)")
+    parser.add_argument("--seed", type=nonnegative_int, default=0)
     parser.add_argument("--dataset", default=None, help="nb201 dataset to score with (default: the checkpoint's)")
     parser.add_argument("--no-benchmark", action="store_true", help="skip accuracies (no benchmark data needed)")
-    parser.add_argument("--show", type=int, default=5, help="print this many sampled cells")
+    parser.add_argument("--show", type=nonnegative_int, default=5, help="print this many sampled cells")
     parser.add_argument("--json", type=Path, default=None, help="also write the metrics here")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
     parser.set_defaults(func=run)
     return parser
 
@@ -41,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         model = DiffusionModel.load(args.checkpoint)
     except CheckpointError as err:
-        print(f"error: {err}")
+        print(f"dgpo sample: error: {err}", file=sys.stderr)
         return 2
     benchmark = None
     if not args.no_benchmark:

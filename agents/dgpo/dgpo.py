@@ -27,6 +27,10 @@ Example:
 
 from __future__ import annotations
 
+import io
+import json
+import pathlib
+from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, TypeVar
 
@@ -34,7 +38,9 @@ import numpy as np
 import torch
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
+from stable_baselines3.common.utils import check_for_correct_spaces
 
+from agents.dgpo import files
 from agents.dgpo.advantages import RewardNormalizer, batch_advantages
 from agents.dgpo.config import EPOCHS, DGPOConfig, Setting, Settings
 from agents.dgpo.losses import (
@@ -46,11 +52,13 @@ from agents.dgpo.losses import (
     trajectory_log_likelihood,
 )
 from agents.dgpo.trajectories import TrajectoryAlgorithm
+from agents.diffusion.model import CheckpointError, DiffusionModel, DivergenceError, non_finite_tensors, package_version
 from agents.policies.compat import ModelSpec
 from agents.policies.diffusion_policy import GraphDiffusionPolicy
 from agents.policies.envs import make_env_for_model
 from dgpo_env.benchmarks import Benchmark
-from dgpo_env.envs.graph_denoise import DEFAULT_N_STEPS
+from dgpo_env.diffusion.marginals import Marginals
+from dgpo_env.envs.graph_denoise import DEFAULT_N_STEPS, DenoiseTask
 
 SelfDGPO = TypeVar("SelfDGPO", bound="DGPO")
 
@@ -115,6 +123,8 @@ class DGPO(TrajectoryAlgorithm):
     """Keyword arguments of the constructor that are not settings."""
     settings_sources: ClassVar[tuple[str, ...]] = ("config",)
     """Attributes holding settings dataclasses."""
+    settings_classes: ClassVar[dict[str, type[Settings]]] = {"config": DGPOConfig}
+    """The dataclass of each of :attr:`settings_sources` (rebuilt from an agent file by :meth:`load`)."""
     config: DGPOConfig
 
     batch_size = Setting[int]("config")
@@ -338,7 +348,11 @@ class DGPO(TrajectoryAlgorithm):
         """Hook called after the policy-gradient steps on ``batch`` (policy still in training mode); a no-op here."""
 
     def _train_policy_gradient(self, batch: TrajectoryBatch) -> None:
-        """Advantages of the batch, then ``n_inner_passes`` clipped gradient steps (docs/dgpo.md §1)."""
+        """Advantages of the batch, then ``n_inner_passes`` clipped gradient steps (docs/dgpo.md §1).
+
+        Raises:
+            DivergenceError: If a loss is NaN or infinite (the update is not taken; training stops).
+        """
         advantages, counted, informative = batch_advantages(
             batch.rewards.numpy(), batch.valid.numpy(), batch.keys, self.normalizer
         )
@@ -363,6 +377,7 @@ class DGPO(TrajectoryAlgorithm):
                 traj = active[chunk]
                 logp = trajectory_log_likelihood(self.policy.model, batch, traj, steps[chunk], self.gradient)
                 loss = -(adv[traj].to(logp.dtype) * logp).sum() / batch.size  # mean over the whole batch
+                check_finite_loss(loss, "DGPO's policy-gradient loss", self._n_updates, self.learning_rate)
                 loss.backward()
                 total += float(loss.detach())
             grad_norms.append(float(torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)))
@@ -378,6 +393,239 @@ class DGPO(TrajectoryAlgorithm):
         self.logger.record("train/grad_norm", float(np.mean(grad_norms)))
         self.logger.record("train/learning_rate", self.lr_schedule(self._current_progress_remaining))
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+
+    # ------------------------------------------------------------------ files
+    def save(
+        self,
+        path: str | pathlib.Path | io.BufferedIOBase,
+        exclude: Iterable[str] | None = None,
+        include: Iterable[str] | None = None,
+    ) -> None:
+        """Write the agent to ``path`` (``.zip`` appended without a suffix) as plain data, atomically.
+
+        The file (:mod:`agents.dgpo.files`) holds the settings, the spaces, the environment task, the
+        bookkeeping (queries, best cell, reward normaliser, :meth:`_extra_state`) as JSON, the fine-tuned
+        model's checkpoint and the other tensors (policy, optimizer, generator) for
+        ``torch.load(weights_only=True)``: :meth:`load` unpickles nothing (README.md, "Files and trust").
+        It is written whole to a temporary file and renamed over ``path``
+        (:func:`dgpo_env.io.atomic_write_bytes`), so a failed save leaves an existing file as it was.
+
+        Args:
+            path: The file, or an open binary file.
+            exclude: Not supported (SB3's argument; every part of the agent is saved).
+            include: Not supported (SB3's argument).
+
+        Raises:
+            ValueError: If a setting or policy keyword argument is not plain data (e.g. a learning-rate
+                schedule), or ``exclude`` / ``include`` is given.
+            CheckpointError: If the model's weights hold NaN or infinite values.
+        """
+        if exclude or include:
+            raise ValueError(f"{type(self).__name__}.save saves the whole agent; exclude= and include= do not apply")
+        model = self.policy.model
+        checkpoint = model.checkpoint()
+        bad = non_finite_tensors(checkpoint["state_dict"])
+        if bad:
+            raise CheckpointError(
+                f"refusing to save the agent: {len(bad)} weight tensor(s) of its model hold NaN or infinite values "
+                f"(first: {bad[0]!r}); the training diverged"
+            )
+        policy_kwargs = {k: v for k, v in self.policy_kwargs.items() if k not in ("model", "task")}
+        task = self.policy.task
+        assert self.ep_info_buffer is None or isinstance(self.ep_info_buffer, deque)
+        meta = {
+            "format": files.AGENT_FORMAT,
+            "format_version": files.AGENT_FORMAT_VERSION,
+            "package_version": package_version(),
+            "class": type(self).__name__,
+            "settings": {name: files.plain_json(getattr(self, name).to_dict(), name) for name in self.settings_sources},
+            "constructor": {
+                "max_queries": self.max_queries,
+                "max_stale_batches": self.max_stale_batches,
+                "stats_window_size": self._stats_window_size,
+                "tensorboard_log": self.tensorboard_log,
+                "verbose": self.verbose,
+                "seed": self.seed,
+            },
+            "n_envs": self.n_envs,
+            "policy_kwargs": files.encode_kwargs(policy_kwargs),
+            "model_path": self.policy.model_path,
+            "task": {
+                "search_space": task.search_space,
+                "diffusion_steps": int(task.diffusion_steps),
+                "timesteps": np.asarray(task.timesteps).tolist(),
+                "prior_nodes": task.prior.nodes.tolist(),
+                "prior_edges": task.prior.edges.tolist(),
+            },
+            "observation_space": files.encode_space(self.observation_space),
+            "action_space": files.encode_space(self.action_space),
+            "state": files.plain_json(
+                {
+                    "num_timesteps": self.num_timesteps,
+                    "total_timesteps": self._total_timesteps,
+                    "n_updates": self._n_updates,
+                    "episode_num": self._episode_num,
+                    "progress_remaining": self._current_progress_remaining,
+                    "n_queries": self.n_queries,
+                    "best": self.best,
+                    "stale_batches": self.stale_batches,
+                    "stop_reason": self.stop_reason,
+                    "normalizer": {
+                        "mean": self.normalizer.mean,
+                        "std": self.normalizer.std,
+                        "n_updates": self.normalizer.n_updates,
+                    },
+                    "ep_info_buffer": list(self.ep_info_buffer or []),
+                    "extra": self._extra_state(),
+                },
+                "state",
+            ),
+        }
+        tensors = {
+            "policy": {k: v for k, v in self.policy.state_dict().items() if not k.startswith("model.")},
+            "optimizer": self.policy.optimizer.state_dict(),
+            "generator": self._generator.get_state(),
+        }
+        members = {
+            files.META: json.dumps(meta, indent=1, allow_nan=True).encode("utf-8"),
+            files.MODEL: files.torch_bytes(checkpoint),
+            files.STATE: files.torch_bytes(tensors),
+        }
+        files.write_agent_file(path, members)
+
+    @classmethod
+    def load(  # type: ignore[override]
+        cls: type[SelfDGPO],
+        path: str | pathlib.Path | io.BufferedIOBase,
+        env: GymEnv | None = None,
+        device: torch.device | str = "cpu",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        **kwargs: Any,
+    ) -> SelfDGPO:
+        """Read an agent written by :meth:`save`; nothing in the file is unpickled.
+
+        Args:
+            path: The file (``.zip`` appended when ``path`` has no suffix and does not exist), or an open
+                binary file.
+            env: The environment to continue in (its spaces must be the saved ones); ``None``: predict only.
+            device: Torch device.
+            custom_objects: Not supported (SB3's replacement of unpickled objects; the file has none).
+            print_system_info: Not supported (the file records the package version only).
+            force_reset: Reset the environment before the next ``learn`` (always the case here).
+            **kwargs: Attributes to change when loading, as SB3's ``load`` (settings such as
+                ``batch_size``; ``learning_rate``; ``seed`` re-seeds the generator instead of restoring it).
+
+        Raises:
+            UnsafeAgentFileError: If the file carries pickled objects (an agent saved by Stable-Baselines3's
+                own ``save``, or a crafted file); nothing in it runs.
+            AgentFileError: If the file is missing, damaged or not a DGPO agent file.
+            CheckpointError: If its model is damaged or holds NaN or infinite weights.
+            ValueError: If the file was saved by another class (``EliteDGPO`` vs ``DGPO``), or ``env``'s
+                spaces differ from the saved ones.
+        """
+        if custom_objects:
+            raise ValueError(f"{cls.__name__} agent files hold no pickled objects: custom_objects does not apply")
+        del print_system_info, force_reset
+        meta, checkpoint, tensors, source = files.read_agent_file(path)
+        settings = meta.get("settings")
+        if not isinstance(settings, dict):
+            raise files.AgentFileError(f"{source}: the settings are missing")
+        foreign = [name for name in settings if name not in cls.settings_sources]
+        if foreign:
+            raise ValueError(
+                f"the saved agent has settings {', '.join(foreign)} that {cls.__name__} does not use; "
+                "load it with the class that saved it"
+            )
+        missing = [name for name in cls.settings_sources if name not in settings]
+        if missing:
+            raise ValueError(
+                f"the saved agent ({meta.get('class')}) has no {', '.join(missing)} settings, which "
+                f"{cls.__name__} needs; load it with the class that saved it"
+            )
+        try:
+            model = DiffusionModel.from_checkpoint(checkpoint, source=f"{source} ({files.MODEL})")
+            task_data = meta["task"]
+            task = DenoiseTask(
+                search_space=str(task_data["search_space"]),
+                diffusion_steps=int(task_data["diffusion_steps"]),
+                timesteps=np.asarray(task_data["timesteps"], dtype=np.int64),
+                prior=Marginals(np.asarray(task_data["prior_nodes"]), np.asarray(task_data["prior_edges"])),
+            )
+            policy_kwargs = {**files.decode_kwargs(meta["policy_kwargs"], source), "model": model, "task": task}
+            constructor = dict(meta["constructor"])
+            constructor_n_envs = int(meta["n_envs"])
+            sources: dict[str, Any] = {name: cls.settings_classes[name](**values) for name, values in settings.items()}
+            observation_space = files.decode_space(meta["observation_space"], source)
+            action_space = files.decode_space(meta["action_space"], source)
+            state = dict(meta["state"])
+        except (KeyError, TypeError, AttributeError) as err:
+            raise files.AgentFileError(f"{source} is damaged: {type(err).__name__}: {err}") from err
+        agent = cls(
+            "GraphDiffusionPolicy",
+            env,
+            **sources,
+            **constructor,
+            policy_kwargs=policy_kwargs,
+            device=device,
+            _init_setup_model=False,
+        )
+        if agent.env is None:
+            agent.observation_space, agent.action_space = observation_space, action_space
+            agent.n_envs = int(constructor_n_envs)
+        else:
+            check_for_correct_spaces(agent.env, observation_space, action_space)
+        agent.__dict__.update(kwargs)  # SB3's load: attributes to change; settings are folded into the config
+        agent._setup_model()
+        agent.policy.model_path = meta.get("model_path")
+        missing_keys, unexpected = agent.policy.load_state_dict(tensors.get("policy", {}), strict=False)
+        if unexpected or any(not key.startswith("model.") for key in missing_keys):
+            raise files.AgentFileError(
+                f"{source}: the policy weights do not fit (missing {missing_keys}, unexpected {unexpected})"
+            )
+        try:
+            agent.policy.optimizer.load_state_dict(tensors["optimizer"])
+            if "seed" not in kwargs:
+                agent._generator.set_state(tensors["generator"])
+            agent._restore_state(state)
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise files.AgentFileError(f"{source} is damaged: {type(err).__name__}: {err}") from err
+        return agent
+
+    def _restore_state(self, state: dict[str, Any]) -> None:
+        """Put back the bookkeeping :meth:`save` stored (see its ``state`` entry)."""
+        self.num_timesteps = int(state["num_timesteps"])
+        self._total_timesteps = int(state["total_timesteps"])
+        self._n_updates = int(state["n_updates"])
+        self._episode_num = int(state["episode_num"])
+        self._current_progress_remaining = float(state["progress_remaining"])
+        self.n_queries = int(state["n_queries"])
+        self.best = state["best"]
+        self.stale_batches = int(state["stale_batches"])
+        self.stop_reason = state["stop_reason"]
+        normalizer = state["normalizer"]
+        self.normalizer.mean = None if normalizer["mean"] is None else float(normalizer["mean"])
+        self.normalizer.std = None if normalizer["std"] is None else float(normalizer["std"])
+        self.normalizer.n_updates = int(normalizer["n_updates"])
+        self.ep_info_buffer = deque(state["ep_info_buffer"], maxlen=self._stats_window_size)
+        self._restore_extra_state(state["extra"])
+
+    def _extra_state(self) -> dict[str, Any]:
+        """JSON-ready state a subclass adds to the agent file; none here."""
+        return {}
+
+    def _restore_extra_state(self, extra: dict[str, Any]) -> None:
+        """Put back what :meth:`_extra_state` saved; nothing here."""
+
+
+def check_finite_loss(loss: torch.Tensor, what: str, n_updates: int, learning_rate: Any) -> None:
+    """Raise :class:`~agents.diffusion.model.DivergenceError` if ``loss`` is NaN or infinite."""
+    if not bool(torch.isfinite(loss).all()):
+        raise DivergenceError(
+            f"training diverged: {what} is {float(loss.detach())} after {n_updates} updates "
+            f"(learning_rate={learning_rate}); lower the learning rate, or start again from the pretrained model"
+        )
 
 
 def _subclasses(cls: type[DGPO]) -> list[type[DGPO]]:
@@ -398,4 +646,4 @@ def _as_config(config: object) -> DGPOConfig:
     return config
 
 
-__all__ = ["DGPO", "EPOCHS", "DGPOConfig"]
+__all__ = ["DGPO", "EPOCHS", "DGPOConfig", "check_finite_loss"]

@@ -32,7 +32,7 @@ from stable_baselines3.common.type_aliases import GymEnv
 from torch import Tensor
 
 from agents.dgpo.config import DGPOConfig, Setting, Settings
-from agents.dgpo.dgpo import DGPO
+from agents.dgpo.dgpo import DGPO, check_finite_loss
 from agents.dgpo.losses import TrajectoryBatch
 from agents.diffusion.pretrain import denoising_loss
 from agents.policies.diffusion_policy import GraphDiffusionPolicy
@@ -154,7 +154,7 @@ class EliteDGPO(DGPO):
 
     Attributes:
         elite: The settings of the additions in use; ``anchor_prob``, ... read from it.
-        archive: Every valid cell looked up, with its accuracy (empty again after ``load``).
+        archive: Every valid cell looked up, with its accuracy (saved and loaded with the agent).
 
     Raises:
         TypeError: For an unknown setting name (the message lists the known ones) or a setting of the
@@ -164,6 +164,7 @@ class EliteDGPO(DGPO):
 
     other_keywords: ClassVar[frozenset[str]] = DGPO.other_keywords | {"elite"}
     settings_sources: ClassVar[tuple[str, ...]] = ("config", "elite")
+    settings_classes: ClassVar[dict[str, type[Settings]]] = {"config": DGPOConfig, "elite": EliteConfig}
     elite: EliteConfig
     archive: CellArchive
 
@@ -275,6 +276,26 @@ class EliteDGPO(DGPO):
         """Add the cell to the archive."""
         self.archive.add(key, flat, val_acc)
 
+    def _extra_state(self) -> dict[str, Any]:
+        """The archive, as JSON: its cells (flat ``int64[N + M]`` rows) and accuracies, by key."""
+        keys = list(self.archive.cells)
+        return {
+            "archive": {
+                "n_nodes": self.archive.n_nodes,
+                "keys": keys,
+                "cells": [self.archive.cells[key].tolist() for key in keys],
+                "scores": [self.archive.scores[key] for key in keys],
+            }
+        }
+
+    def _restore_extra_state(self, extra: dict[str, Any]) -> None:
+        """Put back the archive :meth:`_extra_state` saved."""
+        data = extra["archive"]
+        archive = CellArchive(int(data["n_nodes"]))
+        for key, cell, score in zip(data["keys"], data["cells"], data["scores"], strict=True):
+            archive.add(str(key), np.asarray(cell, dtype=np.int64), float(score))
+        self.archive = archive
+
     def _after_train(self, batch: TrajectoryBatch) -> None:
         """Elite replay, if enabled and a cell is known."""
         if self.elite_replay and len(self.archive) > 0:
@@ -288,6 +309,7 @@ class EliteDGPO(DGPO):
         for _ in range(self.replay_passes):
             self.policy.optimizer.zero_grad()
             loss, _, _ = denoising_loss(self.policy.model, nodes0, edges0, self._generator)
+            check_finite_loss(loss, "the elite-replay loss", self._n_updates, self.learning_rate)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
             self.policy.optimizer.step()

@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from agents.diffusion.model import DiffusionModel
+from agents.diffusion.model import DiffusionModel, DivergenceError
 
 Gradient = Literal["eager", "ddpo"]
 GRADIENTS: tuple[str, ...] = ("eager", "ddpo")
@@ -122,7 +122,13 @@ def trajectory_log_likelihood(
     else:
         raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
     logp = logp.view(b, k)
-    assert torch.isfinite(logp).all(), "a sampled graph has probability 0 under the model"
+    if bool(logp.isnan().any()):
+        raise DivergenceError(
+            "training diverged: log p̂_θ(G_0 | G_t) of a sampled graph is NaN (the model's weights are no longer "
+            "finite); lower the learning rate, or start again from the pretrained model"
+        )
+    if not bool(torch.isfinite(logp).all()):
+        raise RuntimeError("a sampled graph has probability 0 under the model it was sampled from")
     return logp.mean(1)
 
 

@@ -4,7 +4,7 @@ The noise process itself lives in :mod:`dgpo_env.diffusion.noise` (shared with t
 """
 
 from agents.diffusion.denoiser import DenoiserConfig, GraphTransformerDenoiser
-from agents.diffusion.model import CheckpointError, DiffusionModel, Samples
+from agents.diffusion.model import CheckpointError, DiffusionModel, DivergenceError, Samples
 from agents.diffusion.pretrain import PretrainConfig, pretrain, pretrain_on_benchmark, select_training_cells
 from agents.diffusion.sampling import evaluate_model
 
@@ -12,6 +12,7 @@ __all__ = [
     "CheckpointError",
     "DenoiserConfig",
     "DiffusionModel",
+    "DivergenceError",
     "GraphTransformerDenoiser",
     "PretrainConfig",
     "Samples",

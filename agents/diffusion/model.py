@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -42,6 +43,10 @@ UNKNOWN_VERSION = "0+unknown"
 
 class CheckpointError(ValueError):
     """A checkpoint cannot be used: corrupt, not ours, another search space or an incompatible version."""
+
+
+class DivergenceError(FloatingPointError):
+    """Training produced a NaN or infinite loss or weights; it stops rather than keep a broken model."""
 
 
 def package_version() -> str:
@@ -280,14 +285,24 @@ class DiffusionModel(nn.Module):
     def save(self, path: str | Path) -> Path:
         """Write the checkpoint to ``path`` atomically (parent directories are created); returns the path.
 
+        Weights holding NaN or infinite values (a diverged training) are refused with a
+        :class:`CheckpointError` naming the first such tensor, and nothing is written.
+
         The file is written whole to a temporary file beside it and then renamed over ``path``
         (:func:`dgpo_env.io.atomic_write_bytes`), so a failed or interrupted save leaves an existing
         checkpoint as it was.
         """
         path = Path(path)
+        data = self.checkpoint()
+        bad = non_finite_tensors(data["state_dict"])
+        if bad:
+            raise CheckpointError(
+                f"refusing to save {path}: {len(bad)} weight tensor(s) hold NaN or infinite values "
+                f"(first: {bad[0]!r}); the training diverged, lower the learning rate and train again"
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
-        torch.save(self.checkpoint(), buffer)
+        torch.save(data, buffer)
         return atomic_write_bytes(path, buffer.getvalue())
 
     @classmethod
@@ -301,7 +316,8 @@ class DiffusionModel(nn.Module):
 
         Raises:
             CheckpointError: If the file is missing, corrupt or not a dgpo-env diffusion model, was
-                written for another search space, or by an incompatible (major.minor) package version.
+                written for another search space, or by an incompatible (major.minor) package version,
+                or its weights hold NaN or infinite values (the message names the first such tensor).
         """
         path = Path(path)
         if not path.is_file():
@@ -331,6 +347,13 @@ class DiffusionModel(nn.Module):
                 f"{source} was trained on search space {data.get('search_space')!r}, not {expected!r}; "
                 f"pretrain a model for {expected!r} (`dgpo pretrain --benchmark ...`)"
             )
+        state = data.get("state_dict")
+        bad = non_finite_tensors(state) if isinstance(state, dict) else []
+        if bad:
+            raise CheckpointError(
+                f"{source} holds NaN or infinite weights in {len(bad)} tensor(s) (first: {bad[0]!r}); "
+                "it comes from a diverged training and cannot be used: pretrain again with a lower learning rate"
+            )
         try:
             space = (
                 search_space if isinstance(search_space, SearchSpace) else search_space_by_name(data["search_space"])
@@ -341,6 +364,15 @@ class DiffusionModel(nn.Module):
             return cls(denoiser, noise, space, data.get("info"))
         except (KeyError, ValueError, RuntimeError, TypeError) as err:
             raise CheckpointError(f"{source} is inconsistent or damaged: {err}") from err
+
+
+def non_finite_tensors(state: Mapping[str, Any]) -> list[str]:
+    """Names of the floating-point tensors in ``state`` that hold a NaN or an infinite value."""
+    return [
+        name
+        for name, value in state.items()
+        if isinstance(value, Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all())
+    ]
 
 
 def check_version_compatible(saved: str, current: str, source: str = "checkpoint") -> None:

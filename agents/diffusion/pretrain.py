@@ -31,7 +31,7 @@ from torch.nn.functional import cross_entropy
 from tqdm.auto import tqdm
 
 from agents.diffusion.denoiser import DenoiserConfig
-from agents.diffusion.model import DiffusionModel
+from agents.diffusion.model import DiffusionModel, DivergenceError, non_finite_tensors
 from dgpo_env.benchmarks.base import Benchmark
 from dgpo_env.diffusion.marginals import Marginals
 from dgpo_env.diffusion.schedule import DEFAULT_DIFFUSION_STEPS
@@ -267,6 +267,8 @@ def pretrain(
 
     Raises:
         ValueError: If ``cells`` is empty or holds an invalid cell.
+        DivergenceError: If a training loss, or a weight at the end, is NaN or infinite (the training
+            diverged, typically from too large a learning rate); no model is returned.
     """
     config = config or PretrainConfig()
     if not cells:
@@ -314,8 +316,14 @@ def pretrain(
             model.train()
             sums = np.zeros(3)
             order = train_idx[torch.randperm(len(train_idx), generator=gen)]
-            for batch in order.split(config.batch_size):
+            for step, batch in enumerate(order.split(config.batch_size), start=1):
                 loss, node_ce, edge_ce = denoising_loss(model, nodes[batch], edges[batch], gen, config.edge_weight)
+                if not bool(torch.isfinite(loss)):
+                    bar.close()
+                    raise DivergenceError(
+                        f"pretraining diverged: the loss is {loss.item()} at epoch {epoch}, step {step} "
+                        f"(lr={config.lr:g}); lower the learning rate (--lr) and train again"
+                    )
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.grad_clip is not None:
@@ -336,6 +344,12 @@ def pretrain(
             if callback is not None:
                 callback(epoch, history)
     model.eval()
+    bad = non_finite_tensors(model.denoiser.state_dict())
+    if bad:
+        raise DivergenceError(
+            f"pretraining diverged: {len(bad)} weight tensor(s) hold NaN or infinite values after the last step "
+            f"(first: {bad[0]!r}; lr={config.lr:g}); lower the learning rate (--lr) and train again"
+        )
     history["wall_time_s"] = time.perf_counter() - start
     model.info["final_train_loss"] = history["train_loss"][-1]
     if history["val_loss"]:

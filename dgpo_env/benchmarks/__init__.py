@@ -3,6 +3,7 @@
 from typing import Any
 
 from dgpo_env.benchmarks.base import Benchmark, CellResult, Oracle
+from dgpo_env.benchmarks.cache import CacheWarning
 from dgpo_env.benchmarks.nb201 import NB201Benchmark
 from dgpo_env.benchmarks.nb201_data import BenchmarkDataError
 from dgpo_env.benchmarks.toy import ToyBenchmark
@@ -11,6 +12,7 @@ from dgpo_env.ledger import QueryRecord
 __all__ = [
     "Benchmark",
     "BenchmarkDataError",
+    "CacheWarning",
     "CellResult",
     "NB201Benchmark",
     "Oracle",

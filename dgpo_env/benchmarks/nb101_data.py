@@ -2,10 +2,10 @@
 
 The files ``nasbench_only108.tfrecord`` (108-epoch results) and ``nasbench_full.tfrecord`` (4, 12,
 36 and 108 epochs) are TFRecord files (see :mod:`dgpo_env.benchmarks.tfrecord`). Each record is a
-UTF-8 JSON list ``[module_hash, epochs, adjacency, ops, metrics]`` (DESIGN.md section 1):
+UTF-8 JSON list ``[module_hash, epochs, adjacency, ops, metrics]``:
 
-* ``module_hash``: the official graph hash of the pruned cell (the look-up key);
-* ``epochs``: the training budget of this run;
+* ``module_hash``: the official graph hash of the pruned cell (the look-up key, 32 hex digits);
+* ``epochs``: the training budget of this run (4, 12, 36 or 108);
 * ``adjacency``: the row-major 0/1 string of the pruned ``n x n`` matrix (``n <= 7``);
 * ``ops``: comma-separated op names, ``input`` first and ``output`` last;
 * ``metrics``: a base64 ``ModelMetrics`` protobuf (proto2), decoded here by hand:
@@ -18,7 +18,14 @@ There is one record per training run (3 seeds per cell and budget). Each holds t
 
 The first use of a file converts it, streaming, into a compact ``.npz`` in
 :func:`~dgpo_env.benchmarks.cache.cache_dir` (one file per source file and epoch budget); later
-loads read only that cache.
+loads read only that cache (a damaged cache is rebuilt, an unwritable one skipped; see
+:mod:`dgpo_env.benchmarks.cache`).
+
+The conversion checks every record against what the format guarantees: both CRCs, the layout,
+hexadecimal hashes, one spec and one parameter count per cell, at most 3 runs per cell,
+accuracies as fractions in ``[0, 1]``, finite non-negative times. A file named like an official
+one (``nasbench_only108.tfrecord``, ``nasbench_full.tfrecord``) must also have its size, its
+sha256 and every one of the 423,624 cells with 3 runs at the chosen budget.
 """
 
 from __future__ import annotations
@@ -30,7 +37,6 @@ import json
 import math
 import os
 import struct
-import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -38,7 +44,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from dgpo_env.benchmarks.cache import cache_dir, save_npz_atomic
+from dgpo_env.benchmarks.cache import cache_file, read_cache, write_cache
 from dgpo_env.benchmarks.errors import BenchmarkDataError
 from dgpo_env.benchmarks.tfrecord import TFRecordError, iter_record_chunks
 from dgpo_env.search_spaces.nb101 import INPUT, N_VERTICES, NB101_OPS, OUTPUT, NB101Spec
@@ -51,12 +57,24 @@ FULL_URL = "https://storage.googleapis.com/nasbench/nasbench_full.tfrecord"
 FULL_SIZE = "~1.95 GB"
 FULL_SHA256 = "3d64db8180fb1b0207212f9032205064312b6907a3bbc81eabea10db2f5c7e9c"
 """Official download locations, sizes and sha256 (google-research/nasbench README)."""
+OFFICIAL_FILES: dict[str, tuple[str, int, str]] = {
+    # file name: (sha256, approximate size in bytes, size as published)
+    "nasbench_only108.tfrecord": (DOWNLOAD_SHA256, 499_000_000, DOWNLOAD_SIZE),
+    "nasbench_full.tfrecord": (FULL_SHA256, 1_950_000_000, FULL_SIZE),
+}
+OFFICIAL_SIZE_TOLERANCE = 0.06
+"""The official sizes are published rounded (MB or MiB), so a file within 6% passes the size check;
+its sha256, computed during the conversion, is the exact check."""
+N_OFFICIAL_CELLS = 423_624
+"""Cells of the official files: each has 3 runs at every budget."""
+EPOCH_BUDGETS = (4, 12, 36, 108)
 
 N_SEEDS = 3  # official config['num_repeats']
 OP_CODES: tuple[str, ...] = (INPUT, OUTPUT, *NB101_OPS)
 """Op code stored in the cache: index in this tuple (the node types of ``NB101SearchSpace``)."""
 _CACHE_FORMAT = 1
 _HASH_DTYPE = "S32"
+_HEX = "0123456789abcdef"
 
 _DOUBLE = struct.Struct("<d")
 _WIRE_VARINT, _WIRE_I64, _WIRE_LEN, _WIRE_I32 = 0, 1, 2, 5
@@ -281,10 +299,10 @@ def _split_record(data: bytes) -> tuple[str, int, str, str, str]:
     module_hash, epochs, raw_adjacency, raw_ops, raw_metrics = fields
     if not (isinstance(raw_adjacency, str) and isinstance(raw_ops, str) and isinstance(raw_metrics, str)):
         raise ValueError("adjacency, ops and metrics must be JSON strings")
-    if not isinstance(epochs, int):
-        raise ValueError(f"epochs must be an integer, got {epochs!r}")
-    if not isinstance(module_hash, str) or len(module_hash) != 32 or not module_hash.isascii():
-        raise ValueError(f"module hash must be a 32-character ASCII string, got {module_hash!r}")
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs not in EPOCH_BUDGETS:
+        raise ValueError(f"epochs must be one of {EPOCH_BUDGETS}, got {epochs!r}")
+    if not isinstance(module_hash, str) or len(module_hash) != 32 or module_hash.strip(_HEX):
+        raise ValueError(f"module hash must be 32 lowercase hexadecimal digits, got {module_hash!r}")
     return module_hash, epochs, raw_adjacency, raw_ops, raw_metrics
 
 
@@ -435,8 +453,8 @@ def resolve_path(path: str | os.PathLike[str] | None = None) -> Path:
     return resolved.resolve()
 
 
-def cache_path_for(source: Path, epochs: int) -> Path:
-    """Where the converted table of ``source`` (one epoch budget) is cached.
+def cache_name_for(source: Path, epochs: int) -> str:
+    """The file name under which the converted table of ``source`` (one epoch budget) is cached.
 
     The name depends on the file's absolute path, size and modification time, so a replaced
     file is converted again.
@@ -444,7 +462,7 @@ def cache_path_for(source: Path, epochs: int) -> Path:
     stat = source.stat()
     ident = f"{source}|{stat.st_size}|{stat.st_mtime_ns}".encode()
     digest = hashlib.sha256(ident).hexdigest()[:16]
-    return cache_dir() / f"nb101-{source.stem}-e{epochs}-{digest}-v{_CACHE_FORMAT}.npz"
+    return f"nb101-{source.stem}-e{epochs}-{digest}-v{_CACHE_FORMAT}.npz"
 
 
 def _final_evaluation(raw_metrics: str) -> tuple[int, float, float, float]:
@@ -461,11 +479,39 @@ def _final_evaluation(raw_metrics: str) -> tuple[int, float, float, float]:
         raise ValueError("ModelMetrics holds no evaluation")
     final = decode_evaluation_data(evaluations[-1])
     params = int(_last(fields, 2, int, 0))  # type: ignore[call-overload]
+    for name, value in (("validation", final.validation_accuracy), ("test", final.test_accuracy)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(
+                f"final {name} accuracy {value!r} is outside [0, 1]: the format stores fractions (0.9376 for 93.76%)"
+            )
+    if not (math.isfinite(final.training_time) and final.training_time >= 0):
+        raise ValueError(f"training time {final.training_time!r} is not a finite non-negative number of seconds")
+    if not 0 < params < 1 << 31:
+        raise ValueError(f"trainable_parameters {params} is not a positive int32")
     return params, final.validation_accuracy, final.test_accuracy, final.training_time
 
 
+def _source_fix(source: Path) -> str:
+    if source.name in OFFICIAL_FILES:
+        return f"fix: re-download the file ({_download_hint()})"
+    return "fix: re-create the file in the official layout, or use the official file"
+
+
+def _check_official_size(source: Path) -> None:
+    """For a file named like an official one, refuse a size far from the published one (cheap, before reading)."""
+    if source.name not in OFFICIAL_FILES:
+        return
+    _sha, size, published = OFFICIAL_FILES[source.name]
+    actual = source.stat().st_size
+    if abs(actual - size) > OFFICIAL_SIZE_TOLERANCE * size:
+        raise BenchmarkDataError(
+            f"{source} is named like the official file but has {actual:,} bytes, not {published}: it is truncated "
+            f"or another file; {_source_fix(source)}, or rename it if it is a subset of your own"
+        )
+
+
 def convert_tfrecord(source: Path, epochs: int = 108) -> dict[str, np.ndarray]:
-    """Stream an official file into the cache arrays for one epoch budget (every CRC checked).
+    """Stream an official file into the cache arrays for one epoch budget (every record checked).
 
     Memory holds the kept results (Python lists: ~150 bytes per run and ~250 per cell) and one
     32 MB chunk of the file, not the whole file: a synthetic file of the official size (1,270,872
@@ -479,17 +525,23 @@ def convert_tfrecord(source: Path, epochs: int = 108) -> dict[str, np.ndarray]:
         The arrays of :class:`NB101Table` by field name (``epochs`` as a 0-d array).
 
     Raises:
-        BenchmarkDataError: If the file is corrupt, truncated, malformed (the message names the
-            byte offset), holds no run with this budget, or more than 3 runs of one cell.
+        BenchmarkDataError: If the file is corrupt, truncated, malformed or holds values the
+            format rules out (the message names the byte offset and the cell), holds no run with
+            this budget, more than 3 runs of one cell, or, when named like an official file, does
+            not have its size, sha256 or all its cells.
     """
+    _check_official_size(source)
+    digest = hashlib.sha256()
     cell_of: dict[str, int] = {}  # hash -> cell number in first-seen order
     n_vertices, adjacency, ops = bytearray(), bytearray(), bytearray()
     params: list[int] = []
+    spec_ids: list[int] = []  # hash of the raw spec strings of each cell (runs of a cell must agree)
     runs: dict[str, list[float]] = {"val": [], "test": [], "time": []}
     run_cell: list[int] = []
     try:
-        for chunk in iter_record_chunks(source):
+        for chunk in iter_record_chunks(source, digest=digest):
             for i in range(len(chunk)):
+                module_hash = None
                 try:
                     module_hash, run_epochs, raw_adjacency, raw_ops, raw_metrics = _split_record(chunk.record(i))
                     if run_epochs != epochs:
@@ -503,11 +555,15 @@ def convert_tfrecord(source: Path, epochs: int = 108) -> dict[str, np.ndarray]:
                         adjacency += adj
                         ops += codes
                         params.append(n_params)
+                        spec_ids.append(hash((raw_adjacency, raw_ops)))
                     elif params[cell] != n_params:
-                        raise ValueError(f"runs of cell {module_hash} disagree on the parameter count")
+                        raise ValueError("runs of this cell disagree on the parameter count")
+                    elif spec_ids[cell] != hash((raw_adjacency, raw_ops)):
+                        raise ValueError("runs of this cell disagree on its adjacency or ops")
                 except ValueError as err:
+                    where = f"byte offset {int(chunk.offsets[i])}" + (f" (cell {module_hash})" if module_hash else "")
                     raise BenchmarkDataError(
-                        f"{source}: malformed record at byte offset {int(chunk.offsets[i])}: {err}"
+                        f"{source}: malformed record at {where}: {err}; {_source_fix(source)}"
                     ) from err
                 run_cell.append(cell)
                 runs["val"].append(val)
@@ -524,8 +580,9 @@ def convert_tfrecord(source: Path, epochs: int = 108) -> dict[str, np.ndarray]:
         worst = int(np.argmax(counts))
         raise BenchmarkDataError(
             f"{source}: cell {list(cell_of)[worst]} has {counts[worst]} runs at {epochs} epochs, "
-            f"expected at most {N_SEEDS}"
+            f"expected at most {N_SEEDS}; {_source_fix(source)}"
         )
+    _check_official_contents(source, epochs, digest.hexdigest(), list(cell_of), counts)
     order = np.argsort(cells, kind="stable")  # runs grouped by cell, file order within a cell
     group_start = np.concatenate([[0], np.cumsum(counts)[:-1]])  # [C]
     seed = np.empty_like(cells)
@@ -548,26 +605,100 @@ def convert_tfrecord(source: Path, epochs: int = 108) -> dict[str, np.ndarray]:
     return arrays
 
 
+def _check_official_contents(source: Path, epochs: int, sha256: str, hashes: list[str], counts: np.ndarray) -> None:
+    """For a file named like an official one: every cell with 3 runs, then the exact sha256."""
+    if source.name not in OFFICIAL_FILES:
+        return
+    fix = _source_fix(source)
+    if len(hashes) != N_OFFICIAL_CELLS:
+        raise BenchmarkDataError(
+            f"{source} is named like the official file but holds {len(hashes):,} cells at {epochs} epochs, "
+            f"not {N_OFFICIAL_CELLS:,}; {fix}"
+        )
+    short = np.flatnonzero(counts != N_SEEDS)
+    if short.size:
+        first = int(short[0])
+        raise BenchmarkDataError(
+            f"{source} is named like the official file but cell {hashes[first]} has {counts[first]} runs at "
+            f"{epochs} epochs, not {N_SEEDS} ({short.size:,} cells are incomplete); {fix}"
+        )
+    official = OFFICIAL_FILES[source.name][0]
+    if sha256 != official:
+        raise BenchmarkDataError(
+            f"{source} is named like the official file but its sha256 is {sha256}, not {official}; {fix}"
+        )
+
+
+def check_table_arrays(arrays: dict[str, np.ndarray], epochs: int) -> None:
+    """Check converted (cached) arrays: all columns, consistent shapes and types, values in range.
+
+    Raises:
+        ValueError: Naming the first problem found.
+    """
+    missing = [k for k in (*_TABLE_KEYS, "epochs") if k not in arrays]
+    if missing:
+        raise ValueError(f"arrays {missing} are missing")
+    if arrays["epochs"].shape != () or int(arrays["epochs"]) != epochs:
+        raise ValueError(f"epochs is {arrays['epochs'].tolist()}, expected {epochs}")
+    hashes = arrays["hashes"]
+    if hashes.dtype != np.dtype(_HASH_DTYPE) or hashes.ndim != 1 or hashes.size == 0:
+        raise ValueError(f"hashes have dtype {hashes.dtype} and shape {hashes.shape}, expected {_HASH_DTYPE}[C > 0]")
+    c = hashes.size
+    layout = {
+        "n_vertices": ((c,), np.uint8),
+        "adjacency": ((c, N_VERTICES, N_VERTICES), np.uint8),
+        "ops": ((c, N_VERTICES), np.uint8),
+        "val_acc": ((c, N_SEEDS), np.float64),
+        "test_acc": ((c, N_SEEDS), np.float64),
+        "train_time_s": ((c, N_SEEDS), np.float64),
+        "params": ((c,), np.int64),
+    }
+    for key, (shape, dtype) in layout.items():
+        if arrays[key].shape != shape or arrays[key].dtype != dtype:
+            raise ValueError(f"{key} has shape {arrays[key].shape} and dtype {arrays[key].dtype}, expected {shape}")
+    if c > 1 and not np.all(hashes[1:] > hashes[:-1]):
+        raise ValueError("hashes are not sorted and unique")
+    hex_bytes = np.frombuffer(_HEX.encode(), dtype=np.uint8)
+    if not np.isin(hashes.view(np.uint8), hex_bytes).all():
+        raise ValueError("a hash is not 32 hexadecimal digits")
+    n = arrays["n_vertices"]
+    adjacency = arrays["adjacency"]
+    if n.min() < 2 or n.max() > N_VERTICES or arrays["ops"].max() >= len(OP_CODES):
+        raise ValueError("vertex counts or op codes out of range")
+    if adjacency.max() > 1 or np.tril(adjacency).any():
+        raise ValueError("an adjacency matrix is not 0/1 and strictly upper triangular")
+    val, test, time = arrays["val_acc"], arrays["test_acc"], arrays["train_time_s"]
+    if np.isnan(val).all(axis=1).any():
+        raise ValueError("a cell has no run")
+    with np.errstate(invalid="ignore"):
+        for name, values, hi in (("val_acc", val, 100.0), ("test_acc", test, 100.0), ("train_time_s", time, np.inf)):
+            if (~np.isnan(values) & ~((values >= 0) & (values <= hi))).any():
+                raise ValueError(f"{name} holds values outside [0, {hi}]")
+    if arrays["params"].min() <= 0:
+        raise ValueError("a parameter count is not positive")
+
+
 def _table_from_arrays(arrays: dict[str, np.ndarray]) -> NB101Table:
     return NB101Table(**{k: arrays[k] for k in _TABLE_KEYS}, epochs=int(arrays["epochs"]))
 
 
 @lru_cache(maxsize=4)
-def _load_cache_file(cache_path: Path, mtime_ns: int) -> NB101Table | None:
-    """Read a cache file (memoised per process); ``None`` if it is damaged or has another layout."""
+def _load_cache_file(cache_path: Path, mtime_ns: int, epochs: int) -> NB101Table | None:
+    """Read and check a cache file (memoised per process); ``None`` (after a warning) if it cannot be used."""
     del mtime_ns  # part of the memo key only: a rewritten cache is read again
-    try:
-        with np.load(cache_path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile):
-        return None
-    if any(k not in arrays for k in (*_TABLE_KEYS, "epochs")):
-        return None
-    return _table_from_arrays(arrays)
+    arrays = read_cache(cache_path, lambda a: check_table_arrays(a, epochs))
+    return None if arrays is None else _table_from_arrays(arrays)
+
+
+_in_memory: dict[str, NB101Table] = {}
+"""Tables converted in this process whose cache file could not be written, by cache file name."""
 
 
 def load_table(path: str | os.PathLike[str] | None = None, epochs: int = 108) -> NB101Table:
     """The NAS-Bench-101 table for one epoch budget, converting the official file on first use.
+
+    A damaged or inconsistent cache file is rebuilt with a warning; if the cache directory cannot
+    be written, the table is kept in memory for this process (one warning naming ``DGPO_CACHE_DIR``).
 
     Args:
         path: The official ``.tfrecord`` file; ``None`` reads ``$DGPO_NB101_PATH``.
@@ -575,14 +706,19 @@ def load_table(path: str | os.PathLike[str] | None = None, epochs: int = 108) ->
 
     Raises:
         BenchmarkDataError: If the file is missing (the message says where to download it) or
-            corrupt (the message names the byte offset).
+            corrupt or inconsistent (the message names the byte offset or the cell, and the fix).
     """
     source = resolve_path(path)
-    cache_path = cache_path_for(source, epochs)
-    if cache_path.exists():
-        table = _load_cache_file(cache_path, cache_path.stat().st_mtime_ns)
+    name = cache_name_for(source, epochs)
+    if name in _in_memory:
+        return _in_memory[name]
+    cache_path = cache_file(name)
+    if cache_path is not None and cache_path.exists():
+        table = _load_cache_file(cache_path, cache_path.stat().st_mtime_ns, epochs)
         if table is not None:
             return table
     arrays = convert_tfrecord(source, epochs)
-    save_npz_atomic(cache_path, arrays)
-    return _table_from_arrays(arrays)
+    table = _table_from_arrays(arrays)
+    if not write_cache(cache_path, arrays):
+        _in_memory[name] = table
+    return table

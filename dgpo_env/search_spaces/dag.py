@@ -53,6 +53,66 @@ def edge_position(i: int, j: int, n_nodes: int) -> int:
     return i * n_nodes - i * (i + 1) // 2 + (j - i - 1)
 
 
+def _integer_array(name: str, values: ArrayLike) -> IntArray:
+    """``values`` as a new ``int64`` array if every entry is an integer (integral floats such as ``2.0`` too).
+
+    Raises:
+        ValueError: Naming ``name`` and showing the entries as given (``0.5``, NaN, a string, ``2**64 - 1``).
+    """
+    raw = np.asarray(values)
+    if raw.dtype.kind in "iu" and (raw.dtype.kind == "i" or raw.size == 0 or raw.max() <= np.iinfo(np.int64).max):
+        return raw.astype(np.int64)
+    if raw.dtype.kind == "f":
+        bad = ~(np.isfinite(raw) & (np.mod(raw, 1) == 0) & (np.abs(raw) < 2.0**63))
+    elif raw.dtype.kind == "b":
+        bad = np.zeros(raw.shape, dtype=bool)
+    else:  # large unsigned, objects, strings
+        flat = raw.reshape(-1).tolist()
+        bad = np.array(
+            [not (isinstance(v, (int, np.integer)) and -(2**63) <= v < 2**63) for v in flat], dtype=bool
+        ).reshape(raw.shape)
+    if bad.any():
+        shown = raw[bad].tolist()[:10]
+        raise ValueError(f"{name} must hold integers (int64), got {shown} (dtype {raw.dtype})")
+    return raw.astype(np.int64)
+
+
+def check_upper_triangular(name: str, matrix: np.ndarray) -> None:
+    """Refuse a square matrix with a nonzero entry on or below the diagonal.
+
+    Raises:
+        ValueError: ``"<name> is not upper triangular"``, with the offending entries.
+    """
+    try:
+        lower = np.tril(matrix) != 0
+    except TypeError:  # strings, objects: check_zero_one says what is wrong
+        return
+    if lower.any():
+        where = [(int(i), int(j)) for i, j in zip(*np.nonzero(lower), strict=True)][:10]
+        raise ValueError(
+            f"{name} is not upper triangular: nonzero entries on or below the diagonal at {where} "
+            f"(values {matrix[lower].tolist()[:10]}); it must be strictly upper triangular: number the nodes "
+            "in a topological order so that every edge goes from a lower to a higher index"
+        )
+
+
+def check_zero_one(name: str, matrix: np.ndarray) -> None:
+    """Refuse a matrix holding anything but exact 0 and 1 (``0.5``, ``0.7``, ``2``, NaN are not rounded).
+
+    Raises:
+        ValueError: Naming the first offending entries and their values as given.
+    """
+    if matrix.dtype.kind in "biufO":
+        ok = np.asarray((matrix == 0) | (matrix == 1), dtype=bool)
+    else:  # strings, bytes, dates
+        ok = np.zeros(matrix.shape, dtype=bool)
+    if not ok.all():
+        where = [tuple(int(x) for x in idx) for idx in zip(*np.nonzero(~ok), strict=True)][:10]
+        raise ValueError(
+            f"{name} must hold only 0 and 1 (no edge / edge), got values {matrix[~ok].tolist()[:10]} at {where}"
+        )
+
+
 @dataclass(frozen=True, eq=False)
 class DAG:
     """A topologically ordered DAG with typed nodes and typed upper-triangle edges.
@@ -69,8 +129,8 @@ class DAG:
     edges: IntArray
 
     def __post_init__(self) -> None:
-        nodes = np.array(self.nodes, dtype=np.int64).reshape(-1)
-        edges = np.array(self.edges, dtype=np.int64).reshape(-1)
+        nodes = _integer_array("DAG nodes", self.nodes).reshape(-1)
+        edges = _integer_array("DAG edges", self.edges).reshape(-1)
         if edges.size != n_upper(nodes.size):
             raise ValueError(
                 f"a {nodes.size}-node DAG has {n_upper(nodes.size)} upper-triangle edge entries, "
@@ -89,29 +149,29 @@ class DAG:
     @classmethod
     def from_flat(cls, flat: ArrayLike, n_nodes: int) -> DAG:
         """Build a DAG from the flat vector ``concat(nodes, edges)``."""
-        flat = np.asarray(flat, dtype=np.int64).reshape(-1)
+        flat = _integer_array("flat DAG vector", flat).reshape(-1)
         return cls(flat[:n_nodes], flat[n_nodes:])
 
     @classmethod
     def from_adjacency(cls, nodes: ArrayLike, adjacency: ArrayLike) -> DAG:
-        """Build a DAG from node types and a square adjacency matrix.
+        """Build a DAG from node types and a square 0/1 adjacency matrix.
+
+        Like the official NAS-Bench-101 API, the matrix must be upper triangular (nodes in a
+        topological order) and hold only exact 0/1 values: ``0.5`` is refused, not rounded.
 
         Raises:
-            ValueError: If the matrix is not square of side ``len(nodes)`` or has an entry on or
-                below the diagonal (the nodes must be numbered in a topological order).
+            ValueError: If the matrix is not square of side ``len(nodes)``, has a nonzero entry on or
+                below the diagonal ("not upper triangular"), or holds a value other than 0 and 1.
         """
-        nodes = np.asarray(nodes, dtype=np.int64).reshape(-1)
-        adjacency = np.asarray(adjacency, dtype=np.int64)
+        nodes = _integer_array("DAG nodes", nodes).reshape(-1)
+        raw = np.asarray(adjacency)
         n = nodes.size
-        if adjacency.shape != (n, n):
-            raise ValueError(f"adjacency must have shape ({n}, {n}) for {n} nodes, got {adjacency.shape}")
-        if np.tril(adjacency).any():
-            raise ValueError(
-                "adjacency has entries on or below the diagonal: renumber the nodes in a topological "
-                "order so that every edge goes from a lower to a higher index"
-            )
+        if raw.shape != (n, n):
+            raise ValueError(f"adjacency must have shape ({n}, {n}) for {n} nodes, got {raw.shape}")
+        check_upper_triangular("adjacency", raw)
+        check_zero_one("adjacency", raw)
         rows, cols = upper_indices(n)
-        return cls(nodes, adjacency[rows, cols])
+        return cls(nodes, raw[rows, cols].astype(np.int64))
 
     def flat(self) -> IntArray:
         """The flat vector ``concat(nodes, edges)``, ``int64[N + M]``."""

@@ -32,7 +32,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from dgpo_env.search_spaces.base import BoolArray, OpCellSearchSpace
-from dgpo_env.search_spaces.dag import DAG, IntArray
+from dgpo_env.search_spaces.dag import DAG, IntArray, check_upper_triangular, check_zero_one
 
 NB101_OPS: tuple[str, ...] = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
 """The three inner ops in the official canonical order (``config['available_ops']``); hash labels index it."""
@@ -61,17 +61,18 @@ class NB101Spec:
     ops: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        matrix = np.array(self.matrix, dtype=np.int64)
+        raw = np.asarray(self.matrix)
+        if isinstance(self.ops, str):
+            raise TypeError(f"ops must be a sequence of op names, got the string {self.ops!r}")
         ops = tuple(self.ops)
         n = len(ops)
-        if matrix.ndim != 2 or matrix.shape != (n, n):
-            raise ValueError(f"an NB101 spec with {n} ops needs an {n}x{n} matrix, got shape {matrix.shape}")
+        if raw.ndim != 2 or raw.shape != (n, n):
+            raise ValueError(f"an NB101 spec with {n} ops needs an {n}x{n} matrix, got shape {raw.shape}")
         if not 2 <= n <= N_VERTICES:
             raise ValueError(f"an NB101 spec has 2..{N_VERTICES} vertices, got {n}")
-        if not np.isin(matrix, (0, 1)).all():
-            raise ValueError("the adjacency matrix must hold only 0 and 1")
-        if np.tril(matrix).any():
-            raise ValueError("the adjacency matrix must be strictly upper triangular (vertices in a topological order)")
+        check_upper_triangular("the adjacency matrix", raw)
+        check_zero_one("the adjacency matrix", raw)
+        matrix = raw.astype(np.int64)
         if ops[0] != INPUT or ops[-1] != OUTPUT:
             raise ValueError(f"ops must start with 'input' and end with 'output', got {list(ops)}")
         unknown = [op for op in ops[1:-1] if op not in NB101_OPS]
@@ -130,11 +131,13 @@ def graph_hash(matrix: ArrayLike, labels: Sequence[int]) -> str:
         The 32-character hex fingerprint; equal for isomorphic labelled graphs.
 
     Raises:
-        ValueError: If the matrix is not square or ``labels`` has the wrong length.
+        ValueError: If the matrix is not square, holds a value other than 0 and 1, or ``labels`` has
+            the wrong length.
     """
-    adj = np.asarray(matrix, dtype=np.int64)
+    adj = np.asarray(matrix)
     if adj.ndim != 2 or adj.shape[0] != adj.shape[1] or adj.shape[0] != len(labels):
         raise ValueError(f"need a square matrix with one label per vertex, got {adj.shape} and {len(labels)} labels")
+    check_zero_one("the adjacency matrix", adj)
     return _graph_hash_cached(adj.astype(bool).tobytes(), adj.shape[0], tuple(int(x) for x in labels))
 
 

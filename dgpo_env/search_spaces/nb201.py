@@ -21,6 +21,7 @@ import numpy as np
 
 from dgpo_env.search_spaces.base import BoolArray, OpCellSearchSpace
 from dgpo_env.search_spaces.dag import DAG, IntArray, edge_position, n_upper
+from dgpo_env.validation import check_count
 
 NB201_OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 """The five NAS-Bench-201 operations, in the official order (config ids index into it)."""
@@ -131,10 +132,10 @@ class NB201SearchSpace(OpCellSearchSpace):
         """Inverse of :meth:`to_code`.
 
         Raises:
+            TypeError: If ``code`` is not an integer.
             ValueError: If ``code`` is outside ``0 .. 15624``.
         """
-        if not 0 <= code < N_CELLS:
-            raise ValueError(f"NB201 codes run from 0 to {N_CELLS - 1}, got {code}")
+        code = check_count("NB201 code", code, minimum=0, maximum=N_CELLS - 1)
         digits = (code // _OP_PLACES) % 5
         return DAG(np.array([self.input_type, *(digits + self.op_offset), self.output_type]), self.fixed_edges)
 
@@ -152,12 +153,12 @@ class NB201SearchSpace(OpCellSearchSpace):
         """The cell with this official index.
 
         Raises:
+            TypeError: If ``index`` is not an integer.
             ValueError: If ``index`` is outside ``0 .. 15624``.
         """
         from dgpo_env.benchmarks.nb201_data import official_order
 
-        if not 0 <= index < N_CELLS:
-            raise ValueError(f"NB201 indices run from 0 to {N_CELLS - 1}, got {index}")
+        index = check_count("NB201 index", index, minimum=0, maximum=N_CELLS - 1)
         return self.from_code(int(official_order().code_of_index[index]))
 
     def canonical_key(self, dag: DAG) -> str:
