@@ -9,7 +9,8 @@ functions of :mod:`agents.commands.args`; a ``ValueError`` or ``TypeError`` that
 about a value the command passed on (a checkpoint that does not fit the environment, more steps
 than the model's ``T``) is caught here, at the command boundary. Set ``DGPO_TRACEBACK=1`` to see
 the full traceback of such an error instead (when it is a bug rather than a bad value). A training
-whose loss stops being finite ends with one line and exit code 1.
+whose loss stops being finite ends with one line and exit code 1; a missing or damaged data file with
+one line and exit code 2; Ctrl-C with exit code 130.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+
+from dgpo_env.benchmarks.errors import BenchmarkDataError
 
 COMMANDS: tuple[str, ...] = ("random_agent", "compare", "finetune", "pretrain", "sample")
 """Sub-command modules under ``agents.commands``, in help order."""
@@ -38,6 +41,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:  # commands that keep partial work handle Ctrl-C themselves and return 130
+        print(f"dgpo {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BenchmarkDataError as err:  # a data file that is missing or damaged: the message says what to do
+        print(f"dgpo {args.command}: error: {err}", file=sys.stderr)
+        return 2
     except FloatingPointError as err:  # a training that diverged (DivergenceError); nothing was saved
         print(f"dgpo {args.command}: error: {err}", file=sys.stderr)
         return 1

@@ -5,7 +5,8 @@ Measures, in one run: the raw environment (``env.unwrapped``), the ``gym.make`` 
 in-process query ledger; then the NB201 environment counting into a cross-process
 :class:`~dgpo_env.ledger.SQLiteLedger`, and that ledger's look-ups per second from 1 and 2 processes
 (new cells and repeats). Actions are pre-sampled so the numbers are the environments' cost, not the
-action sampler's. Writes JSON.
+action sampler's; for the denoising environments they hold allowed values only, so every episode ends
+in a valid cell that is looked up and recorded. Writes JSON.
 
 Usage::
 
@@ -53,15 +54,29 @@ def _vector(step: Callable[[Any], Any], reset: Callable[[], Any], actions: list[
     return len(actions) * n_envs / (time.perf_counter() - start)
 
 
+def sample_actions(env: gym.Env[Any, Any], n: int, seed: int = 0) -> list[Any]:
+    """``n`` random actions; for the denoising environments, allowed values only (``action_masks``).
+
+    So final cells are valid and every episode ends in a look-up recorded by the query ledger.
+    """
+    masks = getattr(env.unwrapped, "action_masks", None)
+    if masks is None:
+        env.action_space.seed(seed)
+        return [env.action_space.sample() for _ in range(n)]
+    nvec = env.action_space.nvec  # type: ignore[attr-defined]
+    allowed = [np.flatnonzero(ok) for ok in np.split(masks(), np.cumsum(nvec)[:-1])]
+    rng = np.random.default_rng(seed)
+    return list(np.stack([rng.choice(values, size=n) for values in allowed], axis=1))  # n x [N + M]
+
+
 def measure(env_id: str, steps: int, n_envs: int, repeats: int) -> dict[str, float]:
     """Best-of-``repeats`` steps per second of ``env_id`` in each setting."""
     env = gym.make(env_id)
-    env.action_space.seed(0)
-    actions = [env.action_space.sample() for _ in range(steps)]
+    env.reset(seed=0)
+    actions = sample_actions(env, steps)
     vec_steps = max(1, steps // n_envs)
     gvec = gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(n_envs)])
-    gvec.action_space.seed(0)
-    vec_actions = [gvec.action_space.sample() for _ in range(vec_steps)]
+    vec_actions = [np.stack(sample_actions(env, n_envs, seed=i + 1)) for i in range(vec_steps)]
     svec = DummyVecEnv([lambda: gym.make(env_id) for _ in range(n_envs)])
     out: dict[str, float] = {}
     for _ in range(repeats):
@@ -81,9 +96,8 @@ def measure(env_id: str, steps: int, n_envs: int, repeats: int) -> dict[str, flo
 def _sqlite_env_steps(steps: int, folder: str) -> float:
     """Steps per second of ``gym.make`` NB201 counting into an :class:`SQLiteLedger`."""
     env = gym.make("dgpo_env/NB201-CIFAR10-v0", ledger=SQLiteLedger(f"{folder}/env.sqlite"))
-    env.action_space.seed(0)
-    actions = [env.action_space.sample() for _ in range(steps)]
-    return _single(env, actions)
+    env.reset(seed=0)
+    return _single(env, sample_actions(env, steps))
 
 
 def _record(path: str, prefix: str, n: int) -> tuple[float, float]:

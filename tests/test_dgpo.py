@@ -319,7 +319,7 @@ def test_finetune_command_refuses_a_checkpoint_of_another_space(
 ) -> None:
     path = nb201_model.save(tmp_path / "nb201.pt")
     assert main(["finetune", str(path), "--env", TOY, "--max-queries", "5", "--no-progress"]) == 2
-    assert "mismatch" in capsys.readouterr().out
+    assert "mismatch" in capsys.readouterr().err
 
 
 def test_compare_methods_respect_the_budget(toy_model: DiffusionModel, tmp_path: Path) -> None:

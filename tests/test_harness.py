@@ -24,13 +24,16 @@ from agents.cli import main as cli_main
 from agents.harness import (
     ComparisonFailed,
     ComparisonInterrupted,
+    DamagedOutputError,
     Job,
     LocalExecutor,
     OutputsExistError,
     RunStore,
     SerialExecutor,
     SettingsMismatchError,
+    benchmark_kwargs_for,
     comparison_paths,
+    comparison_settings,
     decode_curve,
     encode_curve,
     output_stem,
@@ -389,6 +392,139 @@ def test_outputs_are_never_replaced_silently(tmp_path: Path, capsys: pytest.Capt
     assert cli_main([*base[:-3], "--out", "/dev/null/x", "--algos", "rs", "--seeds", "2"]) == 2
     assert time.perf_counter() - start < 2
     assert capsys.readouterr().err.strip() == "dgpo compare: error: cannot write to '/dev/null/x': Not a directory"
+
+
+# ---------------------------------------------------------------------- resume: refusals write nothing
+TOY = ["compare", "--env", "toy", "--max-queries", "10", "--jobs", "1", "--no-progress"]
+
+
+def test_a_refused_resume_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [*TOY, "--algos", "ls", "--seeds", "3", "--out", str(tmp_path)]
+    assert cli_main(argv) == 0
+    before = sorted(p.name for p in tmp_path.iterdir())
+    capsys.readouterr()
+    other_spec = [a if a != "toy" else "dgpo_env/ToyDAG-v0" for a in argv]  # the same file names
+    assert cli_main([*other_spec, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "different settings" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no store with the wrong settings
+    assert cli_main([*argv, "--resume"]) == 0  # so the right resume still works
+
+
+def test_resume_with_nothing_to_resume_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main([*TOY, "--algos", "rs", "--seeds", "1", "--out", str(tmp_path), "--resume"]) == 0
+    assert capsys.readouterr().err.strip() == "nothing to resume for these settings; starting a new comparison"
+    assert cli_main([*TOY, "--algos", "rs", "--seeds", "1", "--out", str(tmp_path), "--resume"]) == 0
+    assert "nothing to resume" not in capsys.readouterr().err
+
+
+def _rs_copy(benchmark_kwargs: dict[str, Any], seed: int, max_queries: int) -> SearchResult:
+    return run_baseline("rs", benchmark_kwargs, seed, max_queries)
+
+
+def test_method_names_with_dots_get_their_own_files(tmp_path: Path, registry: None) -> None:
+    assert comparison_paths("o", "toy", 10, ["rs.v2"], [0]).json.name == "compare_toy_10q_1seed_rs.v2.json"
+    register_method("rs.v2", _rs_copy)
+    kwargs: dict[str, Any] = {"n_jobs": 1, "out_dir": tmp_path, "progress": False, "echo": False}
+    run_comparison("toy", ["rs"], 1, 10, **kwargs)
+    run_comparison("toy", ["rs.v2"], 1, 10, **kwargs)  # not refused as "already exists"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f"compare_toy_10q_1seed_{m}.{x}" for m in ("rs", "rs.v2") for x in ("json", "png")
+    ]
+    assert list(json.loads((tmp_path / "compare_toy_10q_1seed_rs.v2.json").read_text())["runs"]) == ["rs.v2"]
+
+
+def test_counts_are_checked_before_any_work_and_numpy_integers_are_ints(tmp_path: Path) -> None:
+    kwargs: dict[str, Any] = {"out_dir": tmp_path, "progress": False, "echo": False}
+    done = run_comparison("toy", ["rs"], np.int64(2), np.int64(7), n_jobs=np.int64(1), **kwargs)
+    assert type(done.max_queries) is int and done.seeds == [0, 1]
+    assert all(type(r.max_queries) is int and r.max_queries == 7 for r in done.runs["rs"])
+    assert json.loads(next(tmp_path.glob("*.json")).read_text())["max_queries"] == 7
+    assert run_comparison("toy", ["rs"], [np.int64(3)], 7, n_jobs=1, **kwargs).seeds == [3]
+    good: dict[str, Any] = {"seeds": 1, "max_queries": 5, "n_jobs": 1}
+    empty = tmp_path / "none"
+    for name in good:
+        for bad in (True, 2.9, 2.0, "3", None, math.nan, 0):
+            args = {**good, name: bad}
+            error = ValueError if bad == 0 else TypeError
+            with pytest.raises(error, match=name):
+                run_comparison("toy", ["rs"], out_dir=empty, progress=False, echo=False, **args)
+    with pytest.raises(TypeError, match=r"seeds\[1\]"):
+        run_comparison("toy", ["rs"], [0, 1.0], 5, n_jobs=1, out_dir=empty, progress=False, echo=False)
+    assert not empty.exists()
+
+
+def _record(**changes: Any) -> dict[str, Any]:
+    record = result_to_dict(run_baseline("rs", {"name": "toy"}, 0, 10))
+    return {**record, **changes}
+
+
+def _store_with(record: Any = None, manifest: Any = None) -> Any:
+    def make(paths: Any) -> Path:
+        paths.json.unlink()
+        store = RunStore(paths.store)
+        settings = comparison_settings("toy", benchmark_kwargs_for("toy", None), 10, ["rs"], [0, 1])
+        store.create(settings)
+        if manifest is not None:
+            target = store.directory / "manifest.json"
+            if manifest == "dir":
+                target.unlink()
+                target.mkdir()
+            else:
+                target.write_text(manifest)
+            return target
+        if record is not None:
+            return store.put("rs-seed0", record)
+        return store.directory
+
+    return make
+
+
+def _json_with(edit: Any) -> Any:
+    def make(paths: Any) -> Path:
+        data = json.loads(paths.json.read_text())
+        edit(data)
+        paths.json.write_text(json.dumps(data))
+        return paths.json
+
+    return make
+
+
+DAMAGE = {
+    "manifest-shape": _store_with(manifest='{"foo": 1}'),
+    "manifest-list": _store_with(manifest="[1, 2]"),
+    "manifest-null": _store_with(manifest='{"settings": null}'),
+    "manifest-garbage": _store_with(manifest="\x00garbage{"),
+    "manifest-dir": _store_with(manifest="dir"),
+    "record-empty": _store_with(record={}),
+    "record-no-curve": _store_with(record={k: v for k, v in _record().items() if k != "curve"}),
+    "record-bad-curve": _store_with(record=_record(curve={"length": 3, "steps": [[2, 1.0]]})),
+    "record-curve-int": _store_with(record=_record(curve=5)),
+    "record-budget": _store_with(record=_record(max_queries=99)),
+    "record-method": _store_with(record=_record(method="rea")),
+    "record-seed": _store_with(record=_record(seed=1)),
+    "record-over-budget": _store_with(record=_record(n_queries=11, curve=[1.0] * 11)),
+    "json-runs-list": _json_with(lambda d: d.update(runs=[1])),
+    "json-run-budget": _json_with(lambda d: d["runs"]["rs"][0].update(max_queries=3)),
+    "json-run-seed": _json_with(lambda d: d["runs"]["rs"][0].update(seed=9)),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_damaged_outputs_are_named_with_the_fix(
+    damage: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [*TOY, "--algos", "rs", "--seeds", "2", "--out", str(tmp_path)]
+    assert cli_main(argv) == 0
+    damaged = DAMAGE[damage](comparison_paths(tmp_path, "toy", 10, ["rs"], [0, 1]))
+    capsys.readouterr()
+    assert cli_main([*argv, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert f"{damaged} is damaged: " in err and "pass --force to start over or remove the file" in err
+    with pytest.raises(DamagedOutputError):
+        run_comparison("toy", ["rs"], 2, 10, n_jobs=1, out_dir=tmp_path, resume=True, progress=False, echo=False)
+    assert cli_main([*argv, "--force"]) == 0 and cli_main([*argv, "--resume"]) == 0
 
 
 # ---------------------------------------------------------------------- the CLI in a subprocess

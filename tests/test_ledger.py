@@ -19,6 +19,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 import dgpo_env  # noqa: F401  (registers the ids)
+from agents.baselines import SEARCHERS
 from agents.dgpo import DGPO
 from agents.diffusion.denoiser import DenoiserConfig
 from agents.diffusion.model import DiffusionModel
@@ -119,9 +120,33 @@ def test_a_benchmark_ledger_must_be_a_ledger() -> None:
 
 def test_in_memory_ledger_refuses_to_fork_its_count() -> None:
     bench = ToyBenchmark()
-    for attempt in (lambda: pickle.dumps(bench), lambda: copy.deepcopy(bench.ledger)):
-        with pytest.raises(LedgerError, match="SQLiteLedger"):
-            attempt()
+    with pytest.raises(LedgerError, match="SQLiteLedger"):
+        pickle.dumps(bench)
+    copied = copy.deepcopy(bench)  # a copy in this process keeps counting into the same ledger
+    assert copied.ledger is bench.ledger
+    env = gym.make("dgpo_env/ToyDAG-v0", ledger=InMemoryLedger())
+    assert env.spec is not None and env.spec.kwargs["ledger"] is env.unwrapped.ledger  # type: ignore[attr-defined]
+
+
+def test_a_deleted_or_replaced_sqlite_file_is_detected(tmp_path: Path) -> None:
+    path = tmp_path / "q.sqlite"
+    ledger = SQLiteLedger(path, max_queries=3)
+    ledger.record("a", 1.0, None)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    with pytest.raises(LedgerError, match="deleted or replaced while in use"):
+        ledger.record("b", 2.0, None)
+
+
+@pytest.mark.parametrize("path", ["", ":memory:", "file:x?mode=memory"])
+def test_sqlite_ledger_needs_a_real_file(path: str) -> None:
+    with pytest.raises(ValueError, match="ledger file"):
+        SQLiteLedger(path)
+
+
+def test_sqlite_ledger_errors_name_the_problem(tmp_path: Path) -> None:
+    with pytest.raises(LedgerError, match="folder does not exist"):
+        SQLiteLedger(tmp_path / "missing" / "q.sqlite")
 
 
 def test_in_memory_ledger_refuses_to_record_in_a_forked_child() -> None:
@@ -326,3 +351,24 @@ def test_dgpo_max_queries_must_agree_with_the_ledger_budget(nb201_model: Diffusi
     ledger = InMemoryLedger(max_queries=5)
     with pytest.raises(ValueError, match="already has a budget of 5"):
         DGPO.for_env_id(nb201_model, None, benchmark=NB201Benchmark(ledger=ledger), n_steps=2, max_queries=10)
+
+
+def test_searchers_check_the_budget_before_resetting_the_ledger() -> None:
+    toy = ToyBenchmark()
+    toy.query(toy.oracle.cell)
+    for bad in (2.9, True, "5", None):
+        with pytest.raises(TypeError, match="integer"):
+            SEARCHERS["rs"]().run(toy, 0, bad)  # type: ignore[arg-type]
+    assert toy.n_queries == 1
+    assert type(SEARCHERS["rs"]().run(toy, 0, np.int64(3)).max_queries) is int
+
+
+def test_a_ledger_of_another_kind_plugs_in() -> None:
+    class Named(InMemoryLedger):
+        @property
+        def ledger_id(self) -> str:
+            return "redis-queries-db0"
+
+    ledger = Named()
+    env = DummyVecEnv([lambda: GraphDenoiseEnv(benchmark=ToyBenchmark(ledger=ledger), n_steps=1)] * 2)
+    assert env_ledger(env) is ledger

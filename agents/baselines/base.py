@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from dgpo_env.benchmarks.base import Benchmark, CellResult
-from dgpo_env.ledger import BUDGET_EXHAUSTED
+from dgpo_env.ledger import BUDGET_EXHAUSTED, check_budget
 from dgpo_env.search_spaces.base import SearchSpace
 from dgpo_env.search_spaces.dag import DAG
 
@@ -232,8 +232,10 @@ class Searcher(ABC):
         Returns:
             The run's :class:`SearchResult`.
         """
-        if max_queries < 1:
-            raise ValueError(f"max_queries must be >= 1, got {max_queries}")
+        budget_queries = check_budget(max_queries)
+        if budget_queries is None:
+            raise TypeError("max_queries must be an integer >= 1, got None")
+        max_queries = budget_queries  # a plain int (numpy integers accepted), checked before the ledger is reset
         benchmark.reset_counter()
         ledger = benchmark.ledger
         previous = ledger.max_queries

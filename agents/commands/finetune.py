@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = {name: getattr(args, name) for name in SETTING_FLAGS if getattr(args, name) is not None}
     foreign = [SETTING_FLAGS[name][0] for name in overrides if name not in preset.algorithm.setting_names()]
     if foreign:
-        print(f"dgpo finetune: error: {', '.join(foreign)} only apply to --variant elite")
+        print(f"dgpo finetune: error: {', '.join(foreign)} only apply to --variant elite", file=sys.stderr)
         return 2
     try:
         model = DiffusionModel.load(args.checkpoint)
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
             **overrides,
         )
     except (TypeError, ValueError) as err:  # bad checkpoint, mismatched settings: say what and exit 2
-        print(f"dgpo finetune: error: {err}")
+        print(f"dgpo finetune: error: {err}", file=sys.stderr)
         return 2
     start = time.perf_counter()
     agent.learn(agent.timesteps_for_epochs(args.epochs), progress_bar=not args.no_progress, tb_log_name="dgpo")

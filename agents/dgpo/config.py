@@ -117,7 +117,7 @@ class DGPOConfig(Settings):
     model; the small CPU models of this project need about 1e-4 to 3e-3).
 
     Attributes:
-        learning_rate: Adam learning rate, or an SB3 schedule (``progress_remaining -> lr``); > 0.
+        learning_rate: Adam learning rate, or an SB3 schedule (``progress_remaining -> lr``); finite, > 0.
         batch_size: Whole denoising trajectories (cells) per batch; >= 1 and a multiple of the number of
             environment copies.
         n_inner_passes: Optimizer steps per batch, each on fresh timestep subsets; >= 1.
@@ -161,7 +161,9 @@ class DGPOConfig(Settings):
     def __post_init__(self) -> None:
         lr = self.learning_rate
         if not callable(lr):
-            self._check_real("learning_rate", 0.0, math.inf, low_open=True, note=" or a schedule (callable)")
+            self._check_real(
+                "learning_rate", 0.0, math.inf, low_open=True, high_open=True, note=" (finite) or a schedule (callable)"
+            )
         self._check_count("batch_size", 1)
         self._check_count("n_inner_passes", 1)
         self._check_real("timestep_fraction", 0.0, 1.0, low_open=True)

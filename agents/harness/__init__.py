@@ -58,7 +58,13 @@ if TYPE_CHECKING:
         summarise,
         versions,
     )
-    from agents.harness.store import OutputsExistError, RunStore, SettingsMismatchError, prepare_outputs
+    from agents.harness.store import (
+        DamagedOutputError,
+        OutputsExistError,
+        RunStore,
+        SettingsMismatchError,
+        prepare_outputs,
+    )
 
 _SUBMODULE: dict[str, str] = {
     "BENCHMARK_SHORTHANDS": "registry",
@@ -67,6 +73,7 @@ _SUBMODULE: dict[str, str] = {
     "ComparisonInterrupted": "comparison",
     "ComparisonPaths": "comparison",
     "DEFAULT_CHECKPOINTS": "report",
+    "DamagedOutputError": "store",
     "DIFFUSION_METHODS": "registry",
     "Executor": "executor",
     "Job": "executor",
@@ -128,6 +135,7 @@ __all__ = [
     "ComparisonFailed",
     "ComparisonInterrupted",
     "ComparisonPaths",
+    "DamagedOutputError",
     "Executor",
     "Job",
     "JobFailed",

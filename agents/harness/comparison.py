@@ -14,7 +14,7 @@ import hashlib
 import json
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +37,12 @@ from agents.harness.report import (
     result_to_dict,
     summarise,
 )
-from agents.harness.store import RunStore, check_settings, prepare_outputs
+from agents.harness.store import DamagedOutputError, RunStore, check_settings, prepare_outputs
 from dgpo_env.io import atomic_write_text, dumps_json, ensure_writable_dir
+from dgpo_env.validation import check_count
+
+NOTHING_TO_RESUME = "nothing to resume for these settings; starting a new comparison"
+"""Printed (stderr) when ``resume`` finds neither a store nor a JSON of the comparison's settings."""
 
 MAX_METHODS_IN_NAME = 60
 """Longest ``+``-joined method list spelled out in a file name; longer lists get a hash tag."""
@@ -129,9 +133,14 @@ def output_stem(benchmark: str, max_queries: int, methods: Sequence[str], seeds:
 def comparison_paths(
     out_dir: str | Path, benchmark: str, max_queries: int, methods: Sequence[str], seeds: Sequence[int]
 ) -> ComparisonPaths:
-    """The JSON, plot and store paths of a comparison under ``out_dir`` (see :func:`output_stem`)."""
-    stem = Path(out_dir) / output_stem(benchmark, max_queries, methods, seeds)
-    return ComparisonPaths(stem.with_suffix(".json"), stem.with_suffix(".png"), stem.with_suffix(".runs"))
+    """The JSON, plot and store paths of a comparison under ``out_dir`` (see :func:`output_stem`).
+
+    The suffixes are appended to the stem (never ``Path.with_suffix``, which would cut a method name
+    such as ``rs.v2`` at its dot and give two comparisons the same files).
+    """
+    stem = output_stem(benchmark, max_queries, methods, seeds)
+    out = Path(out_dir)
+    return ComparisonPaths(out / f"{stem}.json", out / f"{stem}.png", out / f"{stem}.runs")
 
 
 def comparison_settings(
@@ -166,38 +175,102 @@ def _run_one(name: str, fn: MethodFn, benchmark_kwargs: dict[str, Any], seed: in
     return dataclasses.replace(result, method=name, seed=seed)
 
 
-def _parse_seeds(seeds: int | Sequence[int]) -> list[int]:
-    """``S`` -> ``[0, ..., S-1]``; a sequence is used as given (must be distinct)."""
-    out = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
-    if not out or len(set(out)) != len(out):
-        raise ValueError(f"seeds must be a positive count or distinct integers, got {seeds!r}")
-    return out
+def _parse_seeds(seeds: object) -> list[int]:
+    """``S`` -> ``[0, ..., S-1]``; a sequence of distinct integers >= 0 is used as given (as plain ints).
+
+    Raises:
+        TypeError: For a bool, float, string, ``None``, or a sequence with such an element.
+        ValueError: For a count below 1, a negative seed, an empty sequence or repeated seeds.
+    """
+    if isinstance(seeds, (str, bytes)):
+        raise TypeError(f"seeds must be a count or a sequence of integers, got {seeds!r} ({type(seeds).__name__})")
+    if isinstance(seeds, Iterable) and not isinstance(seeds, Mapping):
+        out = [check_count(f"seeds[{i}]", s, minimum=0) for i, s in enumerate(seeds)]
+        if not out or len(set(out)) != len(out):
+            raise ValueError(f"seeds must be distinct integers (at least one), got {out!r}")
+        return out
+    return list(range(check_count("seeds", seeds, minimum=1)))
 
 
-def _finished_runs(
-    paths: ComparisonPaths, store: RunStore, settings: Mapping[str, Any]
-) -> dict[tuple[str, int], SearchResult]:
-    """Runs finished earlier: in the store, and in an existing JSON with the same settings."""
-    wanted = {(m, s) for m in settings["methods"] for s in settings["seeds"]}
-    found: dict[tuple[str, int], SearchResult] = {}
-    if paths.json.is_file():
-        try:
-            data = json.loads(paths.json.read_text())
-            methods = data.get("methods", list(data["runs"]))
-            recorded = comparison_settings(
-                data["env"], data["benchmark_kwargs"], data["max_queries"], methods, data["seeds"]
-            )
-        except (ValueError, KeyError, TypeError, AttributeError) as err:
-            raise ValueError(f"cannot resume from {paths.json}: not a comparison JSON ({err!r}); pass --force") from err
-        check_settings(recorded, settings, paths.json)
-        for runs in data["runs"].values():
-            for run in runs:
-                result = result_from_dict(run)
-                found[result.method, result.seed] = result
-    for record in store.load().values():
+def _checked_run(record: object, source: Path, settings: Mapping[str, Any], job: str | None = None) -> SearchResult:
+    """A run read back from ``source``, refused unless it is one of this comparison's runs.
+
+    Raises:
+        DamagedOutputError: If it cannot be read as a :class:`SearchResult`, or its method, seed or
+            ``max_queries`` disagree with ``settings`` (or with its job id), or it used more queries
+            than its budget.
+    """
+    try:
+        if not isinstance(record, Mapping):
+            raise TypeError(f"a run is {type(record).__name__}, not a JSON object")
         result = result_from_dict(record)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        what = f"missing field {err}" if isinstance(err, KeyError) else f"{type(err).__name__}: {err}"
+        raise DamagedOutputError(source, f"a run record cannot be read ({what})") from err
+    method, seed, budget, used = result.method, result.seed, result.max_queries, result.n_queries
+    run = f"the run of {method!r} seed {seed!r}"
+    if not isinstance(method, str) or method not in settings["methods"]:
+        raise DamagedOutputError(source, f"{run} is of a method not in this comparison ({settings['methods']})")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed not in settings["seeds"]:
+        raise DamagedOutputError(source, f"{run} has a seed not in this comparison ({settings['seeds']})")
+    if job is not None and job != job_id(method, seed):
+        raise DamagedOutputError(source, f"{run} is stored as job {job!r}")
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget != settings["max_queries"]:
+        raise DamagedOutputError(source, f"{run} has max_queries {budget!r}, not {settings['max_queries']}")
+    if isinstance(used, bool) or not isinstance(used, int) or not 0 <= used <= budget or len(result.curve) != used:
+        raise DamagedOutputError(
+            source, f"{run} has n_queries {used!r} and a curve of {len(result.curve)} points for max_queries {budget}"
+        )
+    return result
+
+
+def _json_runs(path: Path, settings: Mapping[str, Any]) -> dict[tuple[str, int], SearchResult]:
+    """The runs in an existing comparison JSON (none if there is none), checked against ``settings``.
+
+    Raises:
+        DamagedOutputError: If the file is not a comparison JSON or holds runs of other settings.
+        SettingsMismatchError: If it was made with different settings.
+    """
+    if not path.exists() and not path.is_symlink():
+        return {}
+    if not path.is_file():
+        raise DamagedOutputError(path, "it is not a regular file")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise DamagedOutputError(path, f"cannot be read as JSON ({err})") from err
+    if not isinstance(data, dict):
+        raise DamagedOutputError(path, f"not a comparison JSON (a {type(data).__name__}, not an object)")
+    runs = data.get("runs")
+    if not isinstance(runs, dict) or not all(isinstance(rs, list) for rs in runs.values()):
+        raise DamagedOutputError(path, "not a comparison JSON ('runs' is not an object of lists)")
+    try:
+        kwargs = data["benchmark_kwargs"]
+        if not isinstance(kwargs, Mapping):
+            raise TypeError(f"'benchmark_kwargs' is {type(kwargs).__name__}")
+        methods = data.get("methods", list(runs))
+        recorded = comparison_settings(data["env"], kwargs, data["max_queries"], methods, data["seeds"])
+    except (KeyError, TypeError, ValueError) as err:
+        what = f"missing field {err}" if isinstance(err, KeyError) else f"{type(err).__name__}: {err}"
+        raise DamagedOutputError(path, f"not a comparison JSON ({what})") from err
+    check_settings(recorded, settings, path)
+    found: dict[tuple[str, int], SearchResult] = {}
+    for method, method_runs in runs.items():
+        for run in method_runs:
+            result = _checked_run(run, path, settings)
+            if result.method != method:
+                raise DamagedOutputError(path, f"a run of {result.method!r} is listed under {method!r}")
+            found[result.method, result.seed] = result
+    return found
+
+
+def _store_runs(store: RunStore, settings: Mapping[str, Any]) -> dict[tuple[str, int], SearchResult]:
+    """The runs in ``store``, each checked against ``settings`` (see :func:`_checked_run`)."""
+    found: dict[tuple[str, int], SearchResult] = {}
+    for job, record in store.load(strict=True).items():
+        result = _checked_run(record, store.path(job), settings, job)
         found[result.method, result.seed] = result
-    return {key: result for key, result in found.items() if key in wanted}
+    return found
 
 
 def run_comparison(
@@ -243,19 +316,23 @@ def run_comparison(
         The complete :class:`~agents.harness.report.Comparison`.
 
     Raises:
+        TypeError: If ``max_queries``, ``n_jobs`` or ``seeds`` is not an integer (or a sequence of
+            integers): a bool, float, string or ``None``; NumPy integers are accepted (as ``int``).
         ValueError: For unknown methods or environments, bad counts, both ``resume`` and
-            ``force``. Raised before any run starts, like its subclasses:
+            ``force``. Raised before any run starts and before anything is written, like its subclasses:
             :class:`OutputDirError` (``out_dir`` not writable; names the path and the reason),
             :class:`~agents.harness.store.OutputsExistError` (outputs exist, neither ``resume`` nor
             ``force``), :class:`~agents.harness.store.SettingsMismatchError` (resuming from
-            different settings).
+            different settings), :class:`~agents.harness.store.DamagedOutputError` (resuming from a
+            store or JSON that cannot be read back, or that holds runs of other settings).
         ComparisonInterrupted: On Ctrl-C (a :class:`KeyboardInterrupt`), after stopping the
             workers and writing what finished.
         ComparisonFailed: When a run raises or its worker dies, after stopping the others and
             writing what finished; the message has the run's traceback.
     """
-    if max_queries < 1 or n_jobs < 1:
-        raise ValueError(f"max_queries and n_jobs must be >= 1, got {max_queries} and {n_jobs}")
+    max_queries = check_count("max_queries", max_queries, minimum=1)
+    n_jobs = check_count("n_jobs", n_jobs, minimum=1)
+    seed_list = _parse_seeds(seeds)
     if not algos:
         raise ValueError(f"give at least one method; known methods: {', '.join(available_methods())}")
     if resume and force:
@@ -263,7 +340,6 @@ def run_comparison(
     if resume and out_dir is None:
         raise ValueError("resuming needs an output directory (out_dir)")
     methods = {name: get_method(name) for name in dict.fromkeys(algos)}
-    seed_list = _parse_seeds(seeds)
     benchmark_kwargs = benchmark_kwargs_for(env, table_path)
     if out_dir is not None:
         try:
@@ -278,18 +354,27 @@ def run_comparison(
     store = None if paths is None else RunStore(paths.store)
     results: dict[tuple[str, int], SearchResult] = {}
     if paths is not None and store is not None:
-        prepare_outputs([paths.json, paths.png], store, settings, resume=resume, force=force)
-        if resume:
-            results.update(_finished_runs(paths, store, settings))
+        json_path, run_store = paths.json, store
+        nothing = resume and not json_path.exists() and not json_path.is_symlink() and not store.exists()
+
+        def read_finished() -> None:  # every check before the store is created (prepare_outputs)
+            results.update(_json_runs(json_path, settings))
+            results.update(_store_runs(run_store, settings))  # a stored run is newer than the JSON's
+
+        prepare_outputs([paths.json, paths.png], store, settings, resume=resume, force=force, check=read_finished)
+        if nothing and echo:
+            print(NOTHING_TO_RESUME, file=sys.stderr)
 
     failure, interrupted = _run_missing(
         methods, benchmark_kwargs, seed_list, max_queries, n_jobs, executor, store, results, progress, reference.name
     )
     if store is not None and (failure is not None or interrupted):
-        for record in store.load().values():  # a run stored just as Ctrl-C came is in the store, not yet in results
-            result = result_from_dict(record)
-            if result.method in methods and result.seed in seed_list:
-                results.setdefault((result.method, result.seed), result)
+        for job, record in store.load().items():  # a run stored just as Ctrl-C came is in the store, not yet in results
+            try:
+                result = _checked_run(record, store.path(job), settings, job)
+            except DamagedOutputError:
+                continue
+            results.setdefault((result.method, result.seed), result)
 
     runs = {m: [results[m, s] for s in seed_list if (m, s) in results] for m in methods}
     runs = {m: rs for m, rs in runs.items() if rs}

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,15 @@ class OutputsExistError(ValueError):
 
 class SettingsMismatchError(ValueError):
     """A run cannot resume from outputs made with different settings."""
+
+
+class DamagedOutputError(ValueError):
+    """A store file or an output of an earlier run cannot be read back (wrong shape, garbage, a directory)."""
+
+    def __init__(self, path: str | Path, what: str) -> None:
+        what = " ".join(str(what).split())  # one line
+        super().__init__(f"{path} is damaged: {what}; pass --force to start over or remove the file")
+        self.path = Path(path)
 
 
 def normalise(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -82,11 +92,23 @@ class RunStore:
         return self.directory.exists()
 
     def settings(self) -> dict[str, Any] | None:
-        """The settings in the manifest, or ``None`` when there is none."""
+        """The settings in the manifest, or ``None`` when there is none.
+
+        Raises:
+            DamagedOutputError: If the manifest is not a file, not JSON, or not ``{"settings": {...}}``.
+        """
         path = self.directory / MANIFEST
-        if not path.is_file():
+        if not path.exists() and not path.is_symlink():
             return None
-        return dict(json.loads(path.read_text())["settings"])
+        if not path.is_file():
+            raise DamagedOutputError(path, "it is not a regular file")
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as err:
+            raise DamagedOutputError(path, f"cannot be read as JSON ({err})") from err
+        if not isinstance(data, dict) or not isinstance(data.get("settings"), dict):
+            raise DamagedOutputError(path, 'not a manifest (expected {"settings": {...}, ...})')
+        return dict(data["settings"])
 
     def create(self, settings: Mapping[str, Any]) -> None:
         """Create the directory (if needed) and write the manifest.
@@ -123,17 +145,35 @@ class RunStore:
         """
         return atomic_write_text(self.path(job_id), dumps_json({"job_id": job_id, "record": dict(record)}) + "\n")
 
-    def load(self) -> dict[str, dict[str, Any]]:
-        """Every stored job: ``{job_id: record}`` (an unreadable file is skipped with a warning)."""
+    def load(self, *, strict: bool = False) -> dict[str, dict[str, Any]]:
+        """Every stored job: ``{job_id: record}``.
+
+        Args:
+            strict: Raise :class:`DamagedOutputError` for an unreadable file (not JSON, not
+                ``{"job_id": str, "record": {...}}``, or stored under another job's file name) instead of
+                skipping it with a warning.
+        """
         out: dict[str, dict[str, Any]] = {}
         if not self.directory.is_dir():
             return out
         for path in sorted(self.directory.glob("*" + RECORD_SUFFIX)):
             try:
-                data = json.loads(path.read_text())
-                out[str(data["job_id"])] = dict(data["record"])
-            except (OSError, ValueError, KeyError, TypeError) as err:
+                try:
+                    data = json.loads(path.read_text())
+                except (OSError, ValueError) as err:
+                    raise DamagedOutputError(path, f"cannot be read as JSON ({err})") from err
+                if not isinstance(data, dict) or not isinstance(data.get("job_id"), str):
+                    raise DamagedOutputError(path, 'not a job file (expected {"job_id": ..., "record": {...}})')
+                if not isinstance(data.get("record"), dict):
+                    raise DamagedOutputError(path, "its record is not a JSON object")
+                if self.path(data["job_id"]) != path:
+                    raise DamagedOutputError(path, f"it holds job {data['job_id']!r}, not the job of its file name")
+            except DamagedOutputError as err:
+                if strict:
+                    raise
                 warnings.warn(f"ignoring unreadable result file {path}: {err}", stacklevel=2)
+                continue
+            out[data["job_id"]] = dict(data["record"])
         return out
 
     def remove(self) -> None:
@@ -142,7 +182,10 @@ class RunStore:
             return
         for path in self.directory.iterdir():
             if path.name == MANIFEST or path.name.endswith(RECORD_SUFFIX) or path.name.endswith(".tmp"):
-                path.unlink()
+                if path.is_dir() and not path.is_symlink():  # a damaged store: a directory in a file's place
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
         fsync_directory(self.directory)
         try:
             self.directory.rmdir()
@@ -151,9 +194,18 @@ class RunStore:
 
 
 def prepare_outputs(
-    outputs: Iterable[Path], store: RunStore, settings: Mapping[str, Any], *, resume: bool, force: bool
+    outputs: Iterable[Path],
+    store: RunStore,
+    settings: Mapping[str, Any],
+    *,
+    resume: bool,
+    force: bool,
+    check: Callable[[], None] | None = None,
 ) -> None:
     """Apply the no-silent-overwrite policy before any work starts, then make sure the store exists.
+
+    Every check (including ``check``) happens before anything is deleted or created, so a refused
+    run leaves the outputs as they were.
 
     Args:
         outputs: Final output files of the run (JSON, plot).
@@ -162,11 +214,14 @@ def prepare_outputs(
             existing one when resuming).
         resume: Continue from existing outputs.
         force: Delete existing outputs and the store first.
+        check: Called (when resuming) after the store's settings are checked and before the store is
+            created; raises to refuse, e.g. because an existing output has other settings.
 
     Raises:
         ValueError: If both ``resume`` and ``force`` are given.
         OutputsExistError: If outputs or the store exist and neither flag is given.
         SettingsMismatchError: If resuming from a store with different settings.
+        DamagedOutputError: If resuming from a store whose manifest cannot be read.
         OSError: If files cannot be deleted or the store cannot be created.
     """
     if resume and force:
@@ -178,20 +233,23 @@ def prepare_outputs(
             f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''} (from an earlier run); "
             "pass --resume to continue it or --force to start over"
         )
+    found = store.settings() if resume else None
+    if found is not None:
+        check_settings(found, settings, store.directory)
+    if resume and check is not None:
+        check()
     if force:
         for path in outputs:
             path.unlink(missing_ok=True)
         store.remove()
-    found = store.settings() if resume else None
-    if found is not None:
-        check_settings(found, settings, store.directory)
-    else:
+    if found is None:
         store.create(settings)
 
 
 __all__ = [
     "MANIFEST",
     "RECORD_SUFFIX",
+    "DamagedOutputError",
     "OutputsExistError",
     "RunStore",
     "SettingsMismatchError",

@@ -44,8 +44,9 @@ def env_ledger(env: VecEnv) -> QueryLedger:
             f"the {len(ids)} environment copies count queries into {len(set(ids))} different ledgers, so neither "
             f"their count nor a query budget is exact; {SHARE_HINT}"
         )
-    kind, owner = ids[0].split(":")[:2]
-    if kind == "memory" and int(owner) != os.getpid():
+    kind, _, rest = ids[0].partition(":")
+    owner = rest.partition(":")[0]
+    if kind == "memory" and owner != str(os.getpid()):
         raise LedgerError(
             f"the environment copies count queries into an in-process ledger of another process (pid {owner}); "
             f"this process cannot read its count or enforce a budget; {SHARE_HINT}"

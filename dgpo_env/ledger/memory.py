@@ -4,7 +4,8 @@ It lives in one Python process. Sending it to another process (pickling it into 
 ``SubprocVecEnv`` or ``AsyncVectorEnv`` worker, a ``multiprocessing`` pool) would silently fork the
 count — each copy would count on its own and the budget would no longer hold — so it refuses to be
 pickled, and a copy inherited by ``fork`` refuses to record; both say what to use instead
-(docs/ledger.md, "Worker processes").
+(docs/ledger.md, "Worker processes"). ``copy.deepcopy`` in the same process returns the ledger itself,
+so a copied environment or benchmark keeps counting into it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import threading
 import uuid
 from array import array
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -103,6 +104,10 @@ class InMemoryLedger(QueryLedger):
 
     def __reduce__(self) -> NoReturn:
         raise LedgerError(f"{_PICKLED} {_USE_SHARED}")
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> InMemoryLedger:
+        """The ledger itself: a copy made in this process (of an env, a benchmark, a spec) counts into it."""
+        return self
 
 
 _PICKLED = (

@@ -75,10 +75,17 @@ class SQLiteLedger(QueryLedger):
 
     def __init__(self, path: str | os.PathLike[str], max_queries: int | None = None) -> None:
         budget = check_budget(max_queries)
+        if not isinstance(path, (str, os.PathLike)) or str(path) in ("", ":memory:") or str(path).startswith("file:"):
+            raise ValueError(
+                f"path must name a ledger file that every process can open (e.g. 'runs/queries.sqlite'), got {path!r}"
+            )
         self.path = Path(path).absolute()
+        if not self.path.parent.is_dir():
+            raise LedgerError(f"cannot create the query ledger {self.path}: its folder does not exist; create it first")
         self._lock = threading.Lock()
         self._connection: sqlite3.Connection | None = None
         self._pid = -1
+        self._file_id: tuple[int, int] | None = None
         self._uuid = self._initialise()
         if budget is not None:
             self.set_budget(budget)
@@ -93,13 +100,26 @@ class SQLiteLedger(QueryLedger):
                 )
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.execute("PRAGMA synchronous=NORMAL")
-            except sqlite3.Error as err:
-                raise LedgerError(
-                    f"cannot open the query ledger {self.path} ({err}); if the file is not a dgpo-env query ledger, "
-                    "give a new file name or remove it"
-                ) from err
+            except sqlite3.DatabaseError as err:
+                raise LedgerError(_open_error(self.path, err)) from err
+            stat = os.stat(self.path)
             self._connection, self._pid = connection, os.getpid()
+            if self._file_id is None:
+                self._file_id = (stat.st_dev, stat.st_ino)
+        self._check_file()
         return self._connection
+
+    def _check_file(self) -> None:
+        """Refuse to go on if the ledger file was deleted or replaced while this handle used it."""
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            stat = None
+        if stat is None or (stat.st_dev, stat.st_ino) != self._file_id:
+            raise LedgerError(
+                f"the query ledger {self.path} was deleted or replaced while in use: this handle's counts and "
+                "budget no longer hold; start the run again with a new ledger"
+            )
 
     def _transaction(self, body: Any) -> Any:
         """Run ``body(connection)`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back on error)."""
@@ -130,7 +150,9 @@ class SQLiteLedger(QueryLedger):
         def body(connection: sqlite3.Connection) -> str:
             tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if tables and not {"state", "queries"} <= tables:
-                raise sqlite3.DatabaseError(f"it holds other tables: {', '.join(sorted(tables))}")
+                raise sqlite3.DatabaseError(
+                    f"not a database of this format: it holds other tables: {', '.join(sorted(tables))}"
+                )
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 connection.execute(statement)
             connection.execute(
@@ -142,10 +164,7 @@ class SQLiteLedger(QueryLedger):
         try:
             fmt, ledger_uuid = self._transaction(body)
         except sqlite3.DatabaseError as err:
-            raise LedgerError(
-                f"cannot open the query ledger {self.path} ({err}); if the file is not a dgpo-env query ledger, "
-                "give a new file name or remove it"
-            ) from err
+            raise LedgerError(_open_error(self.path, err)) from err
         if fmt != FORMAT_VERSION:
             raise LedgerError(f"{self.path} is a query ledger of format {fmt}; this version reads {FORMAT_VERSION}")
         return str(ledger_uuid)
@@ -222,6 +241,19 @@ class SQLiteLedger(QueryLedger):
             connection.execute("UPDATE state SET n_queries = 0, n_lookups = 0 WHERE id = 0")
 
         self._transaction(body)
+
+
+def _open_error(path: Path, err: sqlite3.DatabaseError) -> str:
+    """The message for a ledger file SQLite cannot open: not a database, or not writable."""
+    if "not a database" in str(err):  # SQLite's "file is not a database", or other tables
+        return (
+            f"cannot open the query ledger {path} ({err}); the file is not a dgpo-env query ledger: "
+            "give a new file name or remove it"
+        )
+    return (
+        f"cannot open the query ledger {path} ({err}); the ledger needs to write the file and its folder "
+        "(SQLite's WAL mode): check that both exist and are writable"
+    )
 
 
 def _nullable(value: float | None) -> float | None:
