@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from dgpo_env.io import atomic_write_text
+
 CHANCE = {"cifar10": 10.0, "cifar100": 1.0, "imagenet16": 100 / 120}
 """Accuracy of guessing (percent): 10, 100 and 120 classes."""
 NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagenet16": "ImageNet16-120"}
@@ -198,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         *further,
         *efficiency_section(_load(args.results / "query_efficiency.json")),
     ]
-    args.out.write_text("\n".join(lines))
+    atomic_write_text(args.out, "\n".join(lines))
     print(f"wrote {args.out}")
     return 0
 

@@ -14,6 +14,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import io
 from pathlib import Path
 
 import gymnasium as gym
@@ -23,6 +24,7 @@ import torch
 import dgpo_env  # noqa: F401  (registers the environments)
 from agents.diffusion.pretrain import PretrainConfig, pretrain, pretrain_on_benchmark
 from dgpo_env.benchmarks import make_benchmark
+from dgpo_env.io import atomic_write_bytes
 
 ENV_IDS = {"toy": "dgpo_env/ToyDAG-v0", "nb201": "dgpo_env/NB201-CIFAR10-v0"}
 
@@ -105,7 +107,9 @@ def _save_png(image: np.ndarray, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    plt.imsave(path, image)
+    buffer = io.BytesIO()
+    plt.imsave(buffer, image, format="png")
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 if __name__ == "__main__":

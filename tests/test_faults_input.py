@@ -409,3 +409,205 @@ def test_sample_with_more_steps_than_the_model_has_is_one_line(
     assert main(["sample", str(path), "-n", "4", "--steps", "50", "--no-benchmark", "--show", "0"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("dgpo sample: error: ") and err.count("\n") == 1 and "50" in err
+
+
+# ---------------------------------------------------------------------------------------------- pretraining arguments
+@pytest.mark.parametrize(
+    ("field", "value", "error", "words"),
+    [
+        ("steps", 2.9, TypeError, "must be an integer"),
+        ("steps", 0, ValueError, ">= 1"),
+        ("steps", True, TypeError, "must be an integer"),
+        ("epochs", 0, ValueError, ">= 1"),
+        ("epochs", "8", TypeError, "must be an integer"),
+        ("batch_size", 64.0, TypeError, "must be an integer"),
+        ("val_every", -1, ValueError, ">= 1"),
+        ("diffusion_steps", 0, ValueError, ">= 1"),
+        ("seed", -1, ValueError, ">= 0"),
+        ("seed", 1.5, TypeError, "must be an integer"),
+        ("lr", 0.0, ValueError, "> 0"),
+        ("lr", float("nan"), ValueError, "finite"),
+        ("lr", "1e-3", TypeError, "finite real number"),
+        ("lr_schedule", "linear", ValueError, "'cosine', 'constant'"),
+        ("lr_final_ratio", 1.5, ValueError, "<= 1"),
+        ("weight_decay", -0.1, ValueError, ">= 0"),
+        ("weight_decay", float("inf"), ValueError, "finite"),
+        ("edge_weight", -1.0, ValueError, ">= 0"),
+        ("grad_clip", 0.0, ValueError, "> 0"),
+        ("val_fraction", 1.0, ValueError, "[0, 1)"),
+        ("val_fraction", -0.1, ValueError, ">= 0"),
+        ("marginal_smoothing", -1.0, ValueError, ">= 0"),
+        ("denoiser", {"hidden_dim": 16}, TypeError, "must be a DenoiserConfig"),
+    ],
+)
+def test_pretrain_config_refuses_bad_fields(field: str, value: Any, error: type[Exception], words: str) -> None:
+    from agents.diffusion.pretrain import PretrainConfig
+
+    with pytest.raises(error) as caught:
+        PretrainConfig(**{field: value})
+    message = str(caught.value)
+    assert f"PretrainConfig.{field}" in message and words in message and repr(value) in message
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error", "words"),
+    [
+        ("hidden_dim", 63.9, TypeError, "must be an integer"),
+        ("n_layers", 0, ValueError, ">= 1"),
+        ("n_heads", 3, ValueError, "must divide"),
+        ("time_dim", 7, ValueError, "even"),
+        ("dropout", 1.0, ValueError, "[0, 1)"),
+        ("dropout", "0.1", TypeError, "finite real number"),
+        ("positional_encoding", "False", TypeError, "True or False"),
+    ],
+)
+def test_denoiser_config_refuses_bad_fields(field: str, value: Any, error: type[Exception], words: str) -> None:
+    from agents.diffusion.denoiser import DenoiserConfig
+
+    with pytest.raises(error) as caught:
+        DenoiserConfig(**{field: value})
+    message = str(caught.value)
+    assert f"DenoiserConfig.{field}" in message and words in message and repr(value) in message
+
+
+def test_valid_pretrain_configs_are_kept_exactly() -> None:
+    from agents.diffusion.denoiser import DenoiserConfig
+    from agents.diffusion.pretrain import PretrainConfig
+
+    config = PretrainConfig(steps=np.int64(3), epochs=None, grad_clip=None, val_fraction=0.0, lr_schedule="constant")
+    assert config.steps == 3 and config.grad_clip is None
+    assert DenoiserConfig(positional_encoding=np.bool_(False)).positional_encoding == np.bool_(False)
+    with pytest.raises(TypeError, match="must be a mapping"):
+        DenoiserConfig.from_dict([("hidden_dim", 16)])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "words"),
+    [
+        ({"fraction": 0.0}, ValueError, "fraction must be > 0 and <= 1, got 0.0"),
+        ({"fraction": 1.5}, ValueError, "fraction must be > 0 and <= 1, got 1.5"),
+        ({"fraction": "0.5"}, TypeError, "fraction must be a finite real number, got '0.5'"),
+        ({"max_val_acc": float("nan")}, ValueError, "max_val_acc must be a finite real number"),
+        ({"max_val_acc": "85"}, TypeError, "max_val_acc must be a finite real number, got '85'"),
+        ({"n_random": 2.9}, TypeError, "n_random must be an integer, got 2.9"),
+        ({"n_random": 0}, ValueError, "n_random must be an integer >= 1, got 0"),
+        ({"n_random": True}, TypeError, "n_random must be an integer, got True"),
+        ({"progress": "False"}, TypeError, "progress must be True or False, got 'False'"),
+        ({"config": {"steps": 3}}, TypeError, "config must be a PretrainConfig"),
+    ],
+)
+def test_pretrain_on_benchmark_refuses_bad_selection_arguments(
+    kwargs: dict[str, Any], error: type[Exception], words: str
+) -> None:
+    from agents.diffusion.pretrain import pretrain_on_benchmark
+
+    bench = ToyBenchmark()
+    with pytest.raises(error) as caught:
+        pretrain_on_benchmark(bench, **kwargs)
+    assert words in str(caught.value)
+    assert bench.n_queries == 0  # refused before any label was read
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--lr", "0"],
+        ["--lr", "-0.001"],
+        ["--lr", "nan"],
+        ["--lr", "inf"],
+        ["--fraction", "0"],
+        ["--fraction", "1.5"],
+        ["--fraction", "nan"],
+        ["--n-random", "0"],
+        ["--n-random", "2.9"],
+        ["--max-val-acc", "nan"],
+        ["--max-val-acc", "high"],
+        ["--train-steps", "0"],
+        ["--epochs", "0"],
+        ["--batch-size", "-4"],
+        ["--diffusion-steps", "0"],
+        ["--layers", "0"],
+        ["--width", "2.5"],
+        ["--edge-width", "0"],
+        ["--heads", "0"],
+        ["--seed", "-1"],
+        ["--threads", "0"],
+    ],
+)
+def test_pretrain_flags_are_range_checked(argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["pretrain", "--benchmark", "toy", "--out", str(tmp_path / "c.pt"), *argv])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and not (tmp_path / "c.pt").exists()
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("dgpo pretrain: error: argument " + argv[0]), err
+    assert re.search(r"expected (an integer|a number|a finite number)", line) and repr(argv[1]) in line, err
+
+
+def test_pretrain_unknown_dataset_is_an_argparse_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["pretrain", "--dataset", "mnist", "--out", str(tmp_path / "c.pt")])
+    assert caught.value.code == 2
+    assert "invalid choice: 'mnist'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------- benchmark constructors
+def test_nb201_dataset_must_be_a_known_string() -> None:
+    from dgpo_env.benchmarks import NB201Benchmark
+
+    with pytest.raises(ValueError, match=r"unknown NB201 dataset 'mnist'; known datasets: 'cifar10', 'cifar100'"):
+        NB201Benchmark("mnist")
+    with pytest.raises(ValueError, match="unknown NB201 dataset 'CIFAR10'"):
+        NB201Benchmark("CIFAR10")  # not lower-cased
+    with pytest.raises(TypeError, match=r"dataset must be a string.*'cifar10'.*got 10 \(int\)"):
+        NB201Benchmark(10)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"dataset must be a string.*got None"):
+        NB201Benchmark(None)  # type: ignore[arg-type]
+
+
+def test_nb201_table_path_must_be_a_path() -> None:
+    from dgpo_env.benchmarks import NB201Benchmark
+
+    for bad in (3, b"nb201.npz", ["nb201.npz"]):
+        with pytest.raises(TypeError, match=r"table_path must be a file path \(str or os.PathLike\)") as caught:
+            NB201Benchmark("cifar10", table_path=bad)  # type: ignore[arg-type]
+        assert repr(bad) in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("epochs", "error", "words"),
+    [
+        (2.9, TypeError, "epochs must be an integer, one of 4, 12, 36, 108; got 2.9 (float)"),
+        (108.0, TypeError, "got 108.0 (float)"),
+        ("108", TypeError, "got '108' (str)"),
+        (True, TypeError, "got True (bool)"),
+        (50, ValueError, "epochs must be one of 4, 12, 36, 108, got 50"),
+        (0, ValueError, "epochs must be one of 4, 12, 36, 108, got 0"),
+    ],
+)
+def test_nb101_epochs_must_be_a_budget(epochs: Any, error: type[Exception], words: str) -> None:
+    from dgpo_env.benchmarks.nb101 import NB101Benchmark
+
+    with pytest.raises(error) as caught:  # refused before the data file is looked for
+        NB101Benchmark(path="/nonexistent/nb101.tfrecord", epochs=epochs)
+    assert words in str(caught.value)
+
+
+def test_nb101_path_must_be_a_path() -> None:
+    from dgpo_env.benchmarks.nb101 import NB101Benchmark
+
+    with pytest.raises(TypeError, match=r"path must be a file path.*got 3 \(int\)"):
+        NB101Benchmark(path=3)  # type: ignore[arg-type]
+
+
+def test_make_benchmark_name_must_be_a_known_string() -> None:
+    from dgpo_env.benchmarks import make_benchmark
+
+    with pytest.raises(ValueError, match=r"unknown benchmark 'nb999'; known benchmarks: 'nb201', 'nb101', 'toy'"):
+        make_benchmark("nb999")
+    with pytest.raises(ValueError, match="unknown benchmark 'Toy'"):
+        make_benchmark("Toy")
+    with pytest.raises(TypeError, match=r"benchmark name must be a string.*got None \(NoneType\)"):
+        make_benchmark(None)  # type: ignore[arg-type]
+    assert make_benchmark("toy").name == ToyBenchmark().name

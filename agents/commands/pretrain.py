@@ -9,10 +9,12 @@ from pathlib import Path
 
 import torch
 
+from agents.commands.args import finite_float, nonnegative_int, positive_float, positive_int, unit_fraction
 from agents.diffusion.denoiser import DenoiserConfig
 from agents.diffusion.model import DivergenceError
 from agents.diffusion.pretrain import PretrainConfig, pretrain_on_benchmark, pretraining_summary
 from dgpo_env.benchmarks import make_benchmark
+from dgpo_env.benchmarks.nb201_data import DATASETS
 from dgpo_env.diffusion.schedule import DEFAULT_DIFFUSION_STEPS
 
 _DEFAULTS = PretrainConfig()
@@ -28,29 +30,37 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
         "count as benchmark queries and are reported.",
     )
     parser.add_argument("--benchmark", default="nb201", choices=["nb201", "toy", "nb101"])
-    parser.add_argument("--dataset", default="cifar10", help="nb201: cifar10, cifar100 or imagenet16")
+    parser.add_argument("--dataset", default="cifar10", choices=list(DATASETS), help="nb201 only")
     choose = parser.add_argument_group("training set (default: every cell)")
-    choose.add_argument("--fraction", type=float, default=None, help="random share of the cells, e.g. 0.07")
+    choose.add_argument("--fraction", type=unit_fraction, default=None, help="random share of the cells, e.g. 0.07")
     choose.add_argument(
-        "--n-random", type=int, default=None, help="draw this many uniform random cells (spaces too large to list)"
+        "--n-random",
+        type=positive_int,
+        default=None,
+        help="draw this many uniform random cells (spaces too large to list)",
     )
     choose.add_argument(
-        "--max-val-acc", type=float, default=None, help="keep cells with validation accuracy below this (e.g. 85)"
+        "--max-val-acc",
+        type=finite_float,
+        default=None,
+        help="keep cells with validation accuracy below this (e.g. 85)",
     )
     train = parser.add_argument_group("training")
     train.add_argument(
-        "--train-steps", type=int, default=_DEFAULTS.steps, help="gradient steps (rounded up to whole epochs)"
+        "--train-steps", type=positive_int, default=_DEFAULTS.steps, help="gradient steps (rounded up to whole epochs)"
     )
-    train.add_argument("--epochs", type=int, default=None, help="passes over the cells (overrides --train-steps)")
-    train.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size)
-    train.add_argument("--lr", type=float, default=_DEFAULTS.lr)
-    train.add_argument("--diffusion-steps", type=int, default=DEFAULT_DIFFUSION_STEPS, help="T")
-    train.add_argument("--layers", type=int, default=_NET.n_layers)
-    train.add_argument("--width", type=int, default=_NET.hidden_dim, help="node feature width")
-    train.add_argument("--edge-width", type=int, default=_NET.edge_dim)
-    train.add_argument("--heads", type=int, default=_NET.n_heads)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    train.add_argument(
+        "--epochs", type=positive_int, default=None, help="passes over the cells (overrides --train-steps)"
+    )
+    train.add_argument("--batch-size", type=positive_int, default=_DEFAULTS.batch_size)
+    train.add_argument("--lr", type=positive_float, default=_DEFAULTS.lr)
+    train.add_argument("--diffusion-steps", type=positive_int, default=DEFAULT_DIFFUSION_STEPS, help="T")
+    train.add_argument("--layers", type=positive_int, default=_NET.n_layers)
+    train.add_argument("--width", type=positive_int, default=_NET.hidden_dim, help="node feature width")
+    train.add_argument("--edge-width", type=positive_int, default=_NET.edge_dim)
+    train.add_argument("--heads", type=positive_int, default=_NET.n_heads)
+    train.add_argument("--seed", type=nonnegative_int, default=0)
+    train.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--out", type=Path, required=True, help="checkpoint path, e.g. ckpt.pt")
     parser.set_defaults(func=run)

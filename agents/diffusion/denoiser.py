@@ -38,6 +38,7 @@ from torch import Tensor, nn
 
 from dgpo_env.search_spaces.base import SearchSpace
 from dgpo_env.search_spaces.dag import upper_indices
+from dgpo_env.validation import check_bool, check_count, check_mapping, check_real
 
 SINUSOID_BASE = 10_000.0
 """Wavelength base of the sinusoidal encodings (Vaswani et al. 2017, §3.5)."""
@@ -73,15 +74,24 @@ class DenoiserConfig:
     positional_encoding: bool = True
 
     def __post_init__(self) -> None:
+        """Validate every field (no coercion: ``2.0`` is not a width, ``"yes"`` not a bool).
+
+        Raises:
+            TypeError: For a field of the wrong type.
+            ValueError: For a field out of range, ``n_heads`` not dividing ``hidden_dim`` or an odd
+                ``time_dim``.
+        """
         for name in ("hidden_dim", "edge_dim", "n_layers", "n_heads", "ff_mult", "time_dim"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"DenoiserConfig.{name} must be >= 1, got {getattr(self, name)}")
+            check_count(f"DenoiserConfig.{name}", getattr(self, name), minimum=1)
         if self.hidden_dim % self.n_heads:
-            raise ValueError(f"n_heads={self.n_heads} must divide hidden_dim={self.hidden_dim}")
+            raise ValueError(
+                f"DenoiserConfig.n_heads={self.n_heads!r} must divide DenoiserConfig.hidden_dim={self.hidden_dim!r}"
+            )
         if self.time_dim % 2:
-            raise ValueError(f"time_dim must be even (sine and cosine pairs), got {self.time_dim}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+            raise ValueError(f"DenoiserConfig.time_dim must be even (sine and cosine pairs), got {self.time_dim!r}")
+        if check_real("DenoiserConfig.dropout", self.dropout, 0.0, 1.0) == 1.0:
+            raise ValueError(f"DenoiserConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        check_bool("DenoiserConfig.positional_encoding", self.positional_encoding)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (checkpoint-safe)."""
@@ -92,8 +102,10 @@ class DenoiserConfig:
         """Inverse of :meth:`to_dict`.
 
         Raises:
+            TypeError: If ``data`` is not a mapping.
             ValueError: On unknown keys.
         """
+        check_mapping("denoiser config", data)
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown DenoiserConfig fields {sorted(unknown)}")

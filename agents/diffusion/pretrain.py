@@ -37,9 +37,13 @@ from dgpo_env.diffusion.marginals import Marginals
 from dgpo_env.diffusion.schedule import DEFAULT_DIFFUSION_STEPS
 from dgpo_env.search_spaces.base import SearchSpace
 from dgpo_env.search_spaces.dag import DAG
+from dgpo_env.validation import check_bool, check_choice, check_count, check_real
 
 LAMBDA_TRAIN: tuple[float, float] = (5.0, 0.0)
 """DiGress/DGPO ``lambda_train = [λ_E, λ_y]``: edge-loss weight and graph-level-loss weight (DESIGN.md §2)."""
+
+LR_SCHEDULES = ("cosine", "constant")
+"""Allowed :attr:`PretrainConfig.lr_schedule` values."""
 
 FILTER_THRESHOLD_NB201 = 85.0
 """The paper's out-of-distribution filter on NB201: pretrain on cells with validation accuracy < 85% (§4)."""
@@ -90,14 +94,32 @@ class PretrainConfig:
     denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
 
     def __post_init__(self) -> None:
-        if (self.epochs is not None and self.epochs < 1) or min(self.steps, self.batch_size, self.val_every) < 1:
-            raise ValueError("steps, epochs, batch_size and val_every must be >= 1")
-        if self.lr <= 0 or self.weight_decay < 0 or self.edge_weight < 0:
-            raise ValueError("lr must be > 0, weight_decay and edge_weight >= 0")
-        if self.lr_schedule not in ("cosine", "constant"):
-            raise ValueError(f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        """Validate every field (no coercion: ``2.9`` is not a count, ``"1e-3"`` not a rate).
+
+        Raises:
+            TypeError: For a field of the wrong type (``denoiser`` must be a :class:`DenoiserConfig`).
+            ValueError: For a field out of range.
+        """
+        for name in ("steps", "batch_size", "val_every", "diffusion_steps"):
+            check_count(f"PretrainConfig.{name}", getattr(self, name), minimum=1)
+        if self.epochs is not None:
+            check_count("PretrainConfig.epochs", self.epochs, minimum=1)
+        check_real("PretrainConfig.lr", self.lr, 0.0, open_minimum=True)
+        check_choice("PretrainConfig.lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        check_real("PretrainConfig.lr_final_ratio", self.lr_final_ratio, 0.0, 1.0)
+        check_real("PretrainConfig.weight_decay", self.weight_decay, 0.0)
+        check_real("PretrainConfig.edge_weight", self.edge_weight, 0.0)
+        if self.grad_clip is not None:
+            check_real("PretrainConfig.grad_clip", self.grad_clip, 0.0, open_minimum=True)
+        if check_real("PretrainConfig.val_fraction", self.val_fraction, 0.0, 1.0) == 1.0:
+            raise ValueError(f"PretrainConfig.val_fraction must be in [0, 1), got {self.val_fraction!r}")
+        check_real("PretrainConfig.marginal_smoothing", self.marginal_smoothing, 0.0)
+        check_count("PretrainConfig.seed", self.seed, minimum=0)
+        if not isinstance(self.denoiser, DenoiserConfig):
+            raise TypeError(
+                f"PretrainConfig.denoiser must be a DenoiserConfig, got {self.denoiser!r} "
+                f"({type(self.denoiser).__name__})"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (checkpoint-safe)."""
@@ -150,15 +172,17 @@ def select_training_cells(
         The :class:`CellSelection`; ``n_queries`` is the growth of ``benchmark.n_queries``.
 
     Raises:
-        ValueError: For a fraction outside ``(0, 1]``, a space that cannot enumerate its cells, or
-            an empty selection.
+        TypeError: For a ``fraction`` or ``max_val_acc`` that is not a real number, or an
+            ``n_random`` or ``seed`` that is not an integer.
+        ValueError: For a fraction outside ``(0, 1]``, a non-finite ``max_val_acc``, ``n_random < 1``,
+            ``seed < 0``, a space that cannot enumerate its cells, or an empty selection.
     """
+    fraction, max_val_acc, n_random = _check_selection(fraction, max_val_acc, n_random)
+    seed = check_count("seed", seed, minimum=0)
     space = benchmark.search_space
     rng = np.random.default_rng(seed)
     rules = []
     if n_random is not None:
-        if n_random < 1:
-            raise ValueError(f"n_random must be >= 1, got {n_random}")
         cells = list(dict.fromkeys(space.sample_uniform(rng) for _ in range(n_random)))
         rules.append(f"{len(cells)} uniformly random cells")
     else:
@@ -170,8 +194,6 @@ def select_training_cells(
                 "with your own cells"
             ) from err
     if fraction is not None:
-        if not 0.0 < fraction <= 1.0:
-            raise ValueError(f"fraction must be in (0, 1], got {fraction}")
         keep = np.sort(rng.choice(len(cells), size=max(1, round(fraction * len(cells))), replace=False))
         cells = [cells[i] for i in keep.tolist()]
         rules.append(f"random {fraction:.2%}")
@@ -189,6 +211,17 @@ def select_training_cells(
         raise ValueError(f"no cell satisfies {' and '.join(rules)}; relax the filter")
     description = " and ".join(rules) if rules else "all cells"
     return CellSelection(cells, benchmark.n_queries - before, description, n_candidates)
+
+
+def _check_selection(
+    fraction: object, max_val_acc: object, n_random: object
+) -> tuple[float | None, float | None, int | None]:
+    """Validate the training-set rule of :func:`select_training_cells` / :func:`pretrain_on_benchmark`."""
+    return (
+        None if fraction is None else check_real("fraction", fraction, 0.0, 1.0, open_minimum=True),
+        None if max_val_acc is None else check_real("max_val_acc", max_val_acc),
+        None if n_random is None else check_count("n_random", n_random, minimum=1),
+    )
 
 
 def cells_to_tensors(cells: Sequence[DAG]) -> tuple[Tensor, Tensor]:
@@ -399,8 +432,19 @@ def pretrain_on_benchmark(
 
     The model's ``info`` records the benchmark, the selection rule and the queries it cost;
     ``history["n_queries"]`` repeats the query count.
+
+    Raises:
+        TypeError: For a ``config`` that is not a :class:`PretrainConfig`, a ``fraction`` or
+            ``max_val_acc`` that is not a real number, an ``n_random`` that is not an integer, or a
+            non-bool ``progress``.
+        ValueError: For a ``fraction`` outside ``(0, 1]``, a non-finite ``max_val_acc``,
+            ``n_random < 1``, or as :func:`select_training_cells` and :func:`pretrain`.
     """
-    config = config or PretrainConfig()
+    config = PretrainConfig() if config is None else config
+    if not isinstance(config, PretrainConfig):
+        raise TypeError(f"config must be a PretrainConfig or None, got {config!r} ({type(config).__name__})")
+    fraction, max_val_acc, n_random = _check_selection(fraction, max_val_acc, n_random)
+    progress = check_bool("progress", progress)
     selection = select_training_cells(benchmark, fraction, max_val_acc, config.seed, n_random)
     info = {
         "benchmark": benchmark.name,

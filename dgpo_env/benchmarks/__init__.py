@@ -21,6 +21,8 @@ __all__ = [
     "make_benchmark",
 ]
 
+_NAMES = "'nb201', 'nb101', 'toy'"
+
 
 def make_benchmark(name: str, **kwargs: Any) -> Benchmark:
     """Build a benchmark by name.
@@ -30,8 +32,11 @@ def make_benchmark(name: str, **kwargs: Any) -> Benchmark:
     (a :class:`~dgpo_env.ledger.QueryLedger`, default a new in-process one).
 
     Raises:
-        ValueError: For an unknown name.
+        TypeError: If ``name`` is not a string.
+        ValueError: For an unknown name (the message lists the known ones).
     """
+    if not isinstance(name, str):
+        raise TypeError(f"benchmark name must be a string, one of {_NAMES}; got {name!r} ({type(name).__name__})")
     if name == "nb201":
         return NB201Benchmark(**kwargs)
     if name == "toy":
@@ -40,4 +45,4 @@ def make_benchmark(name: str, **kwargs: Any) -> Benchmark:
         from dgpo_env.benchmarks.nb101 import NB101Benchmark
 
         return NB101Benchmark(**kwargs)
-    raise ValueError(f"unknown benchmark {name!r}; choose 'nb201', 'nb101' or 'toy'")
+    raise ValueError(f"unknown benchmark {name!r}; known benchmarks: {_NAMES}")

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 from functools import cached_property
 
 import numpy as np
 
 from dgpo_env.benchmarks.base import Benchmark, CellResult, Oracle
-from dgpo_env.benchmarks.nb101_data import NB101Table, load_table
+from dgpo_env.benchmarks.nb101_data import EPOCH_BUDGETS, NB101Table, load_table
 from dgpo_env.ledger import QueryLedger
 from dgpo_env.search_spaces.dag import DAG
 from dgpo_env.search_spaces.nb101 import NB101SearchSpace
+from dgpo_env.validation import check_choice
 
 NOT_IN_TABLE = "not in the NAS-Bench-101 table"
 """Reason given for a valid cell whose hash the loaded table does not hold."""
@@ -34,6 +36,8 @@ class NB101Benchmark(Benchmark):
             :class:`~dgpo_env.ledger.InMemoryLedger`).
 
     Raises:
+        TypeError: If ``epochs`` is not an integer or ``path`` not a path (``str`` or :class:`os.PathLike`).
+        ValueError: If ``epochs`` is not 4, 12, 36 or 108.
         BenchmarkDataError: If the file is missing or corrupt (see :func:`load_table`).
     """
 
@@ -42,6 +46,14 @@ class NB101Benchmark(Benchmark):
     def __init__(
         self, path: str | os.PathLike[str] | None = None, epochs: int = 108, ledger: QueryLedger | None = None
     ) -> None:
+        if isinstance(epochs, (bool, np.bool_)) or not isinstance(epochs, (numbers.Integral, np.integer)):
+            allowed = ", ".join(map(str, EPOCH_BUDGETS))
+            raise TypeError(f"epochs must be an integer, one of {allowed}; got {epochs!r} ({type(epochs).__name__})")
+        epochs = check_choice("epochs", int(epochs), EPOCH_BUDGETS)
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise TypeError(
+                f"path must be a file path (str or os.PathLike) or None, got {path!r} ({type(path).__name__})"
+            )
         super().__init__(ledger)
         self.search_space = NB101SearchSpace()
         self.epochs = epochs

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from dgpo_env.benchmarks.base import Benchmark, CellResult, Oracle
-from dgpo_env.benchmarks.nb201_data import NB201Table, load_extended_table, official_order, packaged_table
+from dgpo_env.benchmarks.nb201_data import (
+    DATASETS,
+    NB201Table,
+    load_extended_table,
+    official_order,
+    packaged_table,
+)
 from dgpo_env.ledger import QueryLedger
 from dgpo_env.search_spaces.dag import DAG
 from dgpo_env.search_spaces.nb201 import NB201SearchSpace
@@ -28,6 +35,11 @@ class NB201Benchmark(Benchmark):
         ledger: Where look-ups are recorded and the budget enforced (default: a new
             :class:`~dgpo_env.ledger.InMemoryLedger`).
 
+    Raises:
+        TypeError: If ``dataset`` is not a string or ``table_path`` not a path (``str`` or
+            :class:`os.PathLike`).
+        ValueError: For an unknown dataset (the message lists the known ones).
+
     Example:
         >>> bench = NB201Benchmark("cifar10")
         >>> cell = bench.search_space.from_index(6111)
@@ -38,15 +50,30 @@ class NB201Benchmark(Benchmark):
     search_space: NB201SearchSpace
 
     def __init__(
-        self, dataset: str = "cifar10", table_path: str | Path | None = None, ledger: QueryLedger | None = None
+        self,
+        dataset: str = "cifar10",
+        table_path: str | os.PathLike[str] | None = None,
+        ledger: QueryLedger | None = None,
     ) -> None:
+        if not isinstance(dataset, str):
+            raise TypeError(
+                f"dataset must be a string, one of {', '.join(map(repr, DATASETS))}; "
+                f"got {dataset!r} ({type(dataset).__name__})"
+            )
+        if dataset not in DATASETS:
+            raise ValueError(f"unknown NB201 dataset {dataset!r}; known datasets: {', '.join(map(repr, DATASETS))}")
+        if table_path is not None and not isinstance(table_path, (str, os.PathLike)):
+            raise TypeError(
+                f"table_path must be a file path (str or os.PathLike) or None, "
+                f"got {table_path!r} ({type(table_path).__name__})"
+            )
         super().__init__(ledger)
         self.search_space = NB201SearchSpace()
         self.dataset = dataset
         self.name = f"nb201-{dataset}"
-        self.chance_accuracy = CHANCE_ACCURACY.get(dataset, 0.0)
-        table = packaged_table(dataset) if table_path is None else load_extended_table(table_path, dataset)
+        self.chance_accuracy = CHANCE_ACCURACY[dataset]
         self.table_path = None if table_path is None else Path(table_path)
+        table = packaged_table(dataset) if self.table_path is None else load_extended_table(self.table_path, dataset)
         self._by_code = _rows_by_code(table)
         self._index_of_code = official_order().index_of_code
 

@@ -21,6 +21,8 @@ import google_crc32c
 import numpy as np
 from numpy.typing import NDArray
 
+from dgpo_env.io import atomic_write_bytes
+
 MASK_DELTA = 0xA282EAD8  # TFRecord's CRC mask constant
 HEADER_BYTES = 12  # uint64 length + uint32 masked CRC of the length
 FOOTER_BYTES = 4  # uint32 masked CRC of the data
@@ -67,10 +69,8 @@ def frame_record(data: bytes) -> bytes:
 
 
 def write_tfrecord(path: str | Path, records: Sequence[bytes]) -> None:
-    """Write ``records`` to a TFRecord file (used to build small test files)."""
-    with Path(path).open("wb") as fh:
-        for data in records:
-            fh.write(frame_record(data))
+    """Write ``records`` to a TFRecord file atomically (used to build small test files)."""
+    atomic_write_bytes(path, b"".join(frame_record(data) for data in records))
 
 
 @dataclass(frozen=True)
