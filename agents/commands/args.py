@@ -31,11 +31,8 @@ def nonnegative_int(text: str) -> int:
 
 def positive_float(text: str) -> float:
     """A finite real number ``> 0`` (learning rates)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
+    value = _number(text)
+    if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
     return value
 

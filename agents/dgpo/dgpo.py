@@ -52,7 +52,7 @@ from agents.dgpo.losses import (
     trajectory_log_likelihood,
 )
 from agents.dgpo.trajectories import TrajectoryAlgorithm
-from agents.diffusion.model import CheckpointError, DiffusionModel, DivergenceError, non_finite_tensors, package_version
+from agents.diffusion.model import DiffusionModel, DivergenceError, package_version
 from agents.policies.compat import ModelSpec
 from agents.policies.diffusion_policy import GraphDiffusionPolicy
 from agents.policies.envs import make_env_for_model
@@ -423,13 +423,7 @@ class DGPO(TrajectoryAlgorithm):
         if exclude or include:
             raise ValueError(f"{type(self).__name__}.save saves the whole agent; exclude= and include= do not apply")
         model = self.policy.model
-        checkpoint = model.checkpoint()
-        bad = non_finite_tensors(checkpoint["state_dict"])
-        if bad:
-            raise CheckpointError(
-                f"refusing to save the agent: {len(bad)} weight tensor(s) of its model hold NaN or infinite values "
-                f"(first: {bad[0]!r}); the training diverged"
-            )
+        checkpoint = model.finite_checkpoint("save the agent")
         policy_kwargs = {k: v for k, v in self.policy_kwargs.items() if k not in ("model", "task")}
         task = self.policy.task
         assert self.ep_info_buffer is None or isinstance(self.ep_info_buffer, deque)

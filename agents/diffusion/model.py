@@ -293,17 +293,29 @@ class DiffusionModel(nn.Module):
         checkpoint as it was.
         """
         path = Path(path)
-        data = self.checkpoint()
-        bad = non_finite_tensors(data["state_dict"])
-        if bad:
-            raise CheckpointError(
-                f"refusing to save {path}: {len(bad)} weight tensor(s) hold NaN or infinite values "
-                f"(first: {bad[0]!r}); the training diverged, lower the learning rate and train again"
-            )
+        data = self.finite_checkpoint(f"save {path}")
         path.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
         torch.save(data, buffer)
         return atomic_write_bytes(path, buffer.getvalue())
+
+    def finite_checkpoint(self, action: str) -> dict[str, Any]:
+        """:meth:`checkpoint`, refused when a weight tensor holds NaN or infinite values (a diverged training).
+
+        Args:
+            action: What the checkpoint is for, for the message (``"save model.pt"``, ``"save the agent"``).
+
+        Raises:
+            CheckpointError: Naming the first non-finite tensor; nothing should be written then.
+        """
+        data = self.checkpoint()
+        bad = non_finite_tensors(data["state_dict"])
+        if bad:
+            raise CheckpointError(
+                f"refusing to {action}: {len(bad)} weight tensor(s) hold NaN or infinite values "
+                f"(first: {bad[0]!r}); the training diverged, lower the learning rate and train again"
+            )
+        return data
 
     @classmethod
     def load(cls, path: str | Path, search_space: SearchSpace | str | None = None) -> DiffusionModel:

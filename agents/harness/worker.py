@@ -81,7 +81,7 @@ def worker_main(
             reply = ("error", job_id, setup_error, 0.0)
         else:
             try:
-                fn, args, kwargs = pickle.loads(payload)
+                fn, args, kwargs = pickle.loads(payload)  # the parent's own job, sent over its private pipe
                 reply = ("ok", job_id, fn(*args, **kwargs), time.perf_counter() - start)
             except BaseException:
                 reply = ("error", job_id, traceback.format_exc(), time.perf_counter() - start)

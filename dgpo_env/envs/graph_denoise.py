@@ -116,7 +116,7 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
     (``reward_scale="fraction"``, default) or in percent (``"percent"``); or ``reward_fn(result)``
     if given (it must return a finite real number: NaN, infinities, strings and ``bool`` raise
     ``TypeError``/``ValueError`` naming the cell). ``inverse=True`` negates it (the control
-    experiment of DESIGN.md §4). An invalid cell gets ``invalid_reward`` (default 0.0) and
+    experiment of docs/dgpo.md §1). An invalid cell gets ``invalid_reward`` (default 0.0) and
     ``info["invalid_reason"]`` says why. Test accuracy is reported in ``info`` and never rewarded.
 
     ## Starting State
