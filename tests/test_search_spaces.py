@@ -3,6 +3,8 @@ import numpy as np
 import pytest
 
 from dgpo_env.search_spaces import DAG, NB201_OPS, NB201SearchSpace, ToySearchSpace, edge_position, upper_indices
+from dgpo_env.search_spaces.base import SearchSpace
+from dgpo_env.search_spaces.nb101 import NB101SearchSpace
 
 SPACE = NB201SearchSpace()
 
@@ -100,3 +102,21 @@ def test_toy_space_validity():
     assert toy.validate(DAG(nodes, direct)) is None
     assert "not allowed" in toy.validate(DAG([0, 1, 2, 2, 2, 1], direct))
     assert len(NB201_OPS) == 5
+
+
+@pytest.mark.parametrize("space", [NB201SearchSpace(), ToySearchSpace(), NB101SearchSpace()], ids=lambda s: s.name)
+def test_sample_uniform_draws_what_one_choice_per_entry_draws(space: SearchSpace) -> None:
+    """The batched draw keeps every seed's cells: one ``rng.choice`` per entry, then rejection of invalid cells."""
+
+    def reference(rng: np.random.Generator) -> DAG:
+        node_allowed, edge_allowed = space.allowed
+        while True:
+            nodes = np.array([rng.choice(np.flatnonzero(row)) for row in node_allowed], dtype=np.int64)
+            edges = np.array([rng.choice(np.flatnonzero(row)) for row in edge_allowed], dtype=np.int64)
+            if space.validate(DAG(nodes, edges)) is None:
+                return DAG(nodes, edges)
+
+    for seed in range(5):
+        fast, slow = np.random.default_rng(seed), np.random.default_rng(seed)
+        for _ in range(10):
+            assert space.sample_uniform(fast).flat().tolist() == reference(slow).flat().tolist()

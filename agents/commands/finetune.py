@@ -12,6 +12,7 @@ from agents.dgpo.config import EPOCHS, DGPOConfig
 from agents.dgpo.elite import EliteConfig
 from agents.dgpo.losses import GRADIENTS
 from agents.dgpo.variants import PRESETS, get_preset
+from agents.pretrained import available
 from dgpo_env.envs.graph_denoise import DEFAULT_N_STEPS
 
 SETTING_FLAGS: dict[str, tuple[str, str]] = {
@@ -46,7 +47,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
         description="DGPO (REINFORCE with GDPO's eager gradient) from a checkpoint written by `dgpo pretrain`. "
         "Defaults are the official NB201 settings; a small CPU model needs a larger --lr (e.g. 1e-3).",
     )
-    parser.add_argument("checkpoint", type=Path, help="pretrained model (.pt)")
+    parser.add_argument("checkpoint", type=Path, nargs="?", default=None, help="pretrained model (.pt)")
+    parser.add_argument(
+        "--pretrained",
+        default=None,
+        choices=available(),
+        help="start from a model shipped with the package instead of a checkpoint file (docs/pretrained.md)",
+    )
     parser.add_argument("--env", default="dgpo_env/NB201-CIFAR10-v0", choices=sorted(dgpo_env.ENV_SPECS))
     parser.add_argument("--max-queries", type=positive_int, default=None, help="stop after this many distinct cells")
     parser.add_argument("--epochs", type=positive_int, default=EPOCHS, help="batches of trajectories (official 80)")
@@ -66,7 +73,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     parser.add_argument("--save-model", type=Path, default=None, help="write the fine-tuned diffusion model (.pt)")
     parser.add_argument("--tensorboard", type=Path, default=None, help="TensorBoard log directory")
     parser.add_argument("--verbose", type=nonnegative_int, default=0, help="1: print the SB3 logger table every batch")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--progress-every",
+        type=positive_int,
+        default=None,
+        help="print a progress line every this many queries (default: a tenth of --max-queries, or 25)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="print no progress lines")
     parser.set_defaults(func=run)
     return parser
 
@@ -92,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
 
     from agents.dgpo.variants import make_dgpo
     from agents.diffusion.model import DiffusionModel
+    from agents.policies import QueryProgressCallback
     from agents.policies.envs import benchmark_for_env_id
 
     torch.set_num_threads(1)
@@ -101,8 +115,14 @@ def run(args: argparse.Namespace) -> int:
     if foreign:
         print(f"dgpo finetune: error: {', '.join(foreign)} only apply to --variant elite", file=sys.stderr)
         return 2
+    if (args.checkpoint is None) == (args.pretrained is None):
+        print("dgpo finetune: error: give a checkpoint file or --pretrained NAME (one of them)", file=sys.stderr)
+        return 2
     try:
-        model = DiffusionModel.load(args.checkpoint)
+        if args.pretrained is not None:
+            model = DiffusionModel.from_pretrained(args.pretrained)
+        else:
+            model = DiffusionModel.load(args.checkpoint)
         tables = {} if args.table_path is None else {"table_path": args.table_path}
         benchmark = benchmark_for_env_id(args.env, **tables)
         agent = make_dgpo(
@@ -123,7 +143,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"dgpo finetune: error: {err}", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    agent.learn(agent.timesteps_for_epochs(args.epochs), progress_bar=not args.no_progress, tb_log_name="dgpo")
+    every = args.progress_every or max(1, (args.max_queries or 250) // 10)
+    progress = None if args.no_progress else QueryProgressCallback(every)
+    agent.learn(agent.timesteps_for_epochs(args.epochs), callback=progress, tb_log_name="dgpo")
     wall = time.perf_counter() - start
     if args.save is not None:
         agent.save(args.save)
@@ -131,13 +153,17 @@ def run(args: argparse.Namespace) -> int:
         agent.policy.model.save(args.save_model)
     best = agent.best
     name = "DGPO" if args.variant == "published" else f"DGPO ({args.variant} variant)"
-    print(f"{name} on {args.env} from {args.checkpoint} (seed {args.seed}, {wall:.1f} s)")
+    source = args.checkpoint if args.pretrained is None else f"the shipped {args.pretrained!r} prior"
+    print(f"{name} on {args.env} from {source} (seed {args.seed}, {wall:.1f} s)")
     if best is None:
         print(f"  no valid cell found; queries: {benchmark.n_queries} distinct cells")
         return 1
     oracle = benchmark.oracle
     print(f"  best cell: {best['cell']}")
-    print(f"  validation accuracy {best['val_acc']:.4f}% (oracle {oracle.val_acc:.4f}%)")
+    if best["val_acc"] >= oracle.val_acc:
+        print(f"  validation accuracy {best['val_acc']:.4f}%: the oracle, the best cell of the benchmark")
+    else:
+        print(f"  validation accuracy {best['val_acc']:.4f}% (oracle {oracle.val_acc:.4f}%)")
     if best["test_acc"] is not None:
         print(f"  test accuracy {best['test_acc']:.4f}%")
     else:

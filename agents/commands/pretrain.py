@@ -11,11 +11,12 @@ import torch
 
 from agents.commands.args import finite_float, nonnegative_int, positive_float, positive_int, unit_fraction
 from agents.diffusion.denoiser import DenoiserConfig
-from agents.diffusion.model import DivergenceError
+from agents.diffusion.model import DivergenceError, search_space_by_name
 from agents.diffusion.pretrain import PretrainConfig, pretrain_on_benchmark, pretraining_summary
-from dgpo_env.benchmarks import make_benchmark
+from dgpo_env.benchmarks import Benchmark, make_benchmark
 from dgpo_env.benchmarks.nb201_data import DATASETS
 from dgpo_env.diffusion.schedule import DEFAULT_DIFFUSION_STEPS
+from dgpo_env.search_spaces.base import SearchSpace
 
 _DEFAULTS = PretrainConfig()
 _NET = DenoiserConfig()
@@ -29,7 +30,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
         description="Pretrain the graph-diffusion model (DESIGN.md §2). Labels read by --max-val-acc "
         "count as benchmark queries and are reported.",
     )
-    parser.add_argument("--benchmark", default="nb201", choices=["nb201", "toy", "nb101"])
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--benchmark", default="nb201", choices=["nb201", "toy", "nb101"])
+    source.add_argument(
+        "--space",
+        default=None,
+        choices=["nb201", "toy", "nb101"],
+        help="a structure prior from the search space's own rules: no data file, no labels (nb101: with --n-random)",
+    )
     parser.add_argument("--dataset", default="cifar10", choices=list(DATASETS), help="nb201 only")
     choose = parser.add_argument_group("training set (default: every cell)")
     choose.add_argument("--fraction", type=unit_fraction, default=None, help="random share of the cells, e.g. 0.07")
@@ -74,8 +82,14 @@ def run(args: argparse.Namespace) -> int:
     """
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    kwargs = {"dataset": args.dataset} if args.benchmark == "nb201" else {}
-    benchmark = make_benchmark(args.benchmark, **kwargs)
+    benchmark: Benchmark | SearchSpace
+    if args.space is not None:
+        if args.max_val_acc is not None:
+            raise ValueError("--max-val-acc reads accuracies from a benchmark: use --benchmark, not --space")
+        benchmark = search_space_by_name(args.space)
+    else:
+        kwargs = {"dataset": args.dataset} if args.benchmark == "nb201" else {}
+        benchmark = make_benchmark(args.benchmark, **kwargs)
     config = PretrainConfig(
         steps=args.train_steps,
         epochs=args.epochs,
@@ -100,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"dgpo pretrain: error: {err}", file=sys.stderr)
         return 1
     path = model.save(args.out)
-    summary = {"checkpoint": str(path), "benchmark": benchmark.name, **pretraining_summary(model, history)}
+    summary = {"checkpoint": str(path), "benchmark": model.info["benchmark"], **pretraining_summary(model, history)}
     summary["wall_time_s"] = round(summary["wall_time_s"], 1)
     for key in ("final_train_loss", "final_val_loss"):
         summary[key] = None if summary[key] is None else round(summary[key], 4)

@@ -341,6 +341,17 @@ class DiffusionModel(nn.Module):
         return cls.from_checkpoint(data, search_space, source=str(path))
 
     @classmethod
+    def from_pretrained(cls, name: str) -> DiffusionModel:
+        """A model shipped with the package: ``"nb201"``, ``"nb101"`` or ``"toy"`` (docs/pretrained.md).
+
+        The file's sha256 is checked against the package's manifest and it is loaded with
+        ``weights_only=True``; see :func:`agents.pretrained.load_pretrained` for the errors.
+        """
+        from agents.pretrained import load_pretrained
+
+        return load_pretrained(name)
+
+    @classmethod
     def from_checkpoint(
         cls, data: Any, search_space: SearchSpace | str | None = None, source: str = "checkpoint"
     ) -> DiffusionModel:

@@ -151,7 +151,7 @@ class CellSelection:
 
 
 def select_training_cells(
-    benchmark: Benchmark,
+    benchmark: Benchmark | SearchSpace,
     fraction: float | None = None,
     max_val_acc: float | None = None,
     seed: int = 0,
@@ -160,7 +160,9 @@ def select_training_cells(
     """Choose a pretraining set from every cell of ``benchmark``'s search space.
 
     Args:
-        benchmark: The benchmark (its space must enumerate its cells unless ``n_random`` is given).
+        benchmark: The benchmark, or a search space alone (a structure prior: no data file, no
+            labels, so no ``max_val_acc``); the space must enumerate its cells unless ``n_random``
+            is given.
         fraction: Keep a uniformly random share of the cells (e.g. ``0.07``); no labels needed.
         max_val_acc: Keep cells whose mean validation accuracy (percent) is strictly below this;
             every candidate's label is read with :meth:`Benchmark.query` and counted.
@@ -175,11 +177,14 @@ def select_training_cells(
         TypeError: For a ``fraction`` or ``max_val_acc`` that is not a real number, or an
             ``n_random`` or ``seed`` that is not an integer.
         ValueError: For a fraction outside ``(0, 1]``, a non-finite ``max_val_acc``, ``n_random < 1``,
-            ``seed < 0``, a space that cannot enumerate its cells, or an empty selection.
+            ``seed < 0``, a space that cannot enumerate its cells, ``max_val_acc`` without a benchmark,
+            or an empty selection.
     """
     fraction, max_val_acc, n_random = _check_selection(fraction, max_val_acc, n_random)
     seed = check_count("seed", seed, minimum=0)
-    space = benchmark.search_space
+    space = benchmark if isinstance(benchmark, SearchSpace) else benchmark.search_space
+    if isinstance(benchmark, SearchSpace) and max_val_acc is not None:
+        raise ValueError("max_val_acc reads accuracies: pass a benchmark, not a search space alone")
     rng = np.random.default_rng(seed)
     rules = []
     if n_random is not None:
@@ -198,6 +203,8 @@ def select_training_cells(
         cells = [cells[i] for i in keep.tolist()]
         rules.append(f"random {fraction:.2%}")
     n_candidates = len(cells)
+    if isinstance(benchmark, SearchSpace):
+        return CellSelection(cells, 0, " and ".join(rules) if rules else "all cells", n_candidates)
     before = benchmark.n_queries
     if max_val_acc is not None:
         results = [benchmark.query(cell) for cell in cells]
@@ -421,7 +428,7 @@ def validation_loss(
 
 
 def pretrain_on_benchmark(
-    benchmark: Benchmark,
+    benchmark: Benchmark | SearchSpace,
     config: PretrainConfig | None = None,
     fraction: float | None = None,
     max_val_acc: float | None = None,
@@ -430,7 +437,9 @@ def pretrain_on_benchmark(
 ) -> tuple[DiffusionModel, dict[str, Any]]:
     """Select a training set from ``benchmark`` (:func:`select_training_cells`) and :func:`pretrain` on it.
 
-    The model's ``info`` records the benchmark, the selection rule and the queries it cost;
+    ``benchmark`` may be a search space alone: a structure prior that reads no data (``info["benchmark"]``
+    is then ``"space:<name>"``). The model's ``info`` records the benchmark, the selection rule and the
+    queries it cost;
     ``history["n_queries"]`` repeats the query count.
 
     Raises:
@@ -446,8 +455,9 @@ def pretrain_on_benchmark(
     fraction, max_val_acc, n_random = _check_selection(fraction, max_val_acc, n_random)
     progress = check_bool("progress", progress)
     selection = select_training_cells(benchmark, fraction, max_val_acc, config.seed, n_random)
+    space = benchmark if isinstance(benchmark, SearchSpace) else benchmark.search_space
     info = {
-        "benchmark": benchmark.name,
+        "benchmark": f"space:{space.name}" if isinstance(benchmark, SearchSpace) else benchmark.name,
         "selection": selection.description,
         "fraction": fraction,
         "max_val_acc": max_val_acc,
@@ -455,7 +465,7 @@ def pretrain_on_benchmark(
         "n_candidates": selection.n_candidates,
         "selection_queries": selection.n_queries,
     }
-    model, history = pretrain(benchmark.search_space, selection.cells, config, progress, info)
+    model, history = pretrain(space, selection.cells, config, progress, info)
     history["n_queries"] = selection.n_queries
     history["n_selected"] = len(selection.cells)
     return model, history

@@ -1,7 +1,7 @@
 """SB3 policies whose actor is a pretrained graph-diffusion model, and the query-budget helpers."""
 
 from agents.policies.budget import BUDGET_EXHAUSTED, apply_budget, env_ledger
-from agents.policies.callbacks import QueryBudgetCallback
+from agents.policies.callbacks import QueryBudgetCallback, QueryProgressCallback
 from agents.policies.compat import check_model_spaces, check_model_task, resolve_model
 from agents.policies.diffusion_policy import (
     LOG_ZERO,
@@ -22,6 +22,7 @@ __all__ = [
     "GraphDiffusionPolicy",
     "MaskableGraphDiffusionPolicy",
     "QueryBudgetCallback",
+    "QueryProgressCallback",
     "apply_budget",
     "check_model_spaces",
     "check_model_task",

@@ -161,10 +161,14 @@ class SearchSpace(ABC):
             RuntimeError: If no valid cell was drawn in ``max_tries`` attempts.
         """
         node_allowed, edge_allowed = self.allowed
+        values = [np.flatnonzero(row) for row in (*node_allowed, *edge_allowed)]  # allowed values per entry
+        n_values = np.array([v.size for v in values])  # [N + M]
         for _ in range(max_tries):
-            nodes = np.array([rng.choice(np.flatnonzero(row)) for row in node_allowed], dtype=np.int64)
-            edges = np.array([rng.choice(np.flatnonzero(row)) for row in edge_allowed], dtype=np.int64)
-            dag = DAG(nodes, edges)
+            # One bounded integer per entry, in entry order: the same draws as one ``rng.choice`` per
+            # entry (the cells drawn for a seed are unchanged), in one call.
+            picks = rng.integers(0, n_values)  # [N + M]
+            flat = np.array([v[i] for v, i in zip(values, picks.tolist(), strict=True)], dtype=np.int64)
+            dag = DAG(flat[: self.n_nodes], flat[self.n_nodes :])
             if self.validate(dag) is None:
                 return dag
         raise RuntimeError(f"{self.name}: no valid cell in {max_tries} uniform draws")
