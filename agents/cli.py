@@ -18,10 +18,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
-
-from dgpo_env.benchmarks.errors import BenchmarkDataError
 
 COMMANDS: tuple[str, ...] = ("random_agent", "compare", "finetune", "pretrain", "sample")
 """Sub-command modules under ``agents.commands``, in help order."""
@@ -36,9 +36,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _build_parser_deferring_ctrl_c() -> argparse.ArgumentParser | None:
+    """:func:`build_parser` with Ctrl-C held until the imports are done; ``None`` if it was pressed.
+
+    Building the parser imports the commands, and so torch and gymnasium: the first seconds of every
+    run. A ``KeyboardInterrupt`` raised inside an extension module's initialisation can abort the
+    process from C++ instead of unwinding, so the signal is only noted there and acted on after.
+    """
+    if threading.current_thread() is not threading.main_thread():  # signal handlers: main thread only
+        return build_parser()
+    pressed: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
+    try:
+        parser = build_parser()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return None if pressed else parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse ``argv`` and run the chosen sub-command; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = _build_parser_deferring_ctrl_c()
+    if parser is None:
+        print("dgpo: interrupted", file=sys.stderr)
+        return 130
+    args = parser.parse_args(argv)
+    from dgpo_env.benchmarks.errors import BenchmarkDataError
+
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:  # commands that keep partial work handle Ctrl-C themselves and return 130

@@ -6,7 +6,7 @@ records, 499 MB), converts it, loads the cache, and extrapolates linearly to the
 
     python benchmarks/nb101_convert.py            # official size: 423,624 cells
 
-Writes ``benchmarks/results/nb101_convert.json``.
+Writes ``benchmarks/results/nb101_convert.json`` (``--out``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from dgpo_env.benchmarks import nb101_data
-from dgpo_env.benchmarks.nb101_data import EvaluationData, ModelMetrics, NB101Row, encode_row
+from dgpo_env.benchmarks.nb101_records import EvaluationData, ModelMetrics, NB101Row, encode_row
 from dgpo_env.benchmarks.tfrecord import frame_record
 from dgpo_env.io import atomic_write_text
 from dgpo_env.search_spaces.nb101 import NB101SearchSpace
@@ -46,10 +46,18 @@ def write_synthetic(path: Path, n_cells: int, seed: int, pool: int = 500) -> int
     for k in range(pool):
         per_seed = []
         for acc in rng.uniform(0.8, 0.95, size=3).tolist():
-            evals = tuple(
-                EvaluationData(epoch, 10.0 * epoch, acc, acc - 0.01, acc - 0.02, "") for epoch in (0.0, 54.0, 108.0)
-            )
-            per_seed.append(ModelMetrics(evals, network_params(specs[k]), 1100.0))
+            evals = [
+                EvaluationData(
+                    current_epoch=epoch,
+                    training_time=10.0 * epoch,
+                    train_accuracy=acc,
+                    validation_accuracy=acc - 0.01,
+                    test_accuracy=acc - 0.02,
+                )
+                for epoch in (0.0, 54.0, 108.0)
+            ]
+            params = network_params(specs[k])
+            per_seed.append(ModelMetrics(evaluation_data=evals, trainable_parameters=params, total_time=1100.0))
         blobs.append(per_seed)
     n = 0
     with path.open("wb") as fh:
@@ -67,6 +75,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", type=int, default=OFFICIAL_CELLS)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "nb101_convert.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["DGPO_CACHE_DIR"] = str(Path(tmp) / "cache")
@@ -107,9 +116,8 @@ def main() -> None:
         },
     }
     print(json.dumps(result, indent=2))
-    out = Path(__file__).resolve().parent / "results" / "nb101_convert.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, json.dumps(result, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out, json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,12 @@ Environment arguments, ``reset`` options, actions, ``reward_fn`` results, adjace
 from __future__ import annotations
 
 import math
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -611,3 +616,44 @@ def test_make_benchmark_name_must_be_a_known_string() -> None:
     with pytest.raises(TypeError, match=r"benchmark name must be a string.*got None \(NoneType\)"):
         make_benchmark(None)  # type: ignore[arg-type]
     assert make_benchmark("toy").name == ToyBenchmark().name
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("0", "count must be >= 1"),
+        ("1,,2", "comma-separated"),
+        ("1,1", "distinct"),
+        ("-1,2", "distinct"),
+        ("", "count"),
+    ],
+)
+def test_compare_seeds_flag_refuses_bad_lists(text: str, words: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["compare", "--env", "toy", f"--seeds={text}"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and words in err, err
+
+
+def test_compare_seeds_flag_reads_counts_and_lists() -> None:
+    from agents.commands.compare import _seeds
+
+    assert _seeds("3") == [0, 1, 2] and _seeds("7,") == [7] and _seeds("0, 5,9") == [0, 5, 9]
+
+
+@pytest.mark.parametrize("delay_s", [0.2, 1.0])
+def test_ctrl_c_while_the_commands_load_is_one_line_and_exit_130(delay_s: float, tmp_path: Path) -> None:
+    """Ctrl-C during the imports (torch loading) neither prints a traceback nor aborts the process."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "agents.cli", "compare", "--env", "toy", "--out", str(tmp_path / "out")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    time.sleep(delay_s)
+    os.killpg(process.pid, signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 130, output
+    assert "Traceback" not in output and "interrupted" in output, output

@@ -8,6 +8,7 @@ import os
 import pickle
 import signal
 import sqlite3
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -154,15 +155,38 @@ def test_in_memory_ledger_refuses_to_record_in_a_forked_child() -> None:
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child
-        try:
-            ledger.record("a", 1.0, None)
-            os.write(write, b"recorded")
-        except LedgerError as err:
-            os.write(write, str(err).encode()[:2000])
+        messages = []
+        for use in (lambda: ledger.record("a", 1.0, None), lambda: ledger.was_queried("a"), lambda: ledger.history):
+            try:
+                use()
+                messages.append("used")
+            except LedgerError as err:
+                messages.append(str(err))
+        os.write(write, "\n".join(messages).encode()[:4000])
         os._exit(0)
     os.waitpid(pid, 0)
-    message = os.read(read, 4000).decode()
-    assert "forked" in message and "SQLiteLedger" in message and ledger.n_queries == 0
+    messages = os.read(read, 8000).decode().split("\n")
+    assert len(messages) == 3
+    assert all("forked" in message and "SQLiteLedger" in message for message in messages)
+    assert ledger.n_queries == 0 and ledger.record("a", 1.0, None) is Admission.NEW
+
+
+def test_in_memory_ledger_holds_no_python_object_per_record() -> None:
+    """The records live in SQLite's memory, not as Python objects (docs/ledger.md, "The in-process ledger")."""
+    ledger = InMemoryLedger()
+    keys = [f"{i:021d}" for i in range(20_000)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for key in keys:
+            ledger.record(key, 1.0, 2.0)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert ledger.counts() == (20_000, 20_000)
+    assert grown < 20_000 * 8, f"{grown} bytes of Python objects for 20,000 records"
+    history = ledger.history
+    assert [r.key for r in history[:2]] == keys[:2] and history[-1].test_acc == 2.0
 
 
 def test_sqlite_handles_share_counts_and_survive_pickling(tmp_path: Path) -> None:

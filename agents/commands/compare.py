@@ -15,17 +15,22 @@ from agents.commands.args import positive_int
 
 
 def _seeds(text: str) -> list[int]:
-    """``"3"`` -> seeds 0, 1, 2; ``"0,5,9"`` -> those seeds."""
+    """``"3"`` -> seeds 0, 1, 2; ``"0,5,9"`` (or ``"7,"``: a comma makes a list) -> those seeds."""
+    items = [v.strip() for v in text.split(",")]
+    if "," in text and items[-1] == "":
+        items.pop()  # "7," is the list [7]
     try:
-        values = [int(v) for v in text.split(",") if v.strip()]
+        values = [int(v) for v in items]
     except ValueError as err:
-        raise argparse.ArgumentTypeError(f"--seeds takes a count or comma-separated integers, got {text!r}") from err
-    if len(values) == 1:
+        raise argparse.ArgumentTypeError(
+            f"--seeds takes a count (3: seeds 0, 1, 2) or comma-separated integers (0,5,9), got {text!r}"
+        ) from err
+    if "," not in text:
         if values[0] < 1:
             raise argparse.ArgumentTypeError(f"--seeds count must be >= 1, got {values[0]}")
         return list(range(values[0]))
-    if not values:
-        raise argparse.ArgumentTypeError("--seeds is empty")
+    if min(values) < 0 or len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"--seeds list must hold distinct integers >= 0, got {text!r}")
     return values
 
 

@@ -9,7 +9,8 @@ from functools import cached_property
 import numpy as np
 
 from dgpo_env.benchmarks.base import Benchmark, CellResult, Oracle
-from dgpo_env.benchmarks.nb101_data import EPOCH_BUDGETS, NB101Table, load_table
+from dgpo_env.benchmarks.nb101_data import NB101Table, load_table
+from dgpo_env.benchmarks.nb101_records import EPOCH_BUDGETS
 from dgpo_env.ledger import QueryLedger
 from dgpo_env.search_spaces.dag import DAG
 from dgpo_env.search_spaces.nb101 import NB101SearchSpace

@@ -1,17 +1,8 @@
 """The official NAS-Bench-101 data files, read without TensorFlow, and their compact cache.
 
 The files ``nasbench_only108.tfrecord`` (108-epoch results) and ``nasbench_full.tfrecord`` (4, 12,
-36 and 108 epochs) are TFRecord files (see :mod:`dgpo_env.benchmarks.tfrecord`). Each record is a
-UTF-8 JSON list ``[module_hash, epochs, adjacency, ops, metrics]``:
-
-* ``module_hash``: the official graph hash of the pruned cell (the look-up key, 32 hex digits);
-* ``epochs``: the training budget of this run (4, 12, 36 or 108);
-* ``adjacency``: the row-major 0/1 string of the pruned ``n x n`` matrix (``n <= 7``);
-* ``ops``: comma-separated op names, ``input`` first and ``output`` last;
-* ``metrics``: a base64 ``ModelMetrics`` protobuf (proto2), decoded here by hand:
-  ``ModelMetrics {1: repeated EvaluationData, 2: int32 trainable_parameters, 3: double total_time}``,
-  ``EvaluationData {1: double current_epoch, 2: double training_time, 3: double train_accuracy,
-  4: double validation_accuracy, 5: double test_accuracy, 6: string checkpoint_path}``.
+36 and 108 epochs) are TFRecord files (see :mod:`dgpo_env.benchmarks.tfrecord`) of JSON records holding a
+``ModelMetrics`` protobuf (see :mod:`dgpo_env.benchmarks.nb101_records`).
 
 There is one record per training run (3 seeds per cell and budget). Each holds three evaluations
 (start, halfway, end of training); the official API reports the third, and so do we.
@@ -30,13 +21,8 @@ sha256 and every one of the 423,624 cells with 3 runs at the chosen budget.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
-import math
 import os
-import struct
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -46,8 +32,16 @@ from numpy.typing import NDArray
 
 from dgpo_env.benchmarks.cache import cache_file, read_cache, write_cache
 from dgpo_env.benchmarks.errors import BenchmarkDataError
+from dgpo_env.benchmarks.nb101_records import (
+    HEX_DIGITS,
+    OP_CODES,
+    final_evaluation,
+    spec_codes,
+    spec_from_codes,
+    split_record,
+)
 from dgpo_env.benchmarks.tfrecord import TFRecordError, iter_record_chunks
-from dgpo_env.search_spaces.nb101 import INPUT, N_VERTICES, NB101_OPS, OUTPUT, NB101Spec
+from dgpo_env.search_spaces.nb101 import N_VERTICES, NB101Spec
 
 PATH_ENV_VAR = "DGPO_NB101_PATH"
 DOWNLOAD_URL = "https://storage.googleapis.com/nasbench/nasbench_only108.tfrecord"
@@ -67,303 +61,10 @@ OFFICIAL_SIZE_TOLERANCE = 0.06
 its sha256, computed during the conversion, is the exact check."""
 N_OFFICIAL_CELLS = 423_624
 """Cells of the official files: each has 3 runs at every budget."""
-EPOCH_BUDGETS = (4, 12, 36, 108)
 
 N_SEEDS = 3  # official config['num_repeats']
-OP_CODES: tuple[str, ...] = (INPUT, OUTPUT, *NB101_OPS)
-"""Op code stored in the cache: index in this tuple (the node types of ``NB101SearchSpace``)."""
 _CACHE_FORMAT = 1
 _HASH_DTYPE = "S32"
-_HEX = "0123456789abcdef"
-
-_DOUBLE = struct.Struct("<d")
-_WIRE_VARINT, _WIRE_I64, _WIRE_LEN, _WIRE_I32 = 0, 1, 2, 5
-
-
-# ---------------------------------------------------------------------- protobuf decoding
-@dataclass(frozen=True)
-class EvaluationData:
-    """One evaluation of a training run (accuracies in ``[0, 1]`` as stored, times in seconds).
-
-    Attributes:
-        current_epoch: Epoch at which it was taken.
-        training_time: Training time so far.
-        train_accuracy: Training-set accuracy.
-        validation_accuracy: Validation-set accuracy.
-        test_accuracy: Test-set accuracy.
-        checkpoint_path: Path of the checkpoint in the original runs.
-    """
-
-    current_epoch: float = 0.0
-    training_time: float = 0.0
-    train_accuracy: float = 0.0
-    validation_accuracy: float = 0.0
-    test_accuracy: float = 0.0
-    checkpoint_path: str = ""
-
-
-@dataclass(frozen=True)
-class ModelMetrics:
-    """A decoded ``ModelMetrics`` message.
-
-    Attributes:
-        evaluation_data: The evaluations in file order (start, halfway, end of training).
-        trainable_parameters: Trainable parameters of the network.
-        total_time: Total wall-clock time of the run, seconds.
-    """
-
-    evaluation_data: tuple[EvaluationData, ...]
-    trainable_parameters: int
-    total_time: float
-
-
-def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    """Decode a base-128 varint at ``pos``; return ``(value, next position)``."""
-    value, shift = 0, 0
-    while True:
-        if pos >= len(buf):
-            raise ValueError("varint runs past the end of the message")
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint longer than 10 bytes")
-
-
-def decode_fields(buf: bytes) -> dict[int, list[int | float | bytes]]:
-    """Split a protobuf message into its fields (wire format: varint, 64-bit, length-delimited, 32-bit).
-
-    Args:
-        buf: The serialised message.
-
-    Returns:
-        ``{field number: [values in order]}``; varints as ``int``, 64-bit fields as ``float``
-        (``double``), length-delimited fields as ``bytes``, 32-bit fields as ``int``.
-
-    Raises:
-        ValueError: On a malformed message (unknown wire type, a field running past the end).
-    """
-    fields: dict[int, list[int | float | bytes]] = {}
-    pos = 0
-    while pos < len(buf):
-        key, pos = _read_varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        value: int | float | bytes
-        if wire == _WIRE_VARINT:
-            value, pos = _read_varint(buf, pos)
-        elif wire == _WIRE_I64:
-            if pos + 8 > len(buf):
-                raise ValueError(f"64-bit field {number} runs past the end of the message")
-            (value,) = _DOUBLE.unpack_from(buf, pos)
-            pos += 8
-        elif wire == _WIRE_LEN:
-            size, pos = _read_varint(buf, pos)
-            if pos + size > len(buf):
-                raise ValueError(f"length-delimited field {number} runs past the end of the message")
-            value = buf[pos : pos + size]
-            pos += size
-        elif wire == _WIRE_I32:
-            if pos + 4 > len(buf):
-                raise ValueError(f"32-bit field {number} runs past the end of the message")
-            value = int.from_bytes(buf[pos : pos + 4], "little")
-            pos += 4
-        else:
-            raise ValueError(f"unsupported protobuf wire type {wire} (field {number})")
-        fields.setdefault(number, []).append(value)
-    return fields
-
-
-def _last(fields: dict[int, list[int | float | bytes]], number: int, kind: type, default: object) -> object:
-    values = fields.get(number)
-    if not values:
-        return default
-    value = values[-1]  # proto2: the last occurrence of a non-repeated field wins
-    if not isinstance(value, kind):
-        raise ValueError(f"field {number} has the wrong wire type for a {kind.__name__}")
-    return value
-
-
-def decode_evaluation_data(buf: bytes) -> EvaluationData:
-    """Decode an ``EvaluationData`` message.
-
-    Raises:
-        ValueError: If the message is malformed.
-    """
-    f = decode_fields(buf)
-    path = _last(f, 6, bytes, b"")
-    assert isinstance(path, bytes)
-    return EvaluationData(
-        current_epoch=float(_last(f, 1, float, 0.0)),  # type: ignore[arg-type]
-        training_time=float(_last(f, 2, float, 0.0)),  # type: ignore[arg-type]
-        train_accuracy=float(_last(f, 3, float, 0.0)),  # type: ignore[arg-type]
-        validation_accuracy=float(_last(f, 4, float, 0.0)),  # type: ignore[arg-type]
-        test_accuracy=float(_last(f, 5, float, 0.0)),  # type: ignore[arg-type]
-        checkpoint_path=path.decode("utf-8", errors="replace"),
-    )
-
-
-def decode_model_metrics(buf: bytes) -> ModelMetrics:
-    """Decode a ``ModelMetrics`` message.
-
-    Raises:
-        ValueError: If the message is malformed.
-    """
-    f = decode_fields(buf)
-    evaluations = []
-    for raw in f.get(1, []):
-        if not isinstance(raw, bytes):
-            raise ValueError("field 1 (evaluation_data) must be length-delimited")
-        evaluations.append(decode_evaluation_data(raw))
-    params = int(_last(f, 2, int, 0))  # type: ignore[call-overload]
-    if params >= 1 << 63:  # negative int32 values are sign-extended to 64-bit varints
-        params -= 1 << 64
-    return ModelMetrics(tuple(evaluations), params, float(_last(f, 3, float, 0.0)))  # type: ignore[arg-type]
-
-
-def _encode_varint(value: int) -> bytes:
-    value &= (1 << 64) - 1  # negative int32 values are sign-extended to 10 bytes
-    out = bytearray()
-    while True:
-        low = value & 0x7F
-        value >>= 7
-        out.append(low | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _encode_double(number: int, value: float) -> bytes:
-    return _encode_varint(number << 3 | _WIRE_I64) + _DOUBLE.pack(value)
-
-
-def _encode_bytes(number: int, value: bytes) -> bytes:
-    return _encode_varint(number << 3 | _WIRE_LEN) + _encode_varint(len(value)) + value
-
-
-def encode_model_metrics(metrics: ModelMetrics) -> bytes:
-    """Serialise a :class:`ModelMetrics` in the official wire format (inverse of :func:`decode_model_metrics`).
-
-    Useful to write small files in the official layout (test fixtures, subsets of the data).
-    """
-    parts = []
-    for e in metrics.evaluation_data:
-        body = b"".join(
-            _encode_double(number, value)
-            for number, value in enumerate(
-                (e.current_epoch, e.training_time, e.train_accuracy, e.validation_accuracy, e.test_accuracy), start=1
-            )
-        )
-        parts.append(_encode_bytes(1, body + _encode_bytes(6, e.checkpoint_path.encode("utf-8"))))
-    parts.append(_encode_varint(2 << 3 | _WIRE_VARINT) + _encode_varint(metrics.trainable_parameters))
-    parts.append(_encode_double(3, metrics.total_time))
-    return b"".join(parts)
-
-
-# ---------------------------------------------------------------------- rows
-@dataclass(frozen=True)
-class NB101Row:
-    """One record of the official file: one training run of one cell.
-
-    Attributes:
-        module_hash: Official graph hash of the pruned cell.
-        epochs: Training budget.
-        spec: The pruned cell as stored.
-        metrics: The run's decoded metrics.
-    """
-
-    module_hash: str
-    epochs: int
-    spec: NB101Spec
-    metrics: ModelMetrics
-
-    @property
-    def final(self) -> EvaluationData:
-        """The evaluation at the end of training (the one the official API reports)."""
-        return self.metrics.evaluation_data[-1]
-
-
-def _split_record(data: bytes) -> tuple[str, int, str, str, str]:
-    """The five JSON fields of a record, type-checked: ``(hash, epochs, adjacency, ops, metrics)``.
-
-    Raises:
-        ValueError: If the record is not a UTF-8 JSON list of that shape.
-    """
-    try:
-        fields = json.loads(data)
-    except ValueError as err:  # JSONDecodeError and UnicodeDecodeError
-        raise ValueError(f"record is not UTF-8 JSON: {err}") from err
-    if not isinstance(fields, list) or len(fields) != 5:
-        raise ValueError("record is not a JSON list [hash, epochs, adjacency, ops, metrics]")
-    module_hash, epochs, raw_adjacency, raw_ops, raw_metrics = fields
-    if not (isinstance(raw_adjacency, str) and isinstance(raw_ops, str) and isinstance(raw_metrics, str)):
-        raise ValueError("adjacency, ops and metrics must be JSON strings")
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs not in EPOCH_BUDGETS:
-        raise ValueError(f"epochs must be one of {EPOCH_BUDGETS}, got {epochs!r}")
-    if not isinstance(module_hash, str) or len(module_hash) != 32 or module_hash.strip(_HEX):
-        raise ValueError(f"module hash must be 32 lowercase hexadecimal digits, got {module_hash!r}")
-    return module_hash, epochs, raw_adjacency, raw_ops, raw_metrics
-
-
-def _metrics_bytes(raw_metrics: str) -> bytes:
-    try:
-        return base64.b64decode(raw_metrics, validate=True)
-    except binascii.Error as err:
-        raise ValueError(f"metrics field is not base64: {err}") from err
-
-
-_OP_CODE = {name: code for code, name in enumerate(OP_CODES)}
-
-
-def _spec_codes(raw_adjacency: str, raw_ops: str) -> tuple[int, bytes, bytes]:
-    """Check a record's spec fields and pack them: ``(n, 49 adjacency bytes, 7 op-code bytes)``.
-
-    Raises:
-        ValueError: If the fields do not describe a valid official spec.
-    """
-    n = math.isqrt(len(raw_adjacency))
-    if n * n != len(raw_adjacency) or not 2 <= n <= N_VERTICES or raw_adjacency.strip("01"):
-        raise ValueError(f"adjacency must be a square 0/1 string of side 2..7, got {raw_adjacency!r}")
-    ops = raw_ops.split(",")
-    codes = [_OP_CODE.get(op, -1) for op in ops]
-    if len(ops) != n or codes[0] != 0 or codes[-1] != 1 or min(codes[1:-1], default=2) < 2:
-        raise ValueError(f"ops must be 'input', {n - 2} of {NB101_OPS}, 'output'; got {raw_ops!r}")
-    adj = bytearray(N_VERTICES * N_VERTICES)
-    for i in range(n):
-        row = raw_adjacency[i * n : (i + 1) * n]
-        if "1" in row[: i + 1]:
-            raise ValueError("the adjacency matrix must be strictly upper triangular")
-        for j in range(i + 1, n):
-            if row[j] == "1":
-                adj[i * N_VERTICES + j] = 1
-    return n, bytes(adj), bytes(codes + [0] * (N_VERTICES - n))
-
-
-def _spec_from_codes(n: int, adj: bytes | NDArray[np.uint8], codes: bytes | NDArray[np.uint8]) -> NB101Spec:
-    matrix = np.frombuffer(bytes(adj), dtype=np.uint8).reshape(N_VERTICES, N_VERTICES)[:n, :n].astype(np.int64)
-    return NB101Spec(matrix, tuple(OP_CODES[c] for c in bytes(codes)[:n]))
-
-
-def parse_row(data: bytes) -> NB101Row:
-    """Parse one record's data (UTF-8 JSON list, base64 protobuf) in full.
-
-    Raises:
-        ValueError: If the record does not have the official layout.
-    """
-    module_hash, epochs, raw_adjacency, raw_ops, raw_metrics = _split_record(data)
-    spec = _spec_from_codes(*_spec_codes(raw_adjacency, raw_ops))
-    metrics = decode_model_metrics(_metrics_bytes(raw_metrics))
-    if not metrics.evaluation_data:
-        raise ValueError("ModelMetrics holds no evaluation")
-    return NB101Row(module_hash, epochs, spec, metrics)
-
-
-def encode_row(row: NB101Row) -> bytes:
-    """One record's data in the official layout (inverse of :func:`parse_row`)."""
-    metrics = base64.b64encode(encode_model_metrics(row.metrics)).decode("ascii")
-    raw = [row.module_hash, row.epochs, row.spec.adjacency_string(), ",".join(row.spec.ops), metrics]
-    return json.dumps(raw).encode("utf-8")
 
 
 # ---------------------------------------------------------------------- table
@@ -407,7 +108,7 @@ class NB101Table:
 
     def spec(self, row: int) -> NB101Spec:
         """The pruned spec of a row."""
-        return _spec_from_codes(int(self.n_vertices[row]), self.adjacency[row], self.ops[row])
+        return spec_from_codes(int(self.n_vertices[row]), self.adjacency[row], self.ops[row])
 
     def hash_at(self, row: int) -> str:
         """The hash of a row as a string."""
@@ -465,32 +166,6 @@ def cache_name_for(source: Path, epochs: int) -> str:
     return f"nb101-{source.stem}-e{epochs}-{digest}-v{_CACHE_FORMAT}.npz"
 
 
-def _final_evaluation(raw_metrics: str) -> tuple[int, float, float, float]:
-    """``(trainable_parameters, validation, test, training_time)`` of a run's last evaluation.
-
-    Decodes only the last ``EvaluationData`` (the conversion's hot path).
-
-    Raises:
-        ValueError: If the metrics are not base64 or not a ``ModelMetrics`` with an evaluation.
-    """
-    fields = decode_fields(_metrics_bytes(raw_metrics))
-    evaluations = fields.get(1, [])
-    if not evaluations or not isinstance(evaluations[-1], bytes):
-        raise ValueError("ModelMetrics holds no evaluation")
-    final = decode_evaluation_data(evaluations[-1])
-    params = int(_last(fields, 2, int, 0))  # type: ignore[call-overload]
-    for name, value in (("validation", final.validation_accuracy), ("test", final.test_accuracy)):
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(
-                f"final {name} accuracy {value!r} is outside [0, 1]: the format stores fractions (0.9376 for 93.76%)"
-            )
-    if not (math.isfinite(final.training_time) and final.training_time >= 0):
-        raise ValueError(f"training time {final.training_time!r} is not a finite non-negative number of seconds")
-    if not 0 < params < 1 << 31:
-        raise ValueError(f"trainable_parameters {params} is not a positive int32")
-    return params, final.validation_accuracy, final.test_accuracy, final.training_time
-
-
 def _source_fix(source: Path) -> str:
     if source.name in OFFICIAL_FILES:
         return f"fix: re-download the file ({_download_hint()})"
@@ -543,13 +218,13 @@ def convert_tfrecord(source: Path, epochs: int = 108) -> dict[str, np.ndarray]:
             for i in range(len(chunk)):
                 module_hash = None
                 try:
-                    module_hash, run_epochs, raw_adjacency, raw_ops, raw_metrics = _split_record(chunk.record(i))
+                    module_hash, run_epochs, raw_adjacency, raw_ops, raw_metrics = split_record(chunk.record(i))
                     if run_epochs != epochs:
                         continue
-                    n_params, val, test, train_time = _final_evaluation(raw_metrics)
+                    n_params, val, test, train_time = final_evaluation(raw_metrics)
                     cell = cell_of.get(module_hash)
                     if cell is None:
-                        n, adj, codes = _spec_codes(raw_adjacency, raw_ops)
+                        n, adj, codes = spec_codes(raw_adjacency, raw_ops)
                         cell = cell_of[module_hash] = len(cell_of)
                         n_vertices.append(n)
                         adjacency += adj
@@ -658,7 +333,7 @@ def check_table_arrays(arrays: dict[str, np.ndarray], epochs: int) -> None:
             raise ValueError(f"{key} has shape {arrays[key].shape} and dtype {arrays[key].dtype}, expected {shape}")
     if c > 1 and not np.all(hashes[1:] > hashes[:-1]):
         raise ValueError("hashes are not sorted and unique")
-    hex_bytes = np.frombuffer(_HEX.encode(), dtype=np.uint8)
+    hex_bytes = np.frombuffer(HEX_DIGITS.encode(), dtype=np.uint8)
     if not np.isin(hashes.view(np.uint8), hex_bytes).all():
         raise ValueError("a hash is not 32 hexadecimal digits")
     n = arrays["n_vertices"]

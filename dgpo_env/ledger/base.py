@@ -176,4 +176,21 @@ def as_float(value: float | None) -> float:
     return float("nan") if value is None else float(value)
 
 
-__all__ = ["BUDGET_EXHAUSTED", "Admission", "LedgerError", "QueryLedger", "QueryRecord", "as_float", "check_budget"]
+def as_nullable(value: float | None) -> float | None:
+    """``None`` and NaN -> ``None`` (stored as SQL NULL, read back as NaN by :func:`as_float`), else ``float``."""
+    if value is None:
+        return None
+    number = float(value)
+    return None if np.isnan(number) else number
+
+
+__all__ = [
+    "BUDGET_EXHAUSTED",
+    "Admission",
+    "LedgerError",
+    "QueryLedger",
+    "QueryRecord",
+    "as_float",
+    "as_nullable",
+    "check_budget",
+]

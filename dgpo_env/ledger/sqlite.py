@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from dgpo_env.ledger.base import Admission, LedgerError, QueryLedger, as_float, check_budget
+from dgpo_env.ledger.base import Admission, LedgerError, QueryLedger, as_float, as_nullable, check_budget
 
 FORMAT_VERSION = 1
 """Schema version stored in the file; a file of another version is refused."""
@@ -193,7 +193,7 @@ class SQLiteLedger(QueryLedger):
                 return Admission.REFUSED
             connection.execute(
                 "INSERT INTO queries (key, val_acc_mean, test_acc) VALUES (?, ?, ?)",
-                (key, _nullable(val_acc_mean), _nullable(test_acc)),
+                (key, as_nullable(val_acc_mean), as_nullable(test_acc)),
             )
             connection.execute("UPDATE state SET n_queries = n_queries + 1, n_lookups = n_lookups + 1 WHERE id = 0")
             return Admission.NEW
@@ -254,14 +254,6 @@ def _open_error(path: Path, err: sqlite3.DatabaseError) -> str:
         f"cannot open the query ledger {path} ({err}); the ledger needs to write the file and its folder "
         "(SQLite's WAL mode): check that both exist and are writable"
     )
-
-
-def _nullable(value: float | None) -> float | None:
-    """NaN and ``None`` are stored as SQL NULL."""
-    if value is None:
-        return None
-    number = float(value)
-    return None if np.isnan(number) else number
 
 
 def _reopen(path: str, ledger_uuid: str) -> SQLiteLedger:
