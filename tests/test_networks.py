@@ -15,6 +15,7 @@ from dgpo_env.networks import (
     count_params,
     n_parameters,
     nb101_network,
+    nb101_param_count,
     nb201_network,
     nb201_param_count,
     to_torch,
@@ -210,3 +211,18 @@ def test_wrong_input_shapes_are_refused() -> None:
     small = nb101_network(INCEPTION, stem_channels=4, n_stacks=1, modules_per_stack=1)
     with pytest.raises(ValueError, match=r"\[B, 3, H, W\]"):
         small(torch.randn(1, 1, 32, 32))
+
+
+def test_forward_of_sampled_cells() -> None:
+    """Cells drawn from the search spaces, built with the space inferred from the DAG; ImageNet16 at 16x16."""
+    rng = np.random.default_rng(1)
+    nb201, nb101 = NB201SearchSpace(), NB101SearchSpace()
+    for dataset, size in (("cifar10", 32), ("imagenet16", 16)):
+        dag = nb201.sample_uniform(rng)
+        net = to_torch(dag, dataset=dataset)
+        assert net(torch.randn(2, 3, size, size)).shape == (2, 10 if dataset == "cifar10" else 120)
+    for _ in range(2):
+        dag = nb101.sample_uniform(rng)
+        small = nb101_network(dag, stem_channels=16)  # the benchmark's 128 would be 64x the arithmetic
+        assert n_parameters(small) == nb101_param_count(dag, stem_channels=16)
+        assert small(torch.randn(2, 3, 32, 32)).shape == (2, 10)

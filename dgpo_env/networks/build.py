@@ -27,7 +27,7 @@ Cell = str | DAG | NB101Spec | Sequence[str]
 SPACES: tuple[str, ...] = ("nb201", "nb101")
 """Search spaces that have a network."""
 NB101_DATASETS: dict[str, int] = {"cifar10": 10}
-"""NAS-Bench-101 was trained on CIFAR-10 only (NB101 paper, section 2.2)."""
+"""NAS-Bench-101 was trained on CIFAR-10 only (NB101 paper, section 2.4)."""
 
 
 def _space_name(cell: object, search_space: object) -> tuple[str, str | None]:

@@ -5,7 +5,8 @@ convolution to 128 channels, batch norm and ReLU; 3 stacks of 3 copies of the ce
 stacks 2 and 3 a 2x2 max-pool with stride 2 halves the resolution and the modules' output channels
 double (128, 256, 512); global average pooling and a dense layer to the 10 CIFAR-10 classes.
 
-A module with ``n`` vertices (section 2.1; the channel rules of the official ``model_builder``):
+A module with ``n`` vertices (paper sections 2.1-2.2, "combine semantics"; the channel rules are those
+of the official ``model_builder``):
 
 * every vertex gets a channel count (:func:`~dgpo_env.search_spaces.nb101_params.vertex_channels`):
   the module's output channels are split evenly over the vertices that feed the output, and any other
@@ -48,7 +49,7 @@ BN_EPSILON = 1e-5
 BN_MOMENTUM = 1 - 0.997
 """PyTorch momentum of the official batch-norm decay 0.997 (``running = 0.997 running + 0.003 batch``)."""
 INPUT_SIZE = 32
-"""CIFAR-10 image height and width in pixels (NB101 paper, section 2.2)."""
+"""CIFAR-10 image height and width in pixels (NB101 paper, section 2.4)."""
 
 
 def cell_spec(cell: NB101Spec | DAG) -> NB101Spec:
