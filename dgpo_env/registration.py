@@ -43,6 +43,14 @@ ENV_SPECS: dict[str, dict[str, Any]] = {
 """Default constructor arguments of :class:`~dgpo_env.envs.GraphDenoiseEnv` per id."""
 
 
+def _flag(name: str, value: object) -> bool:
+    """``value`` if it is a ``bool``; otherwise a ``TypeError`` that says how to pass it."""
+    try:
+        return check_bool(name, value)
+    except TypeError as error:
+        raise TypeError(f"{error}; pass the Python value, e.g. gym.make(id, {name}=True)") from None
+
+
 class EnvCreator:
     """The entry point of every id: :class:`~dgpo_env.envs.GraphDenoiseEnv`, optionally wrapped.
 
@@ -76,8 +84,7 @@ class EnvCreator:
         from dgpo_env.wrappers import ActionMaskObservation, FlattenDenoiseObservation
 
         # Flags first, so a typo fails before any benchmark data is read.
-        mask_in_obs = check_bool("mask_in_obs", mask_in_obs)
-        flatten_obs = check_bool("flatten_obs", flatten_obs)
+        mask_in_obs, flatten_obs = _flag("mask_in_obs", mask_in_obs), _flag("flatten_obs", flatten_obs)
         env: gym.Env[Any, Any] = GraphDenoiseEnv(**kwargs)
         if flatten_obs:
             env = FlattenDenoiseObservation(env)

@@ -124,7 +124,7 @@ def test_render_collection_still_applies():
 @pytest.mark.parametrize("flag", ["mask_in_obs", "flatten_obs"])
 @pytest.mark.parametrize("value", ["False", 0, None])
 def test_flags_must_be_bools(flag, value):
-    with pytest.raises(TypeError, match=f"{flag} must be True or False, got {value!r}"):
+    with pytest.raises(TypeError, match=rf"{flag} must be True or False, got {value!r}.*gym.make\(id, {flag}=True\)"):
         gym.make(TOY, **{flag: value})
 
 
@@ -182,3 +182,29 @@ def test_maskable_ppo_still_takes_masks_from_action_masks():
     actions, _ = agent.predict(obs, action_masks=masks)
     offsets = np.concatenate([[0], np.cumsum(base.action_space.nvec)[:-1]])
     assert masks[np.arange(2)[:, None], offsets + actions].all()  # every sampled value is allowed
+
+
+class _MaskedChoice(gym.Env):
+    """A one-step Discrete(3) environment whose action 2 is never allowed."""
+
+    observation_space = spaces.Box(0.0, 1.0, shape=(1,), dtype=np.float32)
+    action_space = spaces.Discrete(3)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(1, dtype=np.float32), {}
+
+    def step(self, action):
+        return np.ones(1, dtype=np.float32), 1.0, True, False, {}
+
+    def action_masks(self):
+        return np.array([True, True, False])
+
+
+def test_a_discrete_action_space_gets_a_mask_of_length_n():
+    env = ActionMaskObservation(_MaskedChoice(), nest_key="observations")
+    assert env.observation_space["action_mask"] == spaces.MultiBinary(3)
+    obs, _ = env.reset(seed=0)
+    np.testing.assert_array_equal(obs["action_mask"], [1, 1, 0])
+    assert env.observation_space.contains(obs)
+    sb3_check_env(env, warn=True)
