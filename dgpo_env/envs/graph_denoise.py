@@ -108,6 +108,12 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
     | ``edges`` | (M,)   | 0 .. K_e - 1   | upper-triangle edge types of ``G_t``      |
     | ``t``     | (1,)   | 0 .. T         | current diffusion time index ``t``        |
 
+    This is the observation of every id by default. Two opt-in ``gym.make`` flags (not arguments of this
+    class; :mod:`dgpo_env.registration`, docs/integrations.md) wrap it for other clients:
+    ``mask_in_obs=True`` adds the action mask as ``"action_mask"`` (``MultiBinary(sum(nvec))``,
+    :class:`~dgpo_env.wrappers.ActionMaskObservation`); ``flatten_obs=True`` gives one ``float32`` vector
+    (:class:`~dgpo_env.wrappers.FlattenDenoiseObservation`), with both ``Dict(observations, action_mask)``.
+
     ## Rewards
 
     0 at every step but the last. At ``t = 0`` the final graph ``G_0`` is looked up in the benchmark
@@ -183,7 +189,9 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
     ## Version History
 
     * v0: the first version. Later additions that change no dynamics: ``reset`` options
-      ``start_cell``/``start_step``; the ``ledger`` argument and ``info["budget_exhausted"]``.
+      ``start_cell``/``start_step``; the ``ledger`` argument and ``info["budget_exhausted"]``; the
+      opt-in ``gym.make`` flags ``mask_in_obs`` and ``flatten_obs`` (wrappers; the default observation
+      is unchanged).
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}  # noqa: RUF012 (Gymnasium's convention)
