@@ -1,4 +1,4 @@
-"""The decision and report logic of the issue-5 benchmark scripts (no search is run here)."""
+"""The decision and report logic of the query-efficiency and reproduction benchmark scripts (no search is run here)."""
 
 from __future__ import annotations
 
