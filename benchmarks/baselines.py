@@ -1,4 +1,4 @@
-"""Simple NAS searchers on NAS-Bench-201 CIFAR-10 beside the literature numbers of DESIGN.md §5.
+"""Simple NAS searchers on NAS-Bench-201 CIFAR-10 beside the literature numbers of docs/benchmarks.md §5.
 
 Runs random search (to 2,000 queries), regularised evolution, local search and REINFORCE (to 500)
 for many seeds through :func:`agents.compare.run_comparison`, and prints the mean best validation
@@ -6,7 +6,7 @@ accuracy and the share of seeds at the optimum after 200, 500 and 2,000 distinct
 reference values. The searchers are anytime (what a run does before ``q`` queries does not depend on
 its budget), so one run to the largest budget gives every smaller checkpoint.
 
-The budget here counts *distinct* cells (DESIGN.md §5): a repeated look-up is free. The
+The budget here counts *distinct* cells (docs/benchmarks.md §2): a repeated look-up is free. The
 ``rea-evals`` and ``ls-evals`` rows count every look-up instead (``proposals_per_query=1``, one run
 per budget), the convention of code that charges each evaluation, to show how much the counting
 rule matters. Writes JSON.
@@ -34,7 +34,7 @@ ENV = "dgpo_env/NB201-CIFAR10-v0"
 CHECKPOINTS = (200, 500, 2000)
 
 REFERENCE: dict[str, dict[int, tuple[float | None, float]]] = {
-    # DESIGN.md §5: (mean best validation accuracy, share of runs at the optimum); None = not quoted.
+    # docs/benchmarks.md §5: (mean best validation accuracy, share of runs at the optimum); None = not quoted.
     "rs": {200: (91.18, 0.013), 2000: (91.48, 0.13)},
     "rea": {200: (91.51, 0.33), 500: (91.58, 0.71)},
     "ls": {200: (91.56, 0.81), 500: (None, 1.0)},

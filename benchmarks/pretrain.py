@@ -7,7 +7,7 @@ parameter count, selection queries, and per step count: validity, uniqueness, no
 frequencies against the training set, the accuracy distribution against uniform random cells and
 the share of samples at or above the filter threshold.
 
-Targets (issue 3): full pretraining < 10 min on 2 CPU cores; samples 100% valid; op frequencies
+Targets for the default CPU model: full pretraining < 10 min on 2 CPU cores; samples 100% valid; op frequencies
 within 2 percentage points of the training set; the filtered model rarely above 85%.
 
 Usage::
@@ -38,8 +38,8 @@ from dgpo_env.io import atomic_write_text
 RESULTS = Path(__file__).resolve().parent / "results" / "pretrain.json"
 TRAINING_SETS: dict[str, dict[str, float | None]] = {
     "full": {"fraction": None, "max_val_acc": None},
-    "fraction_7pct": {"fraction": 0.07, "max_val_acc": None},  # DGPO's 7% setting (issue 3)
-    "filtered_85": {"fraction": None, "max_val_acc": FILTER_THRESHOLD_NB201},  # DESIGN.md §4
+    "fraction_7pct": {"fraction": 0.07, "max_val_acc": None},  # DGPO's 7% setting (docs/benchmarks.md §4)
+    "filtered_85": {"fraction": None, "max_val_acc": FILTER_THRESHOLD_NB201},  # docs/diffusion.md §7
 }
 
 

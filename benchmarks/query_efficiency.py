@@ -4,7 +4,7 @@ For every dataset, one :func:`agents.compare.run_comparison` (the engine of ``dg
 every method for every seed with a budget of distinct queries; the best validation accuracy found
 and the share of seeds at the optimum are read at each budget. A DGPO method *beats the peers* at a
 budget when its mean best validation accuracy and its share at the optimum are both at least those
-of regularised evolution and of local search measured in the same run (issue 5, DESIGN.md §5).
+of regularised evolution and of local search measured in the same run (docs/benchmarks.md §5).
 
 Writes the harness's files per dataset under ``--out-dir`` (named by
 :func:`agents.harness.output_stem`, e.g. ``compare_nb201-cifar10_500q_20seeds_dgpo+...+ppo-mlp.json`` /
@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from agents.baselines.peers import PEERS_INSTALL
 from agents.harness import (
     ComparisonFailed,
     ComparisonInterrupted,
@@ -36,14 +37,20 @@ from agents.harness import (
     run_comparison,
     versions,
 )
-from agents.harness.registry import benchmark_kwargs_for
+from agents.harness.registry import benchmark_kwargs_for, installed_peer_methods
 from dgpo_env.io import atomic_write_text, ensure_writable_dir
 
 DATASETS = ("cifar10", "cifar100", "imagenet16")
 ALGOS = ("dgpo", "dgpo-elite", "rea", "ls", "rs", "ppo", "ppo-mlp")
+"""The default methods; the peer optimisers ``tpe`` and ``smac`` join them when the ``peers`` extra is installed."""
 PEERS = ("rea", "ls")
-"""The searchers DGPO must match or beat (issue 5)."""
+"""The searchers DGPO must match or beat (docs/benchmarks.md §5)."""
 BUDGETS = (100, 200, 500)
+
+
+def default_algos() -> list[str]:
+    """:data:`ALGOS` plus the peer optimisers (``tpe``, ``smac``) whose optional packages are installed."""
+    return [*ALGOS, *installed_peer_methods()]
 
 
 def budget_table(comparison: dict[str, Any], budgets: list[int]) -> dict[str, dict[str, dict[str, float]]]:
@@ -141,8 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run the comparisons, print the verdicts, write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default=",".join(DATASETS))
-    parser.add_argument("--algos", default=",".join(ALGOS))
-    parser.add_argument("--seeds", type=int, default=10, help="seeds 0 .. S-1 (issue 5: at least 10)")
+    parser.add_argument(
+        "--algos",
+        default=None,
+        help=f"comma-separated methods (default: {','.join(ALGOS)}, plus tpe and smac when installed: {PEERS_INSTALL})",
+    )
+    parser.add_argument("--seeds", type=int, default=10, help="seeds 0 .. S-1 (at least 10; docs/benchmarks.md §2)")
     parser.add_argument("--budgets", default=",".join(map(str, BUDGETS)), help="budgets; the largest is the run's")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--table-path", default=None, help="extended NB201 .npz (adds test accuracy)")
@@ -157,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     again.add_argument("--force", action="store_true", help="delete earlier comparisons of the same settings first")
     args = parser.parse_args(argv)
-    algos = args.algos.split(",")
+    algos = args.algos.split(",") if args.algos else default_algos()
     budgets = sorted(int(b) for b in args.budgets.split(","))
     missing = [p for p in PEERS if p not in algos]
     if missing:

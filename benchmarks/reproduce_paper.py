@@ -3,7 +3,7 @@
 1. **Pretraining** (the default :class:`~agents.diffusion.pretrain.PretrainConfig`, the model the
    README's main job trains): (a) ``full`` — every cell's structure, no labels; (b) ``7pct`` — a
    random 7% of the cells, no labels; (c) ``filtered`` — cells whose validation accuracy is below a
-   threshold (DESIGN.md §4: 85% on CIFAR-10; on CIFAR-100 and ImageNet16-120, where no cell reaches
+   threshold (docs/benchmarks.md §4: 85% on CIFAR-10; on CIFAR-100 and ImageNet16-120, where no cell reaches
    85%, the threshold that keeps the same 29.3% share of cells — see :data:`FILTER_THRESHOLDS`).
    Reading those labels costs 15,625 queries, reported beside the RL queries. The structure-only
    models do not depend on the dataset and are trained once.
@@ -15,7 +15,7 @@
    batches, or ``--max-epochs`` batches. Reported: best validation accuracy, whether it is the
    oracle, the queries at which the best cell was found.
 3. **Inverse control**: the same from the ``full`` model with reward ``-R`` for 80 batches (1,200
-   samples, DESIGN.md §4); reported: the mean validation accuracy of 500 fresh samples of the model
+   samples, docs/benchmarks.md §4); reported: the mean validation accuracy of 500 fresh samples of the model
    before and after (uncounted ``peek``: analysis, not search).
 4. **Cost**: every job runs in its own process; its wall time and peak resident memory are recorded.
    One full reproduction run = the ``full`` pretraining + one fine-tuning run.
@@ -52,20 +52,20 @@ DATASETS = ("cifar10", "cifar100", "imagenet16")
 PRETRAININGS = ("full", "7pct", "filtered")
 FILTER_THRESHOLDS = {"cifar10": 85.0, "cifar100": 61.78, "imagenet16": 32.24}
 """Filtered pretraining: keep cells strictly below this validation accuracy (percent). 85% is the
-paper's NB201 threshold (DESIGN.md §4); it keeps 29.3% of the cells on CIFAR-10. No CIFAR-100 or
+paper's NB201 threshold (docs/benchmarks.md §4); it keeps 29.3% of the cells on CIFAR-10. No CIFAR-100 or
 ImageNet16-120 cell reaches 85%, so there the threshold keeps the same 29.3% share (the 70.7%
 quantile of that dataset's accuracies, computed from ``nb201`` and rounded)."""
 SEVEN_PERCENT = 0.07
-"""DESIGN.md §4 / the paper: pretraining on a random 7% of the space."""
+"""The paper's pretraining on a random 7% of the space (docs/benchmarks.md §4)."""
 INVERSE_EPOCHS = 80
-"""DESIGN.md §4: 80 batches of 15 (1,200 samples) for the inverse control."""
+"""80 batches of 15 (1,200 samples) for the inverse control, as in the official code (docs/benchmarks.md §4)."""
 N_EVAL_SAMPLES = 500
 """Fresh samples whose mean accuracy measures the inverse control."""
 PAPER = {
     "oracle": {"cifar10": 91.61, "cifar100": 73.49, "imagenet16": 46.77},
     "inverse_sample_mean_cifar10": 9.5,
 }
-"""The paper's figures (validation accuracy, percent), quoted in issue 5 and DESIGN.md §5."""
+"""The paper's figures (validation accuracy, percent), listed in docs/benchmarks.md §4."""
 
 
 def _peak_rss_mb() -> float:

@@ -1,7 +1,24 @@
 """Every ``gym.make`` id of the package, registered in one place.
 
 Ids live in the ``dgpo_env`` namespace and are versioned; keyword arguments given to
-``gym.make(id, **kwargs)`` override the defaults below.
+``gym.make(id, **kwargs)`` override the defaults below. Besides the arguments of
+:class:`~dgpo_env.envs.GraphDenoiseEnv`, every id takes two opt-in observation flags
+(docs/integrations.md), both ``False`` by default (the environment's own ``Dict`` observation):
+
+* ``mask_in_obs=True``: :class:`~dgpo_env.wrappers.ActionMaskObservation` adds the action mask under
+  ``"action_mask"``.
+* ``flatten_obs=True``: :class:`~dgpo_env.wrappers.FlattenDenoiseObservation` turns the observation
+  into a ``float32`` vector; with ``mask_in_obs=True`` too, the observation is
+  ``Dict(observations=Box, action_mask=MultiBinary)``.
+
+The entry point :data:`make_env` builds the environment and applies these wrappers, so they are part
+of ``env.spec`` (``gym.make(env.spec)`` rebuilds the same stack) and reach worker processes of
+``gym.make_vec`` with the other arguments.
+
+Gymnasium 1.x has no plugin entry points: an id resolves only in a process that imported
+``dgpo_env``. In worker processes started with ``spawn`` or ``forkserver`` (``SubprocVecEnv``'s default
+on Linux) that did not import it, write the id as ``"dgpo_env:dgpo_env/NB201-CIFAR10-v0"``: Gymnasium
+imports the module before the look-up (docs/integrations.md, "Worker processes").
 """
 
 from __future__ import annotations
@@ -10,7 +27,9 @@ from typing import Any
 
 import gymnasium as gym
 
-ENTRY_POINT = "dgpo_env.envs.graph_denoise:GraphDenoiseEnv"
+from dgpo_env.validation import check_bool
+
+ENTRY_POINT = "dgpo_env.registration:make_env"
 
 ENV_SPECS: dict[str, dict[str, Any]] = {
     "dgpo_env/NB201-CIFAR10-v0": {"benchmark": "nb201", "benchmark_kwargs": {"dataset": "cifar10"}},
@@ -22,6 +41,60 @@ ENV_SPECS: dict[str, dict[str, Any]] = {
     "dgpo_env/NB101-v0": {"benchmark": "nb101", "benchmark_kwargs": {}},
 }
 """Default constructor arguments of :class:`~dgpo_env.envs.GraphDenoiseEnv` per id."""
+
+
+def _flag(name: str, value: object) -> bool:
+    """``value`` if it is a ``bool``; otherwise a ``TypeError`` that says how to pass it."""
+    try:
+        return check_bool(name, value)
+    except TypeError as error:
+        raise TypeError(f"{error}; pass the Python value, e.g. gym.make(id, {name}=True)") from None
+
+
+class EnvCreator:
+    """The entry point of every id: :class:`~dgpo_env.envs.GraphDenoiseEnv`, optionally wrapped.
+
+    An object rather than a function so that ``gym.make`` sees the environment's ``metadata`` (its
+    render modes: ``render_mode="rgb_array_list"`` still gets Gymnasium's ``RenderCollection``).
+    """
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """``GraphDenoiseEnv.metadata``."""
+        from dgpo_env.envs.graph_denoise import GraphDenoiseEnv
+
+        return GraphDenoiseEnv.metadata
+
+    def __call__(self, *, mask_in_obs: bool = False, flatten_obs: bool = False, **kwargs: Any) -> gym.Env[Any, Any]:
+        """``GraphDenoiseEnv(**kwargs)`` with the observation wrappers the flags ask for.
+
+        Args:
+            mask_in_obs: ``bool``, add the action mask to the observation
+                (:class:`~dgpo_env.wrappers.ActionMaskObservation`).
+            flatten_obs: ``bool``, one ``float32`` vector instead of the ``Dict``
+                (:class:`~dgpo_env.wrappers.FlattenDenoiseObservation`); with ``mask_in_obs`` the mask is put
+                beside it: ``Dict(observations=Box, action_mask=MultiBinary)`` (RLlib's layout).
+            **kwargs: Arguments of :class:`~dgpo_env.envs.GraphDenoiseEnv`.
+
+        Raises:
+            TypeError: If a flag is not a ``bool`` (the string ``"False"`` is not ``False``: pass the
+                Python value), or for a wrong environment argument.
+        """
+        from dgpo_env.envs.graph_denoise import GraphDenoiseEnv
+        from dgpo_env.wrappers import ActionMaskObservation, FlattenDenoiseObservation
+
+        # Flags first, so a typo fails before any benchmark data is read.
+        mask_in_obs, flatten_obs = _flag("mask_in_obs", mask_in_obs), _flag("flatten_obs", flatten_obs)
+        env: gym.Env[Any, Any] = GraphDenoiseEnv(**kwargs)
+        if flatten_obs:
+            env = FlattenDenoiseObservation(env)
+        if mask_in_obs:
+            env = ActionMaskObservation(env, nest_key="observations" if flatten_obs else None)
+        return env
+
+
+make_env = EnvCreator()
+"""The callable behind :data:`ENTRY_POINT`."""
 
 
 def register_envs() -> None:

@@ -1,7 +1,7 @@
 """Compare DGPO with PPO, an MLP policy and classic NAS searchers at an equal query budget.
 
 Every method looks cells up through the same benchmark interface, so the x-axis — distinct cells
-whose accuracy was read (DESIGN.md section 5) — means the same thing for all of them. Writes a
+whose accuracy was read (docs/benchmarks.md §2) — means the same thing for all of them. Writes a
 JSON file and a PNG plot (best-so-far validation accuracy against queries) and prints a table.
 The same run from the shell: ``dgpo compare --env dgpo_env/NB201-CIFAR10-v0 --algos ... ``.
 

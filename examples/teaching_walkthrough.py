@@ -1,6 +1,6 @@
 """Teaching walk-through: one denoising episode, step by step, with a diffusion model as the policy.
 
-The environment is the MDP of DESIGN.md section 3: the state is the noisy graph ``G_t`` and its time
+The environment is the MDP of docs/environment.md §1: the state is the noisy graph ``G_t`` and its time
 index, the action is the next, less noisy graph, and only the last step is rewarded. The policy is
 the reverse diffusion ``p_θ(G_s | G_t)`` of a (briefly) pretrained graph-diffusion model, sampled
 here by hand so that every piece of the loop is visible. Every step is printed (``ansi``

@@ -19,7 +19,7 @@ from agents.baselines import (
 from agents.baselines.base import BudgetExhausted, random_mutation, score
 from dgpo_env.benchmarks import NB201Benchmark, ToyBenchmark
 
-NB201_OPTIMUM = 91.6067  # DESIGN.md §5, CIFAR-10 validation, index 6111
+NB201_OPTIMUM = 91.6067  # docs/benchmarks.md §3, CIFAR-10 validation, index 6111
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def test_local_search_finds_nb201_optimum(nb201: NB201Benchmark) -> None:
 def test_evolution_beats_random_search_on_nb201(nb201: NB201Benchmark) -> None:
     rea = [RegularizedEvolution().run(nb201, seed=s, max_queries=200).best_val_acc for s in range(5)]
     rs = [RandomSearch().run(nb201, seed=s, max_queries=200).best_val_acc for s in range(5)]
-    assert np.mean(rea) > np.mean(rs) + 0.15  # DESIGN.md §5: 91.51 vs 91.18 at 200 queries
+    assert np.mean(rea) > np.mean(rs) + 0.15  # docs/benchmarks.md §5: 91.51 vs 91.18 at 200 queries
 
 
 class _Stuck(Searcher):

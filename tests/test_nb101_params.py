@@ -19,7 +19,7 @@ from dgpo_env.search_spaces.nb101_params import (
 
 
 def test_inception_cell_matches_official_readme() -> None:
-    assert network_params(INCEPTION) == 2_694_282  # DESIGN.md section 1
+    assert network_params(INCEPTION) == 2_694_282  # docs/networks.md §3 (the official README's cell)
     space = NB101SearchSpace()
     assert cell_params(space.from_spec(INCEPTION)) == 2_694_282
 

@@ -1,4 +1,4 @@
-"""The discrete noise process (DESIGN.md §2): transitions, posterior, reverse step, striding, clamping."""
+"""The discrete noise process (docs/diffusion.md §3-§5): transitions, posterior, reverse step, striding, clamping."""
 
 from __future__ import annotations
 

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 from sb3_contrib import MaskablePPO
+from sb3_contrib.common.maskable.distributions import MaskableMultiCategoricalDistribution
 from stable_baselines3 import A2C, PPO
+from stable_baselines3.common.distributions import MultiCategoricalDistribution
 
 from agents.diffusion.denoiser import DenoiserConfig
 from agents.diffusion.model import DiffusionModel
@@ -21,6 +23,7 @@ from agents.policies import (
     make_env_for_model,
     safe_log,
 )
+from agents.policies.distributions import FusedCategoricalsMixin
 from dgpo_env.diffusion.marginals import Marginals
 from dgpo_env.envs.graph_denoise import GraphDenoiseEnv
 from dgpo_env.search_spaces import NB201SearchSpace, ToySearchSpace
@@ -82,6 +85,28 @@ def test_log_prob_and_entropy_are_exact(models: dict[str, DiffusionModel], polic
     manual = sum(-(p * safe_log(p)).sum((1, 2)) for p in (node_p, edge_p))
     assert torch.isfinite(entropy).all() and torch.allclose(entropy.double(), manual, atol=1e-4)
     assert float(entropy.min()) > 0.0  # the first step from noise is far from deterministic
+
+
+@pytest.mark.parametrize("policy_class", [GraphDiffusionPolicy, MaskableGraphDiffusionPolicy])
+def test_fused_distribution_acts_as_the_per_entry_one(models: dict[str, DiffusionModel], policy_class: type) -> None:
+    """Same seeded actions, log-probs and entropies as SB3's / sb3-contrib's per-entry ``Categorical``s."""
+    env, kwargs = _env_and_kwargs(models["nb201"], "nb201", n_envs=4)
+    policy = policy_class(env.observation_space, env.action_space, lambda _: 1e-3, **kwargs)
+    obs = {k: torch.as_tensor(v).float() for k, v in env.reset().items()}
+    masks = np.stack(env.env_method("action_masks"))
+    extra = {"action_masks": masks} if policy_class is MaskableGraphDiffusionPolicy else {}
+    per_entry = MaskableMultiCategoricalDistribution if extra else MultiCategoricalDistribution
+    assert isinstance(policy.action_dist, FusedCategoricalsMixin)
+    outputs = []
+    for dist in (policy.action_dist, per_entry(env.action_space.nvec.tolist())):
+        policy.action_dist = dist
+        torch.manual_seed(0)
+        with torch.no_grad():
+            actions, _, log_prob = policy(obs, **extra)
+            _, log_prob2, entropy = policy.evaluate_actions(obs, actions, **extra)
+        outputs.append((actions, log_prob, log_prob2, entropy))
+    for fused, reference in zip(*outputs, strict=True):
+        torch.testing.assert_close(fused, reference, atol=1e-6, rtol=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------- SB3 algorithms

@@ -69,7 +69,7 @@ def test_damaged_or_unknown_models_are_refused(monkeypatch: pytest.MonkeyPatch) 
     records = manifest()
     records["toy"]["sha256"] = "0" * 64
     monkeypatch.setattr(pretrained, "manifest", lambda: records)
-    with pytest.raises(CheckpointError, match="'toy' is damaged: sha256 .* reinstall dgpo-env"):
+    with pytest.raises(CheckpointError, match=r"'toy' is damaged: sha256 .* reinstall dgpo-env"):
         DiffusionModel.from_pretrained("toy")
 
 

@@ -1,4 +1,4 @@
-"""The decision and report logic of the issue-5 benchmark scripts (no search is run here)."""
+"""The decision and report logic of the query-efficiency and reproduction benchmark scripts (no search is run here)."""
 
 from __future__ import annotations
 
@@ -69,3 +69,11 @@ def test_results_markdown_reports_tables_and_every_shortfall(tmp_path: Path) -> 
 def test_query_efficiency_refuses_to_run_without_both_peers(argv: list[str]) -> None:
     with pytest.raises(SystemExit):
         _script("query_efficiency").main(argv)
+
+
+def test_query_efficiency_runs_the_installed_peer_optimisers(monkeypatch: pytest.MonkeyPatch) -> None:
+    qe = _script("query_efficiency")
+    monkeypatch.setattr(qe, "installed_peer_methods", lambda: ("tpe",))
+    assert qe.default_algos() == [*qe.ALGOS, "tpe"]
+    monkeypatch.setattr(qe, "installed_peer_methods", tuple)
+    assert qe.default_algos() == list(qe.ALGOS)

@@ -1,4 +1,4 @@
-"""Regularised (aging) evolution with the NAS-Bench-201 settings of DESIGN.md section 5.
+"""Regularised (aging) evolution with the NAS-Bench-201 settings of docs/benchmarks.md §5.
 
 Real, Aggarwal, Huang & Le (2019) "Regularized Evolution for Image Classifier Architecture Search",
 Algorithm 1.
@@ -15,10 +15,10 @@ from agents.baselines.base import PROPOSALS_PER_QUERY, QueryBudget, Searcher, ra
 from dgpo_env.search_spaces.dag import DAG
 
 POPULATION_SIZE = 10
-"""DESIGN.md §5 (the NAS-Bench-201 REA setting): population 10."""
+"""Population size of the NAS-Bench-201 REA setting (docs/benchmarks.md §5): 10."""
 
 SAMPLE_SIZE = 3
-"""DESIGN.md §5 (the NAS-Bench-201 REA setting): tournament (sample) size 3."""
+"""Tournament (sample) size of the NAS-Bench-201 REA setting (docs/benchmarks.md §5): 3."""
 
 
 class RegularizedEvolution(Searcher):

@@ -3,7 +3,7 @@
 White, Nolen & Savani (2021) "Exploring the Loss Landscape in Neural Architecture Search"
 (UAI 2021), Algorithm 1: from a random cell, query **every** neighbour (one-entry change), move to
 the best neighbour if it beats the current cell, otherwise the current cell is a local optimum and
-the search restarts from a new random cell. DESIGN.md section 5 quotes its NAS-Bench-201 numbers.
+the search restarts from a new random cell. docs/benchmarks.md §5 lists its NAS-Bench-201 reference numbers.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Random search: uniform cells until the budget is spent (Li & Talwalkar 2019; DESIGN.md section 5)."""
+"""Random search: uniform cells until the budget is spent (Li & Talwalkar 2019; docs/benchmarks.md §5)."""
 
 from __future__ import annotations
 

@@ -44,7 +44,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     parser.add_argument(
         "--env", default="dgpo_env/NB201-CIFAR10-v0", help="Gymnasium id or shorthand (toy, nb201:cifar100)"
     )
-    parser.add_argument("--algos", default="rs,rea,ls,reinforce", help="comma-separated registered methods")
+    parser.add_argument(
+        "--algos",
+        default="rs,rea,ls,reinforce",
+        help='comma-separated registered methods (tpe and smac need: pip install "dgpo-env[peers]")',
+    )
     parser.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="a count S (seeds 0..S-1) or a list")
     parser.add_argument("--max-queries", type=positive_int, default=300, help="budget of distinct cells per run")
     parser.add_argument("--jobs", type=positive_int, default=2, help="worker processes (1 = in this process)")

@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     parser = sub.add_parser(
         "pretrain",
         help="pretrain the diffusion model on all / a random fraction / a filtered set of cells",
-        description="Pretrain the graph-diffusion model (DESIGN.md §2). Labels read by --max-val-acc "
+        description="Pretrain the graph-diffusion model (docs/diffusion.md §7). Labels read by --max-val-acc "
         "count as benchmark queries and are reported.",
     )
     source = parser.add_mutually_exclusive_group()

@@ -1,4 +1,4 @@
-"""The graph-diffusion model: denoiser, pretraining and sampling (DESIGN.md §2).
+"""The graph-diffusion model: denoiser, pretraining and sampling (docs/diffusion.md).
 
 The noise process itself lives in :mod:`dgpo_env.diffusion.noise` (shared with the environment).
 """

@@ -1,4 +1,4 @@
-"""A direction-aware graph-transformer denoiser ``p̂_θ(G_0 | G_t)`` (DESIGN.md §1-2).
+"""A direction-aware graph-transformer denoiser ``p̂_θ(G_0 | G_t)`` (docs/diffusion.md §6).
 
 The network reads a noisy DAG — one-hot node types ``[B, N, K]`` and one-hot types of the strict
 upper-triangle edge entries ``[B, M, K_e]`` — and the diffusion time ``t / T``, and returns logits of
@@ -48,7 +48,7 @@ SINUSOID_BASE = 10_000.0
 class DenoiserConfig:
     """Size and shape of a :class:`GraphTransformerDenoiser`.
 
-    The published DGPO model is 8 layers of width 256 on a GPU (DESIGN.md §4); the defaults here
+    The published DGPO model is 8 layers of width 256 on a GPU (docs/diffusion.md §6); the defaults here
     are sized to pretrain on all 15,625 NB201 cells in minutes on 2 CPU cores (197,001 parameters
     on NB201, a 1.4 MB checkpoint; ``benchmarks/pretrain.py`` measures it).
 

@@ -1,4 +1,4 @@
-"""The graph-diffusion model: a denoiser bound to a noise process and a search space (DESIGN.md §2).
+"""The graph-diffusion model: a denoiser bound to a noise process and a search space (docs/diffusion.md §4).
 
 :class:`DiffusionModel` turns the denoiser's clean-graph logits into the reverse step
 ``p_θ(G_s | G_t)`` of :class:`~dgpo_env.diffusion.noise.NoiseProcess`, samples cells by (strided)
@@ -181,8 +181,9 @@ class DiffusionModel(nn.Module):
     ) -> Tensor:
         """``log p̂_θ(G_0 | G_t)`` of given clean graphs, summed over nodes and edges: ``[B]``.
 
-        The DGPO / GDPO "eager" objective (DESIGN.md §4) and the pretraining cross-entropy are this
-        quantity. Fixed positions contribute exactly 0; a disallowed value in ``G_0`` gives ``-inf``.
+        The DGPO / GDPO "eager" objective (docs/dgpo.md §2) and the pretraining cross-entropy
+        (docs/diffusion.md §7) are this quantity. Fixed positions contribute exactly 0; a disallowed
+        value in ``G_0`` gives ``-inf``.
         """
         node_logits, edge_logits = self.logits(nodes_t, edges_t, t)
         node_lp = node_logits.log_softmax(-1).gather(2, nodes0[..., None])[..., 0]  # [B, N]

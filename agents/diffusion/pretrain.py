@@ -1,4 +1,4 @@
-"""Pretraining the graph-diffusion model on a benchmark's cells (DESIGN.md §2, §4, §5).
+"""Pretraining the graph-diffusion model on a benchmark's cells (docs/diffusion.md §7).
 
 The loss is DiGress's: noise a training cell ``G_0`` to ``G_t`` at a uniformly random ``t ∈ 1..T``
 and score the denoiser's clean-graph prediction ``p̂_θ(G_0 | G_t)`` by cross-entropy against ``G_0``::
@@ -6,7 +6,7 @@ and score the denoiser's clean-graph prediction ``p̂_θ(G_0 | G_t)`` by cross-e
     loss = CE_nodes + λ_E · CE_edges      (+ λ_y · CE_y, unused)
 
 DiGress's ``lambda_train = [λ_E, λ_y]`` and the official DGPO setting is ``[5, 0]``
-(DESIGN.md §2): edges weigh 5 times the nodes and there is no graph-level target. Each CE is the
+(docs/diffusion.md §7): edges weigh 5 times the nodes and there is no graph-level target. Each CE is the
 mean over the *free* positions of its kind (fixed positions have a single allowed value, so their
 CE is exactly 0 and would only dilute the mean). On NAS-Bench-201 every edge is fixed, so the loss
 is the node term alone.
@@ -40,7 +40,7 @@ from dgpo_env.search_spaces.dag import DAG
 from dgpo_env.validation import check_bool, check_choice, check_count, check_real
 
 LAMBDA_TRAIN: tuple[float, float] = (5.0, 0.0)
-"""DiGress/DGPO ``lambda_train = [λ_E, λ_y]``: edge-loss weight and graph-level-loss weight (DESIGN.md §2)."""
+"""DiGress/DGPO ``lambda_train = [λ_E, λ_y]``: edge-loss weight and graph-level-loss weight (docs/diffusion.md §7)."""
 
 LR_SCHEDULES = ("cosine", "constant")
 """Allowed :attr:`PretrainConfig.lr_schedule` values."""
@@ -54,7 +54,7 @@ class PretrainConfig:
     """Hyper-parameters of :func:`pretrain`.
 
     The official run is 2,000 epochs, batch 512, lr 2e-4 for an 8 x 256 model on a GPU
-    (DESIGN.md §4); the defaults here fit the small CPU model in a few minutes on NB201.
+    (docs/diffusion.md §7); the defaults here fit the small CPU model in a few minutes on NB201.
 
     Training length is ``steps`` gradient steps (the same compute whatever the data-set size), or
     ``epochs`` passes over the training cells when ``epochs`` is given.

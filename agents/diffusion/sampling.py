@@ -1,4 +1,4 @@
-"""Sampling a pretrained diffusion model and measuring its samples (DESIGN.md §2, §5).
+"""Sampling a pretrained diffusion model and measuring its samples (docs/diffusion.md §8).
 
 Metrics of ``n`` cells drawn with ``k`` (strided) denoising steps:
 
@@ -162,7 +162,7 @@ def mean_sample_accuracy(model: DiffusionModel, benchmark: Benchmark, n: int, n_
     """Mean validation accuracy of ``n`` fresh samples, invalid cells scoring 0 (as the environment rewards them).
 
     The samples are scored with the uncounted :meth:`Benchmark.peek`: this measures a model (e.g. before
-    and after fine-tuning, or the inverse control of DESIGN.md §4), it is not a search.
+    and after fine-tuning, or the inverse control of docs/dgpo.md §1 and docs/benchmarks.md §4), it is not a search.
 
     Args:
         model: The diffusion model.

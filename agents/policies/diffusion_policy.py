@@ -1,10 +1,11 @@
-"""The pretrained graph-diffusion model as an SB3 actor-critic policy (DESIGN.md §3).
+"""The pretrained graph-diffusion model as an SB3 actor-critic policy (docs/dgpo.md §1).
 
 The actor is the reverse step ``π_θ(a | s) = p_θ(G_s | G_t)`` of a
 :class:`~agents.diffusion.model.DiffusionModel`, where ``s`` is the time that follows ``t`` on the
 environment's step schedule. It factorises over the nodes and edges of the next graph, i.e. over
 the entries of the flat ``MultiDiscrete`` action, so it is SB3's (maskable) multi-categorical
-distribution built from the exact log-probabilities. The critic is a separate small MLP on the
+distribution built from the exact log-probabilities, computed as one batched tensor
+(:mod:`agents.policies.distributions`). The critic is a separate small MLP on the
 one-hot graph and ``t`` (:class:`~agents.policies.observations.GraphCriticFeatures`), so PPO's value
 loss never reaches the pretrained denoiser.
 
@@ -30,13 +31,18 @@ import torch
 from gymnasium import spaces
 from sb3_contrib.common.maskable.distributions import MaskableDistribution
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
-from stable_baselines3.common.distributions import Distribution, MultiCategoricalDistribution
+from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.policies import ActorCriticPolicy, BaseModel
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import Tensor, nn
 
 from agents.diffusion.model import DiffusionModel
 from agents.policies.compat import ModelSpec, check_model_spaces, check_model_task, resolve_model
+from agents.policies.distributions import (
+    FusedCategoricalsMixin,
+    FusedMultiCategoricalDistribution,
+    MaskableFusedMultiCategoricalDistribution,
+)
 from agents.policies.observations import GraphBatch, GraphCriticFeatures, graph_from_obs
 from dgpo_env.envs.graph_denoise import DenoiseTask
 
@@ -102,6 +108,9 @@ class DiffusionPolicyMixin:
             prior, observation or action shapes), or ``use_sde=True``.
     """
 
+    distribution_class: type[FusedCategoricalsMixin]
+    """The action distribution (set by each policy class)."""
+
     # attributes provided by the SB3 policy class this mixin is combined with
     action_dist: Distribution
     action_space: spaces.MultiDiscrete
@@ -137,6 +146,7 @@ class DiffusionPolicyMixin:
         super().__init__(  # type: ignore[call-arg]
             observation_space, action_space, lr_schedule, net_arch={"pi": [], "vf": critic_arch(net_arch)}, **kwargs
         )
+        self.action_dist = self.distribution_class(action_space.nvec.tolist())  # type: ignore[assignment]
         self.model: DiffusionModel = diffusion
         self.task = task
         self.critic_time_dim = critic_time_dim
@@ -256,7 +266,7 @@ class GraphDiffusionPolicy(DiffusionPolicyMixin, ActorCriticPolicy):  # type: ig
     that is a multiple of the episode length (the reward comes at ``t = 0`` only).
     """
 
-    action_dist: MultiCategoricalDistribution
+    distribution_class = FusedMultiCategoricalDistribution
 
 
 class MaskableGraphDiffusionPolicy(DiffusionPolicyMixin, MaskableActorCriticPolicy):  # type: ignore[misc]
@@ -265,3 +275,5 @@ class MaskableGraphDiffusionPolicy(DiffusionPolicyMixin, MaskableActorCriticPoli
     The reverse step already gives disallowed values probability 0, so the environment's masks
     change nothing but are honoured.
     """
+
+    distribution_class = MaskableFusedMultiCategoricalDistribution

@@ -1,7 +1,7 @@
 """Per-position categorical marginals: the diffusion prior ``p(G_T)`` and the limit of ``Q̄_t``.
 
 DiGress-style marginal transitions noise every node and edge towards ``m``, the distribution of
-types in the training graphs (DESIGN.md section 2). Here ``m`` is stored per position, so fixed
+types in the training graphs (docs/diffusion.md §1). Here ``m`` is stored per position, so fixed
 entries (input/output nodes, NB201's adjacency) get a one-hot row: noise never moves them, and the
 same object clamps them.
 """

@@ -1,4 +1,4 @@
-"""The discrete noise process on DAGs: marginal transitions, posterior and reverse step (DESIGN.md §2).
+"""The discrete noise process on DAGs: marginal transitions, posterior and reverse step (docs/diffusion.md §3-§4).
 
 Every node and every strict-upper-triangle edge entry is a categorical variable that is noised
 independently. A *position* ``p`` has its own marginal ``m_p`` (:class:`Marginals`), and with
@@ -46,7 +46,7 @@ PROB_ATOL = 1e-9
 """Tolerance of the asserted invariant "rows sum to 1"."""
 
 SCHEDULES = ("cosine",)
-"""Noise schedules :class:`NoiseProcess` knows (DESIGN.md §2: cosine, as DiGress)."""
+"""Noise schedules :class:`NoiseProcess` knows (docs/diffusion.md §2: cosine, as DiGress)."""
 
 
 # ---------------------------------------------------------------------------------------------- maths
@@ -136,7 +136,7 @@ def reverse_step_probs(
     marginals: Tensor,
     allowed: Tensor | None = None,
 ) -> Tensor:
-    """``p(x_s | G_t) = Σ_{x_0} q(x_s | x_t, x_0) p̂(x_0 | G_t)`` (DESIGN.md §2, DiGress).
+    """``p(x_s | G_t) = Σ_{x_0} q(x_s | x_t, x_0) p̂(x_0 | G_t)`` (docs/diffusion.md §4, DiGress).
 
     Clean values ``x_0`` from which ``x_t`` is unreachable, or that ``allowed`` excludes, are
     dropped and ``p̂`` is renormalised over the rest (see the module docstring); differentiable in
@@ -305,7 +305,7 @@ class NoiseProcess:
             space: The search space.
             marginals: Per-position marginals (default :meth:`Marginals.uniform`); checked against
                 ``space``.
-            diffusion_steps: ``T`` (DESIGN.md §2: the official code uses 800).
+            diffusion_steps: ``T`` (docs/diffusion.md §2: the official code uses 800).
         """
         marginals = Marginals.uniform(space) if marginals is None else marginals
         marginals.check_compatible(space)

@@ -1,4 +1,4 @@
-"""Noise schedules and sampling-step schedules (DESIGN.md section 2).
+"""Noise schedules and sampling-step schedules (docs/diffusion.md §2, §5).
 
 Pure functions of integers, shared by the environment (which time indices an episode visits) and
 the diffusion model (how much noise each index carries), so the two can be checked for agreement.
@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 DEFAULT_DIFFUSION_STEPS = 800
-"""``T`` of the official DGPO code, used for every search space (DESIGN.md section 2)."""
+"""``T`` of the official DGPO code, used for every search space (docs/diffusion.md §2)."""
 
 COSINE_OFFSET = 0.008
 """Offset ``s`` of the cosine schedule (Nichol & Dhariwal 2021, as in DiGress)."""

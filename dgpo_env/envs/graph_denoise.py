@@ -67,8 +67,8 @@ def _is_integral(value: object) -> bool:
 RewardFn = Callable[[CellResult], float]
 
 DEFAULT_N_STEPS = 25
-"""Denoising steps per episode: the model is trained with T = 800 (DESIGN.md §2) and sampled with
-strides; 25 steps keep samples valid and on-distribution (benchmarks/pretrain.py)."""
+"""Denoising steps per episode: the model is trained with T = 800 (docs/diffusion.md §2) and sampled with
+strides; 25 steps keep samples valid and on-distribution (docs/environment.md §4, benchmarks/pretrain.py)."""
 
 
 class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
@@ -77,12 +77,12 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
     ## Description
 
     A cell of a NAS search space (NAS-Bench-201, NAS-Bench-101, a toy space) is a DAG on ``N``
-    topologically ordered nodes with typed nodes and typed upper-triangle edges (DESIGN.md §1). An
+    topologically ordered nodes with typed nodes and typed upper-triangle edges (docs/encodings.md §1). An
     episode starts from pure noise ``G_T`` — every node and edge drawn independently from the prior
     marginals — and walks down a schedule of diffusion times ``T = t_K > ... > t_0 = 0``. At every
     step the agent proposes the next, less noisy graph ``G_{t_{k-1}}``; the transition is
     deterministic. At ``t = 0`` the graph is a cell, and the reward is its benchmark accuracy
-    (DESIGN.md §3). A graph-diffusion model whose reverse step ``p_θ(G_{t-1} | G_t)`` is used as the
+    (docs/environment.md §1). A graph-diffusion model whose reverse step ``p_θ(G_{t-1} | G_t)`` is used as the
     policy turns fine-tuning it into RL (DGPO, DDPO-style PPO).
 
     ## Action Space
@@ -108,6 +108,12 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
     | ``edges`` | (M,)   | 0 .. K_e - 1   | upper-triangle edge types of ``G_t``      |
     | ``t``     | (1,)   | 0 .. T         | current diffusion time index ``t``        |
 
+    This is the observation of every id by default. Two opt-in ``gym.make`` flags (not arguments of this
+    class; :mod:`dgpo_env.registration`, docs/integrations.md) wrap it for other clients:
+    ``mask_in_obs=True`` adds the action mask as ``"action_mask"`` (``MultiBinary(sum(nvec))``,
+    :class:`~dgpo_env.wrappers.ActionMaskObservation`); ``flatten_obs=True`` gives one ``float32`` vector
+    (:class:`~dgpo_env.wrappers.FlattenDenoiseObservation`), with both ``Dict(observations, action_mask)``.
+
     ## Rewards
 
     0 at every step but the last. At ``t = 0`` the final graph ``G_0`` is looked up in the benchmark
@@ -126,7 +132,7 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
     NAS-Bench-201 uniform over the five ops), with fixed entries at their value; ``t = T``.
 
     ``reset(options={"start_cell": cell, "start_step": k})`` instead starts from a partially noised
-    known cell (SDEdit-style, DESIGN.md §2): ``t = t_k``, the ``k``-th time of the schedule
+    known cell (SDEdit-style, docs/diffusion.md §5): ``t = t_k``, the ``k``-th time of the schedule
     (an integer, ``1 <= k < n_steps``), and ``G_{t_k} ~ q(G_{t_k} | G_0 = cell)`` — every free entry keeps its
     value with probability ``ᾱ_{t_k}`` and is otherwise drawn from ``prior``. The episode then
     lasts ``n_steps - k`` transitions; small noise (large ``k``) proposes near neighbours of the cell.
@@ -183,7 +189,9 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
     ## Version History
 
     * v0: the first version. Later additions that change no dynamics: ``reset`` options
-      ``start_cell``/``start_step``; the ``ledger`` argument and ``info["budget_exhausted"]``.
+      ``start_cell``/``start_step``; the ``ledger`` argument and ``info["budget_exhausted"]``; the
+      opt-in ``gym.make`` flags ``mask_in_obs`` and ``flatten_obs`` (wrappers; the default observation
+      is unchanged).
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}  # noqa: RUF012 (Gymnasium's convention)

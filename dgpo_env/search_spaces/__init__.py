@@ -1,4 +1,4 @@
-"""Search spaces: cells as topologically ordered typed DAGs (DESIGN.md section 1)."""
+"""Search spaces: cells as topologically ordered typed DAGs (docs/encodings.md)."""
 
 from dgpo_env.search_spaces.base import SearchSpace
 from dgpo_env.search_spaces.dag import DAG, edge_position, n_upper, upper_indices

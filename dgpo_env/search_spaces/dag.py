@@ -1,4 +1,4 @@
-"""The DAG encoding shared by every search space (DESIGN.md section 1).
+"""The DAG encoding shared by every search space (docs/encodings.md §1).
 
 A cell is a DAG on ``N`` nodes numbered in a topological order: node 0 is the input, node
 ``N - 1`` the output, and every edge goes from a lower to a higher index, so acyclicity holds by

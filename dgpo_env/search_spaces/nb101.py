@@ -1,4 +1,4 @@
-"""The NAS-Bench-101 cell as a 7-node DAG, with the official pruning and graph hash (DESIGN.md section 1).
+"""The NAS-Bench-101 cell as a 7-node DAG, with the official pruning and graph hash (docs/encodings.md §4).
 
 An NB101 cell has at most 7 vertices: the input (node 0), up to 5 inner ops from
 ``conv3x3-bn-relu, conv1x1-bn-relu, maxpool3x3`` and the output (node 6); edges go forward only.

@@ -1,4 +1,4 @@
-"""The NAS-Bench-201 cell as a node-labelled DAG (DESIGN.md section 1).
+"""The NAS-Bench-201 cell as a node-labelled DAG (docs/encodings.md §3).
 
 The NB201 cell has 4 feature maps and 6 edges ``i -> j`` (``i < j <= 3``), each carrying one of five
 operations. As in DGPO and DiffusionNAG every edge-op becomes a node, so a cell is an 8-node DAG:
@@ -29,7 +29,7 @@ NB201_OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_
 NB201_FIXED_EDGES: tuple[tuple[int, int], ...] = (
     (0, 1), (0, 2), (0, 4), (1, 3), (1, 5), (2, 6), (3, 6), (4, 7), (5, 7), (6, 7),
 )  # fmt: skip
-"""The adjacency shared by every NB201 cell in the node-labelled encoding (DESIGN.md section 1)."""
+"""The adjacency shared by every NB201 cell in the node-labelled encoding (docs/encodings.md §3)."""
 
 N_CELLS = len(NB201_OPS) ** 6
 _ARCH_RE = re.compile(r"^\|([a-z_0-9]+)~0\|\+\|([a-z_0-9]+)~0\|([a-z_0-9]+)~1\|\+"

@@ -1,0 +1,171 @@
+"""The product of categoricals of a ``MultiDiscrete`` action as one batched tensor (docs/dgpo.md §1).
+
+The diffusion policy's action is the next graph: one categorical per node and per edge entry (36 on
+NAS-Bench-201), with different numbers of categories. SB3's ``MultiCategoricalDistribution`` and
+sb3-contrib's ``MaskableMultiCategoricalDistribution`` build one ``torch.distributions.Categorical``
+per entry on every forward pass, which costs more than the arithmetic. Here the logits are scattered
+once into a padded ``[B, E, K_max]`` tensor (padding at ``-inf``: probability exactly 0, below any
+real logit, even the dtype's minimum that marks a value of probability 0) and
+log-probabilities, entropies, samples, modes and masks are single tensor operations.
+
+The values are those of the per-entry implementations: logits are normalised as
+``Categorical`` does (``x - logsumexp(x)``), masked values get sb3-contrib's ``-1e8`` before a second
+normalisation, the entropy clamps ``log 0`` to the dtype's minimum (``Categorical``) and drops masked
+values (``MaskableCategorical``), and a sample is ``argmax(p / q)`` with ``q ~ Exp(1)`` drawn entry by
+entry, which is what ``torch.multinomial`` does for one draw, so a seeded run draws the same actions.
+
+:class:`FusedMultiCategoricalDistribution` serves ``PPO`` and ``A2C``;
+:class:`MaskableFusedMultiCategoricalDistribution` serves ``sb3_contrib.MaskablePPO`` (``apply_masking``).
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import numpy as np
+import torch
+from sb3_contrib.common.maskable.distributions import MaskableMultiCategoricalDistribution
+from stable_baselines3.common.distributions import MultiCategoricalDistribution
+from torch import Tensor
+
+MASKED_LOGIT = -1e8
+"""Logit of a masked-out value, as sb3-contrib's ``MaskableCategorical`` sets it."""
+
+PAD_LOGIT = float("-inf")
+"""Logit of a padding slot. Its gradient is 0 everywhere: no product ``0 · inf`` is ever formed."""
+
+SelfFused = TypeVar("SelfFused", bound="FusedCategoricalsMixin")
+
+
+class FusedCategoricalsMixin:
+    """Independent categoricals over ``E`` entries with ``n_e`` values each, held as ``[B, E, K_max]``.
+
+    Must precede an SB3 multi-categorical distribution class in the bases (it replaces all of its
+    methods but the network head). Attributes after :meth:`proba_distribution`:
+
+    Attributes:
+        logits: ``[B, E, K_max]`` normalised log-probabilities (masks applied); padding ``-inf``.
+        probs: ``[B, E, K_max]`` probabilities; padding and masked values 0.
+        masks: ``bool[B, E, K_max]`` allowed values (padding ``False``), or ``None`` when unmasked.
+
+    Args:
+        action_dims: ``n_e`` of every entry (``MultiDiscrete.nvec``).
+    """
+
+    action_dims: list[int]
+
+    def __init__(self, action_dims: list[int]) -> None:
+        super().__init__(action_dims)  # type: ignore[call-arg]
+        dims = torch.as_tensor([int(n) for n in action_dims], dtype=torch.int64)  # [E]
+        if dims.numel() == 0 or int(dims.min()) < 1:
+            raise ValueError(f"every action entry needs at least one value, got action_dims={list(action_dims)}")
+        self.n_values = int(dims.sum())
+        slots = torch.arange(int(dims.max()))  # [K_max]
+        self._valid = slots < dims[:, None]  # [E, K_max]
+        offsets = torch.cumsum(dims, 0) - dims  # [E]
+        # flat index of every slot into [x_0 .. x_{sum n - 1}, pad]; padding slots read the pad column
+        self._gather_index = torch.where(self._valid, offsets[:, None] + slots, self.n_values).flatten()  # [E K_max]
+        self._dims = dims
+        self._original: Tensor | None = None  # [B, E, K_max] normalised logits before masking
+        self.logits: Tensor | None = None
+        self.probs: Tensor | None = None
+        self.masks: Tensor | None = None
+
+    # ------------------------------------------------------------------ layout
+    def to_padded(self, flat: Tensor, pad: float | bool) -> Tensor:
+        """``[B, sum(n)]`` per-value tensor -> ``[B, E, K_max]``, padding slots set to ``pad``."""
+        flat = flat.reshape(-1, self.n_values)
+        extended = torch.cat([flat, flat.new_full((flat.shape[0], 1), pad)], dim=1)  # [B, sum(n) + 1]
+        index = self._gather_index.to(flat.device)
+        return extended.index_select(1, index).reshape(flat.shape[0], *self._valid.shape)
+
+    @staticmethod
+    def _normalise(logits: Tensor) -> Tensor:
+        """``logits - logsumexp(logits)`` over the values of each entry, as ``Categorical`` does."""
+        return logits - logits.logsumexp(dim=-1, keepdim=True)
+
+    def _set_logits(self, logits: Tensor) -> None:
+        """Set normalised ``[B, E, K_max]`` logits and their probabilities."""
+        self.logits = logits
+        self.probs = torch.softmax(logits, dim=-1)
+
+    # ------------------------------------------------------------------ SB3 distribution API
+    def proba_distribution(self: SelfFused, action_logits: Tensor) -> SelfFused:
+        """Set the distribution from ``[B, sum(n)]`` unnormalised logits (masks are cleared).
+
+        Raises:
+            ValueError: If a logit is NaN (as ``Categorical``'s argument check; a diverged policy).
+        """
+        if bool(torch.isnan(action_logits).any()):
+            raise ValueError("the action logits hold NaN values: the policy diverged (lower the learning rate)")
+        padded = self.to_padded(action_logits, PAD_LOGIT)  # [B, E, K_max]
+        self._original = self._normalise(padded)
+        self.masks = None
+        self._set_logits(self._original)
+        return self
+
+    def apply_masking(self, masks: np.ndarray | Tensor | None) -> None:
+        """Give values whose mask is ``False`` probability 0; ``None`` removes the masks.
+
+        Args:
+            masks: ``bool[B, sum(n)]`` (or any shape with that many values per row), or ``None``.
+        """
+        original = self._require(self._original)
+        if masks is None:
+            self.masks = None
+            self._set_logits(original)
+            return
+        flat = torch.as_tensor(masks, dtype=torch.bool, device=original.device)
+        allowed = self.to_padded(flat, True)  # [B, E, K_max]; padding keeps its own (lower) logit
+        self.masks = allowed & self._valid.to(original.device)
+        self._set_logits(self._normalise(torch.where(allowed, original, original.new_tensor(MASKED_LOGIT))))
+
+    def log_prob(self, actions: Tensor) -> Tensor:
+        """``[B]`` sum over entries of ``log p_e(a_e)`` for ``[B, E]`` integer actions.
+
+        Raises:
+            ValueError: If an action is outside ``0 .. n_e - 1`` (as ``Categorical``'s support check).
+        """
+        logits = self._require(self.logits)
+        index = actions.reshape(logits.shape[0], -1).long()  # [B, E]
+        dims = self._dims.to(index.device)
+        outside = (index < 0) | (index >= dims)  # [B, E]
+        if bool(outside.any()):
+            raise ValueError(f"actions must lie in 0 .. nvec - 1; got {sorted(set(index[outside].tolist()))}")
+        return logits.gather(-1, index.unsqueeze(-1)).squeeze(-1).sum(dim=1)  # [B, E] -> [B]
+
+    def entropy(self) -> Tensor:
+        """``[B]`` sum of the entries' entropies; masked values and padding contribute exactly 0."""
+        logits, probs = self._require(self.logits), self._require(self.probs)
+        keep = self._valid.to(logits.device) if self.masks is None else self.masks  # [(B,) E, K_max]
+        p_log_p = logits.clamp(min=torch.finfo(logits.dtype).min) * probs  # [B, E, K_max]; 0 · log 0 = 0
+        return -torch.where(keep, p_log_p, p_log_p.new_zeros(())).sum(dim=(1, 2))
+
+    def sample(self) -> Tensor:
+        """``int64[B, E]`` a draw of every entry (``torch.multinomial``'s stream, entry by entry)."""
+        probs = self._require(self.probs)
+        batch = probs.shape[0]
+        noise = torch.cat(
+            [torch.empty(batch, n, dtype=probs.dtype, device=probs.device).exponential_() for n in self.action_dims],
+            dim=1,
+        )  # [B, sum(n)] ~ Exp(1), drawn in the order the per-entry samplers draw
+        return (probs / self.to_padded(noise, 1.0)).argmax(dim=-1)
+
+    def mode(self) -> Tensor:
+        """``int64[B, E]`` the most probable allowed value of every entry."""
+        return self._require(self.probs).argmax(dim=-1)
+
+    @staticmethod
+    def _require(value: Tensor | None) -> Tensor:
+        """``value``, or an error when the distribution has no parameters yet."""
+        if value is None:
+            raise RuntimeError("the distribution has no parameters: call proba_distribution(action_logits) first")
+        return value
+
+
+class FusedMultiCategoricalDistribution(FusedCategoricalsMixin, MultiCategoricalDistribution):
+    """SB3's ``MultiCategoricalDistribution`` computed in one batched tensor (for ``PPO``, ``A2C``)."""
+
+
+class MaskableFusedMultiCategoricalDistribution(FusedCategoricalsMixin, MaskableMultiCategoricalDistribution):
+    """sb3-contrib's ``MaskableMultiCategoricalDistribution`` in one batched tensor (for ``MaskablePPO``)."""

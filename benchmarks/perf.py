@@ -1,0 +1,214 @@
+"""Training throughput of the diffusion policy beside SB3 baselines, DGPO's cost, pretraining time, peak memory.
+
+Measures, in one process with one torch thread:
+
+1. SB3 ``PPO`` steps per second (``learn``: rollout collection and training together; ``--n-envs``
+   copies, ``n_steps=--n-steps``, SB3's other defaults) on :class:`GraphDiffusionPolicy` (NB201
+   CIFAR-10, the model size given by ``--model``; speed does not depend on the weights, so the model
+   is freshly initialised), on SB3's MLP ``MultiInputPolicy`` on the same environment, and on
+   ``MlpPolicy`` on ``CartPole-v1``; and their ratios. The three run interleaved in every repeat so
+   they share the machine's load; medians over ``--repeats`` are reported (the ratios are medians of
+   per-repeat ratios).
+2. DGPO (published settings, lr 1e-3, 10 denoising steps) seconds per 100 distinct queries.
+3. Pretraining seconds of the default model (``PretrainConfig()`` on all NB201 cells) only with
+   ``--pretrain`` (minutes on an idle machine).
+4. Peak resident memory of the process (``resource.getrusage``).
+
+Other processes may share the CPU; the load average at start and end is recorded with the results.
+
+Usage::
+
+    python benchmarks/perf.py --out benchmarks/results/perf.json
+    python benchmarks/perf.py --pretrain        # also time the default pretraining
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import stable_baselines3
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.env_util import make_vec_env
+
+import dgpo_env
+from agents.dgpo import DGPO
+from agents.dgpo.compare_methods import COMPARE_PRETRAIN, DGPO_LEARNING_RATE
+from agents.diffusion.denoiser import DenoiserConfig
+from agents.diffusion.model import DiffusionModel
+from agents.diffusion.pretrain import PretrainConfig, pretrain_on_benchmark
+from agents.policies import GraphDiffusionPolicy, make_env_for_model
+from dgpo_env.benchmarks import NB201Benchmark
+from dgpo_env.io import atomic_write_text
+from dgpo_env.search_spaces import NB201SearchSpace
+
+ENV_ID = "dgpo_env/NB201-CIFAR10-v0"
+MODELS: dict[str, DenoiserConfig] = {"default": DenoiserConfig(), "compare": COMPARE_PRETRAIN.denoiser}
+"""``--model``: the default model of ``dgpo pretrain`` (197k parameters) or the comparison harness's small one."""
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def steps_per_second(agent: PPO, steps: int) -> tuple[float, float]:
+    """``agent.learn`` steps per wall-clock second and per CPU second of this process, after a warm-up rollout.
+
+    With one torch thread the CPU rate is what the process would reach alone on an idle core; the
+    wall-clock rate also pays for the other processes sharing the machine.
+    """
+    agent.learn(agent.n_steps * agent.n_envs)
+    wall, cpu = time.perf_counter(), time.process_time()
+    agent.learn(steps, reset_num_timesteps=False)
+    return steps / (time.perf_counter() - wall), steps / (time.process_time() - cpu)
+
+
+def ppo_agents(model: DiffusionModel, n_envs: int, n_steps: int, seed: int) -> dict[str, PPO]:
+    """PPO on the diffusion policy, on ``MultiInputPolicy`` (same env) and on ``MlpPolicy`` (CartPole)."""
+    env = make_env_for_model(model, ENV_ID, n_envs=n_envs, n_steps=n_steps, seed=seed)
+    policy_kwargs = {"model": model, "task": env.get_attr("task")[0]}
+    mlp_env = make_vec_env(ENV_ID, n_envs=n_envs, seed=seed, env_kwargs={"n_steps": n_steps})
+    cartpole = make_vec_env("CartPole-v1", n_envs=n_envs, seed=seed)
+    return {
+        "diffusion": PPO(GraphDiffusionPolicy, env, n_steps=n_steps, gamma=1.0, seed=seed, policy_kwargs=policy_kwargs),
+        "multi_input_mlp": PPO("MultiInputPolicy", mlp_env, n_steps=n_steps, gamma=1.0, seed=seed),
+        "cartpole_mlp": PPO("MlpPolicy", cartpole, n_steps=n_steps, seed=seed),
+    }
+
+
+RATIOS = {
+    "diffusion_over_cartpole": ("diffusion", "cartpole_mlp"),
+    "multi_input_over_cartpole": ("multi_input_mlp", "cartpole_mlp"),
+    "diffusion_over_multi_input": ("diffusion", "multi_input_mlp"),
+}
+"""Reported ratios: name -> (numerator, denominator) setting."""
+
+
+def summarise(runs: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """Median rate of every setting and median per-repeat ratio of every :data:`RATIOS` pair."""
+    ratios = {
+        name: [a / b for a, b in zip(runs[top], runs[bottom], strict=True)] for name, (top, bottom) in RATIOS.items()
+    }
+    return {
+        "steps_per_second": {name: statistics.median(rates) for name, rates in runs.items()},
+        "ratios": {name: statistics.median(values) for name, values in ratios.items()},
+    }
+
+
+def ppo_throughput(model: DiffusionModel, args: argparse.Namespace) -> dict[str, Any]:
+    """Steps per second of the three PPO settings, by wall clock and by process CPU time (medians)."""
+    agents = ppo_agents(model, args.n_envs, args.n_steps, args.seed)
+    steps = {"diffusion": args.steps, "multi_input_mlp": 4 * args.steps, "cartpole_mlp": 10 * args.steps}
+    runs: dict[str, dict[str, list[float]]] = {
+        "wall": {name: [] for name in agents},
+        "cpu": {name: [] for name in agents},
+    }
+    for repeat in range(args.repeats):
+        for name, agent in agents.items():
+            wall, cpu = steps_per_second(agent, steps[name])
+            runs["wall"][name].append(wall)
+            runs["cpu"][name].append(cpu)
+        print(
+            f"repeat {repeat + 1} (wall / cpu steps/s): "
+            + ", ".join(f"{name} {runs['wall'][name][-1]:,.0f} / {runs['cpu'][name][-1]:,.0f}" for name in agents)
+        )
+    return {"wall_clock": summarise(runs["wall"]), "cpu_time": summarise(runs["cpu"]), "runs": runs, "steps": steps}
+
+
+def dgpo_seconds_per_100_queries(model: DiffusionModel, queries: int, seed: int) -> dict[str, float]:
+    """Wall seconds of a published-settings DGPO run until ``queries`` distinct cells, scaled to 100."""
+    start = time.perf_counter()
+    agent = DGPO.for_env_id(model, ENV_ID, n_steps=10, learning_rate=DGPO_LEARNING_RATE, seed=seed, max_queries=queries)
+    agent.learn(total_timesteps=100 * queries * 10)
+    wall = time.perf_counter() - start
+    return {"queries": agent.n_queries, "wall_s": wall, "seconds_per_100_queries": 100.0 * wall / agent.n_queries}
+
+
+def pretraining_seconds() -> float:
+    """Wall seconds of ``dgpo pretrain``'s default run (``PretrainConfig()`` on all NB201 cells)."""
+    start = time.perf_counter()
+    pretrain_on_benchmark(NB201Benchmark("cifar10"), PretrainConfig(), progress=False)
+    return time.perf_counter() - start
+
+
+def timed(label: str, run: Callable[[], Any]) -> Any:
+    """``run()``, printing its wall time."""
+    start = time.perf_counter()
+    out = run()
+    print(f"{label}: {time.perf_counter() - start:.1f} s")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=sorted(MODELS), default="default", help="diffusion model size")
+    parser.add_argument("--steps", type=int, default=400, help="timed PPO steps on the diffusion policy per repeat")
+    parser.add_argument("--n-envs", type=int, default=8)
+    parser.add_argument("--n-steps", type=int, default=10, help="PPO rollout length and denoising steps")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--dgpo-queries", type=int, default=100, help="DGPO run length (0: skip)")
+    parser.add_argument("--pretrain", action="store_true", help="also time the default pretraining (minutes)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/perf.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore", category=UserWarning)  # SB3's batch-size note for 80-step rollouts
+    load_start = os.getloadavg()
+    model = DiffusionModel.create(NB201SearchSpace(), config=MODELS[args.model], seed=args.seed)
+
+    ppo = timed("PPO throughput", lambda: ppo_throughput(model, args))
+    print(f"PPO steps/s (median of {args.repeats}; {args.n_envs} envs, n_steps {args.n_steps}, 1 torch thread)")
+    print(f"  {'setting':18s} {'wall clock':>12s} {'CPU time':>12s}")
+    for name in ppo["runs"]["wall"]:
+        wall, cpu = (ppo[clock]["steps_per_second"][name] for clock in ("wall_clock", "cpu_time"))
+        print(f"  {name:18s} {wall:12,.0f} {cpu:12,.0f}")
+    for name in RATIOS:
+        wall, cpu = (ppo[clock]["ratios"][name] for clock in ("wall_clock", "cpu_time"))
+        print(f"  {name:26s} {wall:8.3f} {cpu:8.3f}")
+    dgpo = (
+        timed("DGPO", lambda: dgpo_seconds_per_100_queries(model, args.dgpo_queries, args.seed))
+        if args.dgpo_queries
+        else None
+    )
+    if dgpo is not None:
+        print(f"DGPO: {dgpo['seconds_per_100_queries']:.1f} s per 100 queries ({dgpo['queries']} queries)")
+    pretrain_s = timed("pretraining", pretraining_seconds) if args.pretrain else None
+    print(f"peak memory: {peak_rss_mb():.0f} MB")
+    payload = {
+        "model": args.model,
+        "model_parameters": sum(p.numel() for p in model.denoiser.parameters()),
+        "n_envs": args.n_envs,
+        "n_steps": args.n_steps,
+        "repeats": args.repeats,
+        "ppo": ppo,
+        "dgpo": dgpo,
+        "pretrain_default_s": pretrain_s if args.pretrain else "not measured (pass --pretrain)",
+        "peak_rss_mb": peak_rss_mb(),
+        "load_average": {"start": load_start, "end": os.getloadavg(), "cpus": os.cpu_count()},
+        "versions": {
+            "dgpo_env": dgpo_env.__version__,
+            "torch": torch.__version__,
+            "stable_baselines3": stable_baselines3.__version__,
+            "gymnasium": gym.__version__,
+        },
+        "machine": {"python": platform.python_version(), "processor": platform.machine(), "torch_threads": 1},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out, json.dumps(payload, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
