@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from agents.commands.args import nonnegative_int, positive_int
 from agents.dgpo.config import EPOCHS, DGPOConfig
@@ -13,6 +14,8 @@ from agents.dgpo.elite import EliteConfig
 from agents.dgpo.losses import GRADIENTS
 from agents.dgpo.variants import PRESETS, get_preset
 from agents.pretrained import available
+from dgpo_env.benchmarks import Benchmark
+from dgpo_env.benchmarks.nb101 import NB101Benchmark
 from dgpo_env.envs.graph_denoise import DEFAULT_N_STEPS
 
 SETTING_FLAGS: dict[str, tuple[str, str]] = {
@@ -172,4 +175,20 @@ def run(args: argparse.Namespace) -> int:
         f"  queries: {benchmark.n_queries} distinct cells ({benchmark.n_lookups} look-ups); "
         f"best found at query {best['n_queries_when_found']}"
     )
+    size = network_parameters(benchmark, best)
+    if size is not None:
+        print(f"  its network: {size:,} parameters (dgpo_env.networks.to_torch builds it; docs/networks.md)")
     return 0
+
+
+def network_parameters(benchmark: Benchmark, best: dict[str, Any]) -> int | None:
+    """Trainable parameters of the best cell's benchmark network; ``None`` for spaces without one (toy)."""
+    from dgpo_env.networks import count_params
+
+    space = benchmark.search_space.name
+    if space == "nb201":  # the cell is its arch string
+        return count_params(best["cell"], benchmark)
+    if isinstance(benchmark, NB101Benchmark):  # the key is the official hash of a cell in the table
+        row = benchmark.table.find(best["key"])
+        return None if row is None else count_params(benchmark.table.spec(row), benchmark)
+    return None
