@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import sys
 import time
 from pathlib import Path
@@ -57,17 +58,16 @@ def test_gif_frames_size_and_fixed_legend_and_palette(tmp_path: Path, space: Toy
     legend = [picture[:, int(SIZE[0] * (1 - LEGEND_FRACTION)) :] for picture in rgb]
     assert all(np.array_equal(legend[0], other) for other in legend[1:])
     assert not all(np.array_equal(rgb[0], other) for other in rgb[1:])  # the graphs do change
-    # Node type k is tab10 colour k in every frame: the input node's colour (type 0) is present everywhere.
+    # Node type k is tab10 colour k in every frame: the input node (type 0, blue) is drawn in the graph panel.
     tab10_blue = np.array([31, 119, 180])
     for picture in rgb:
-        assert (np.abs(picture.astype(int) - tab10_blue).sum(-1) <= 6).sum() > 100
+        graph_panel = picture[:, : int(SIZE[0] * (1 - LEGEND_FRACTION))].astype(int)
+        assert (np.abs(graph_panel - tab10_blue).sum(-1) <= 6).sum() > 100
 
 
 def test_gif_durations_hold_the_last_frame() -> None:
     space = ToySearchSpace()
     data = episode_gif_bytes(space, _episode(space, 3), size=SIZE, frame_ms=200, hold_last_ms=1000)
-    import io
-
     with Image.open(io.BytesIO(data)) as gif:
         durations = [frame.info["duration"] for frame in ImageSequence.Iterator(gif)]
     assert durations == [200, 200, 1000]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +63,7 @@ class EpisodeFrame:
     dag: DAG
     t: int
     chosen_probs: np.ndarray | None = None
-    caption: str = field(default="")
+    caption: str = ""
 
 
 def _check_frames(space: SearchSpace, frames: Sequence[EpisodeFrame]) -> None:
