@@ -1,20 +1,23 @@
 """Teaching walk-through: one denoising episode, step by step, with a diffusion model as the policy.
 
 The environment is the MDP of docs/environment.md §1: the state is the noisy graph ``G_t`` and its time
-index, the action is the next, less noisy graph, and only the last step is rewarded. The policy is
-the reverse diffusion ``p_θ(G_s | G_t)`` of a (briefly) pretrained graph-diffusion model, sampled
-here by hand so that every piece of the loop is visible. Every step is printed (``ansi``
-rendering) and drawn; the drawings are saved as one PNG strip.
+index, the action is the next, less noisy graph, and only the last step is rewarded. The policy is the
+reverse diffusion ``p_θ(G_s | G_t)`` of a shipped pretrained graph-diffusion model (docs/pretrained.md),
+sampled here by hand so that every piece of the loop is visible. Every step is printed (``ansi``
+rendering); the episode is saved as an animated GIF with a fixed layout, colours and legend, each free
+node annotated with the probability the policy gave to the type it chose (docs/teaching.md).
 
 Run::
 
-    python examples/teaching_walkthrough.py --benchmark toy --steps 6 --out walkthrough.png
+    python examples/teaching_walkthrough.py --benchmark nb201 --steps 10 --out walkthrough.gif
+    python examples/teaching_walkthrough.py --benchmark toy --png strip.png  # also the old PNG strip
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import gymnasium as gym
@@ -22,93 +25,81 @@ import numpy as np
 import torch
 
 import dgpo_env  # noqa: F401  (registers the environments)
-from agents.diffusion.pretrain import PretrainConfig, pretrain, pretrain_on_benchmark
-from dgpo_env.benchmarks import make_benchmark
+from agents.diffusion.model import DiffusionModel
+from dgpo_env.envs.animation import EpisodeFrame, save_episode_gif
+from dgpo_env.envs.rendering import render_ansi, render_rgb
 from dgpo_env.io import atomic_write_bytes
 
 ENV_IDS = {"toy": "dgpo_env/ToyDAG-v0", "nb201": "dgpo_env/NB201-CIFAR10-v0"}
 
 
-def main() -> None:
+def run_episode(model: DiffusionModel, env: gym.Env, seed: int) -> tuple[list[EpisodeFrame], dict]:
+    """Denoise one episode with ``model`` as the policy, printing every step.
+
+    Returns:
+        The frames (start graph first, ``n_steps + 1`` in all) and the last step's ``info``.
+    """
+    core = env.unwrapped
+    obs, info = env.reset(seed=seed)
+    generator = torch.Generator().manual_seed(seed)
+    frames = [EpisodeFrame(core.current_graph, core.t, caption="G_T: drawn from the prior")]  # type: ignore[attr-defined]
+    print(render_ansi(core.search_space, core.current_graph, core.t, {}))  # type: ignore[attr-defined]
+    done = False
+    while not done:
+        # Observe G_t, let the model give p(G_s | G_t) for the next time s, draw G_s, step.
+        t = int(obs["t"][0])
+        s = int(core.timesteps[list(core.timesteps).index(t) + 1])  # type: ignore[attr-defined]
+        with torch.no_grad():
+            node_probs, edge_probs = model.reverse_step_probs(
+                torch.as_tensor(obs["nodes"])[None], torch.as_tensor(obs["edges"])[None], t, s
+            )
+        nodes = torch.multinomial(node_probs[0].float(), 1, generator=generator)[:, 0]
+        edges = torch.multinomial(edge_probs[0].float(), 1, generator=generator)[:, 0]
+        chosen = node_probs[0].gather(1, nodes[:, None])[:, 0].numpy()  # p(chosen type) per node
+        obs, reward, done, _, info = env.step(np.concatenate([nodes.numpy(), edges.numpy()]))
+        caption = f"step t={t} -> s={s}"
+        if done:
+            caption += f"   reward {reward:.4f}" + ("" if info["valid"] else f"   invalid: {info['invalid_reason']}")
+        frames.append(EpisodeFrame(core.current_graph, core.t, chosen, caption))  # type: ignore[attr-defined]
+        print(caption)
+        print(render_ansi(core.search_space, core.current_graph, core.t, info))  # type: ignore[attr-defined]
+    return frames, info
+
+
+def main(argv: Sequence[str] | None = None) -> list[EpisodeFrame]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--benchmark", choices=sorted(ENV_IDS), default="toy")
-    parser.add_argument("--steps", type=int, default=6, help="denoising steps of the episode")
-    parser.add_argument("--epochs", type=int, default=20, help="pretraining epochs (a short demo run)")
+    parser.add_argument("--benchmark", choices=sorted(ENV_IDS), default="nb201")
+    parser.add_argument("--steps", type=int, default=10, help="denoising steps of the episode")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("walkthrough.png"))
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=Path("walkthrough.gif"))
+    parser.add_argument("--png", type=Path, default=None, help="also save the frames as one PNG strip")
+    args = parser.parse_args(argv)
 
-    # 1. A graph-diffusion model pretrained on cells of the benchmark (NB201: all of them; the toy space
-    #    is too large to list, so 2,000 uniformly drawn valid cells).
-    benchmark = make_benchmark(args.benchmark)
-    config = PretrainConfig(epochs=args.epochs, seed=args.seed)
-    if args.benchmark == "toy":
-        rng = np.random.default_rng(args.seed)
-        cells = [benchmark.search_space.sample_uniform(rng) for _ in range(2000)]
-        model, history = pretrain(benchmark.search_space, cells, config, progress=False)
-    else:
-        model, history = pretrain_on_benchmark(benchmark, config, progress=False)
-    print(f"pretrained: final training loss {history['train_loss'][-1]:.3f}\n")
-
-    # 2. The environment shares the model's prior and T, and visits `--steps` of its time indices.
+    # The shipped structure prior of the space; the environment shares its prior and T.
+    model = DiffusionModel.from_pretrained(args.benchmark)
     env = gym.make(
         ENV_IDS[args.benchmark],
-        benchmark=benchmark,
-        benchmark_kwargs=None,
         prior=model.noise.marginals,
         diffusion_steps=model.diffusion_steps,
         n_steps=args.steps,
-        render_mode="rgb_array",
     )
-    core = env.unwrapped
-    obs, _ = env.reset(seed=args.seed)
-    generator = torch.Generator().manual_seed(args.seed)
-    frames = [env.render()]
-    print(core.__class__.__name__, "episode; reward arrives only at t = 0\n")
-    print(_text(core, {}))
-
-    # 3. The loop: observe G_t, let the model propose G_s, step.
-    done = False
-    while not done:
-        t = int(obs["t"][0])
-        s = int(core.timesteps[list(core.timesteps).index(t) + 1])
-        nodes = torch.as_tensor(obs["nodes"])[None]
-        edges = torch.as_tensor(obs["edges"])[None]
-        with torch.no_grad():
-            node_probs, edge_probs = model.reverse_step_probs(nodes, edges, t, s)
-        action = np.concatenate(
-            [
-                torch.multinomial(node_probs[0].float(), 1, generator=generator)[:, 0].numpy(),
-                torch.multinomial(edge_probs[0].float(), 1, generator=generator)[:, 0].numpy(),
-            ]
-        )
-        changed = int((action != np.concatenate([obs["nodes"], obs["edges"]])).sum())
-        obs, reward, done, _, info = env.step(action)
-        frames.append(env.render())
-        print(f"step t={t} -> s={s}: the policy changed {changed} entries, reward {reward:.4f}")
-        print(_text(core, info))
-
-    strip = np.concatenate(frames, axis=1)
-    _save_png(strip, args.out)
+    frames, info = run_episode(model, env, args.seed)
+    space = env.unwrapped.search_space  # type: ignore[attr-defined]
+    save_episode_gif(args.out, space, frames)
     print(f"final cell: {info['cell']}  valid={info['valid']}  val_acc={info['val_acc']}")
     print(f"saved {len(frames)} frames to {args.out}")
-
-
-def _text(core: gym.Env, info: dict) -> str:
-    from dgpo_env.envs.rendering import render_ansi
-
-    return render_ansi(core.search_space, core.current_graph, core.t, info)  # type: ignore[attr-defined]
+    if args.png is not None:
+        strip = np.concatenate([render_rgb(space, f.dag, f.t, {}) for f in frames], axis=1)
+        _save_png(strip, args.png)
+    return frames
 
 
 def _save_png(image: np.ndarray, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from PIL import Image
 
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
-    plt.imsave(buffer, image, format="png")
+    Image.fromarray(image).save(buffer, format="PNG")
     atomic_write_bytes(path, buffer.getvalue())
 
 
