@@ -133,7 +133,7 @@ def test_checkpoint_round_trip_and_errors(toy_run: tuple[DiffusionModel, dict], 
         DiffusionModel.load(path, search_space=NB201SearchSpace())
     bad = tmp_path / "corrupt.pt"
     bad.write_bytes(path.read_bytes()[:200])
-    with pytest.raises(CheckpointError, match="not a readable torch checkpoint"):
+    with pytest.raises(CheckpointError, match="not a readable dgpo-env checkpoint"):
         DiffusionModel.load(bad)
     with pytest.raises(CheckpointError, match="no checkpoint"):
         DiffusionModel.load(tmp_path / "missing.pt")

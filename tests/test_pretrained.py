@@ -92,3 +92,11 @@ def test_finetune_from_a_shipped_model(capsys: pytest.CaptureFixture[str]) -> No
     assert re.search(r"^  queries \d+/12  best val \d+\.\d{4}% \(query \d+\)", out, re.MULTILINE), out
     assert main([*argv]) == 2  # neither a checkpoint nor --pretrained
     assert "give a checkpoint file or --pretrained NAME" in capsys.readouterr().err
+
+
+def test_sample_a_shipped_structure_prior_without_naming_a_dataset(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sample", "--pretrained", "nb201", "-n", "8", "--steps", "5", "--show", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "trained on all cells of space:nb201" in out and "validity" in out and "val acc samples" in out
+    assert main(["sample", "-n", "8"]) == 2
+    assert "give a checkpoint file or --pretrained NAME" in capsys.readouterr().err

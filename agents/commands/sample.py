@@ -12,7 +12,8 @@ import torch
 from agents.commands.args import nonnegative_int, positive_int
 from agents.diffusion.model import CheckpointError, DiffusionModel
 from agents.diffusion.sampling import evaluate_model, format_metrics
-from dgpo_env.benchmarks import make_benchmark
+from agents.pretrained import available
+from dgpo_env.benchmarks import BenchmarkDataError, make_benchmark
 from dgpo_env.io import atomic_write_text
 
 
@@ -23,11 +24,21 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
         help="sample cells from a pretrained checkpoint and print validity, novelty and accuracies",
         description="Sample a pretrained diffusion model. Accuracies are uncounted look-ups (analysis only).",
     )
-    parser.add_argument("checkpoint", type=Path, help="file written by `dgpo pretrain`")
+    parser.add_argument("checkpoint", type=Path, nargs="?", default=None, help="file written by `dgpo pretrain`")
+    parser.add_argument(
+        "--pretrained",
+        default=None,
+        choices=available(),
+        help="sample a model shipped with the package instead of a checkpoint file (docs/pretrained.md)",
+    )
     parser.add_argument("-n", type=positive_int, default=100, help="number of cells")
     parser.add_argument("--steps", type=positive_int, default=25, help="denoising steps (strided from T)")
     parser.add_argument("--seed", type=nonnegative_int, default=0)
-    parser.add_argument("--dataset", default=None, help="nb201 dataset to score with (default: the checkpoint's)")
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        help="nb201 dataset to score with (default: the checkpoint's; cifar10 for a structure prior)",
+    )
     parser.add_argument("--no-benchmark", action="store_true", help="skip accuracies (no benchmark data needed)")
     parser.add_argument("--show", type=nonnegative_int, default=5, help="print this many sampled cells")
     parser.add_argument("--json", type=Path, default=None, help="also write the metrics here")
@@ -40,8 +51,14 @@ def run(args: argparse.Namespace) -> int:
     """Load, sample, print."""
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    if (args.checkpoint is None) == (args.pretrained is None):
+        print("dgpo sample: error: give a checkpoint file or --pretrained NAME (one of them)", file=sys.stderr)
+        return 2
     try:
-        model = DiffusionModel.load(args.checkpoint)
+        if args.pretrained is not None:
+            model = DiffusionModel.from_pretrained(args.pretrained)
+        else:
+            model = DiffusionModel.load(args.checkpoint)
     except CheckpointError as err:
         print(f"dgpo sample: error: {err}", file=sys.stderr)
         return 2
@@ -50,9 +67,15 @@ def run(args: argparse.Namespace) -> int:
         name = model.space.name
         kwargs = {}
         if name == "nb201":
-            saved = str(model.info.get("benchmark", "nb201-cifar10"))
-            kwargs["dataset"] = args.dataset or saved.removeprefix("nb201-")
-        benchmark = make_benchmark(name, **kwargs)
+            saved = str(model.info.get("benchmark", "nb201-cifar10"))  # "space:nb201" for a structure prior
+            kwargs["dataset"] = args.dataset or (
+                saved.removeprefix("nb201-") if saved.startswith("nb201-") else "cifar10"
+            )
+        try:
+            benchmark = make_benchmark(name, **kwargs)
+        except BenchmarkDataError as err:
+            print(f"dgpo sample: error: {err}; or pass --no-benchmark to sample without accuracies", file=sys.stderr)
+            return 2
     metrics = evaluate_model(model, benchmark, n=args.n, n_steps=args.steps, seed=args.seed)
     info = model.info
     print(f"model: {model.space.name}, trained on {info.get('selection', '?')} of {info.get('benchmark', '?')}")

@@ -338,7 +338,11 @@ class DiffusionModel(nn.Module):
         try:
             data = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as err:  # torch raises many types for a damaged or foreign file
-            raise CheckpointError(f"{path} is not a readable torch checkpoint ({type(err).__name__}: {err})") from err
+            # torch's own message suggests weights_only=False, which would run any code in the file: not shown
+            raise CheckpointError(
+                f"{path} is not a readable dgpo-env checkpoint (torch.load with weights_only=True raised "
+                f"{type(err).__name__}): it is damaged or another kind of file; use a file written by `dgpo pretrain`"
+            ) from err
         return cls.from_checkpoint(data, search_space, source=str(path))
 
     @classmethod

@@ -195,8 +195,8 @@ def select_training_cells(
             cells = list(space.enumerate_cells())
         except NotImplementedError as err:
             raise ValueError(
-                f"{space.name} cannot list its cells; pass n_random (uniform random cells) or call pretrain() "
-                "with your own cells"
+                f"{space.name} cannot list its cells; draw uniformly random valid cells instead (n_random=..., "
+                "`dgpo pretrain --n-random N`) or call pretrain() with your own cells"
             ) from err
     if fraction is not None:
         keep = np.sort(rng.choice(len(cells), size=max(1, round(fraction * len(cells))), replace=False))

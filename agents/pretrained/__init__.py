@@ -41,7 +41,7 @@ def _files() -> Any:
 def manifest() -> dict[str, dict[str, Any]]:
     """The shipped models' records: ``{name: {"file", "sha256", "command", "search_space", ...}}``.
 
-    Returns an empty mapping when the package was installed without its model files.
+    Returns an empty mapping when the package was installed without its manifest.
     """
     entry = _files() / MANIFEST
     if not entry.is_file():
@@ -51,8 +51,8 @@ def manifest() -> dict[str, dict[str, Any]]:
 
 
 def available() -> list[str]:
-    """Names of the shipped models, e.g. ``["nb101", "nb201", "toy"]``."""
-    return sorted(manifest())
+    """Names of the shipped models whose files are installed, e.g. ``["nb101", "nb201", "toy"]``."""
+    return sorted(name for name, record in manifest().items() if (_files() / record["file"]).is_file())
 
 
 def load_pretrained(name: str) -> DiffusionModel:
