@@ -177,3 +177,23 @@ def test_cli_compare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert "rs " in out and "ls " in out
     assert cli_main(["compare", "--env", "toy", "--algos", "nope", "--jobs", "1", "--out", str(tmp_path)]) == 2
     assert "known methods" in capsys.readouterr().err
+
+
+def test_plot_bands_never_cross_the_oracle_and_share_counts_seeds_at_it() -> None:
+    from agents.harness.report import curve_bands
+
+    oracle = 91.61
+    curves = np.array(
+        [
+            [90.0, 91.0, oracle, oracle],
+            [89.0, 91.5, 91.5, oracle],
+            [90.5, oracle, oracle, oracle],
+            [88.0, 88.0, 88.0, 88.0],
+        ]
+    )  # [S=4, Q=4]: three seeds reach the oracle, at different queries
+    mean, low, high, share = curve_bands(curves, oracle)
+    assert np.all(high <= oracle) and np.all(low <= high)
+    assert mean.tolist() == pytest.approx(curves.mean(axis=0).tolist())
+    assert share.tolist() == [0.0, 0.25, 0.5, 0.75]
+    naive_upper = curves.mean(axis=0) + curves.std(axis=0)
+    assert naive_upper.max() > oracle  # the band it replaces did cross the oracle

@@ -303,35 +303,60 @@ def save_figure(fig: Any, path: str | Path, dpi: int = 120) -> Path:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-def plot_comparison(comparison: Comparison, path: str | Path, log_x: bool = False) -> None:
-    """Mean ± std best-so-far validation accuracy against distinct queries, with the oracle line.
+def curve_bands(curves: np.ndarray, oracle_val_acc: float) -> tuple[np.ndarray, ...]:
+    """What the comparison plot draws of one method: ``(mean, p25, p75, share_at_oracle)``, each ``[Q]``.
 
-    Written atomically; uses a standalone :class:`matplotlib.figure.Figure` (no pyplot state).
+    Args:
+        curves: ``float64[S, Q]`` best-so-far curves of the seeds (:func:`curves_matrix`).
+        oracle_val_acc: The benchmark's best validation accuracy (percent).
+
+    Returns:
+        The mean over seeds, the 25th and 75th percentiles (values some seed reached: never above the
+        oracle) and the share of seeds within :data:`OPTIMUM_TOLERANCE` of the oracle.
+    """
+    mean = np.nanmean(curves, axis=0)  # [Q]
+    low, high = np.nanpercentile(curves, [25, 75], axis=0)  # [Q] each
+    at_oracle = np.mean(curves >= oracle_val_acc - OPTIMUM_TOLERANCE, axis=0)  # [Q]; NaN is not at the oracle
+    return mean, low, high, at_oracle
+
+
+def plot_comparison(comparison: Comparison, path: str | Path, log_x: bool = False) -> None:
+    """Best-so-far validation accuracy and the share of seeds at the oracle, against distinct queries.
+
+    Left: the mean over seeds of each method's best-so-far curve, with the band between the 25th and
+    75th percentiles of the seeds (a band of observed values: it never crosses the oracle line, as a
+    mean ± std band can). Right: the share of seeds whose best cell is within
+    :data:`OPTIMUM_TOLERANCE` of the oracle after each number of queries. Written atomically; uses a
+    standalone :class:`matplotlib.figure.Figure` (no pyplot state).
     """
     from matplotlib.figure import Figure
 
     c = comparison
     x = np.arange(1, c.max_queries + 1)
-    fig = Figure(figsize=(7, 4.5))
-    ax = fig.subplots()
+    fig = Figure(figsize=(12, 4.5))
+    ax, share_ax = fig.subplots(1, 2)
     lows = []
     for name, runs in c.runs.items():
-        curves = curves_matrix(runs, c.max_queries)  # [S, Q]
-        mean, std = np.nanmean(curves, axis=0), np.nanstd(curves, axis=0)  # [Q]
-        ax.plot(x, mean, label=f"{name} ({len(runs)} seeds)")
-        ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+        mean, low, high, at_oracle = curve_bands(curves_matrix(runs, c.max_queries), c.oracle_val_acc)
+        (line,) = ax.plot(x, mean, label=f"{name} ({len(runs)} seeds)")
+        ax.fill_between(x, low, high, alpha=0.2, color=line.get_color())
+        share_ax.plot(x, 100 * at_oracle, color=line.get_color(), label=name)
         lows.append(mean[min(c.max_queries, max(10, c.max_queries // 20)) - 1])
     ax.axhline(c.oracle_val_acc, color="k", ls="--", lw=1, label=f"oracle {c.oracle_val_acc:.2f}")
     if lows:
         span = c.oracle_val_acc - min(lows)
         ax.set_ylim(min(lows) - 0.1 * span, c.oracle_val_acc + 0.15 * max(span, 0.1))
-    if log_x:
-        ax.set_xscale("log")
-    ax.set_xlabel("distinct queries")
+    for axis in (ax, share_ax):
+        if log_x:
+            axis.set_xscale("log")
+        axis.set_xlabel("distinct queries")
+        axis.grid(alpha=0.3)
     ax.set_ylabel("best validation accuracy so far (%)")
-    ax.set_title(f"{c.benchmark}: mean ± std over seeds" + ("" if c.complete else " (incomplete)"))
-    ax.grid(alpha=0.3)
+    ax.set_title(f"{c.benchmark}: mean, 25-75% of seeds" + ("" if c.complete else " (incomplete)"))
     ax.legend(loc="lower right")
+    share_ax.set_ylim(-2, 102)
+    share_ax.set_ylabel("seeds at the oracle (%)")
+    share_ax.set_title("share of seeds that found the oracle")
     fig.tight_layout()
     save_figure(fig, path)
 
@@ -340,6 +365,7 @@ __all__ = [
     "DEFAULT_CHECKPOINTS",
     "Comparison",
     "MethodSummary",
+    "curve_bands",
     "curves_matrix",
     "decode_curve",
     "encode_curve",
