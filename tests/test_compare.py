@@ -197,3 +197,26 @@ def test_plot_bands_never_cross_the_oracle_and_share_counts_seeds_at_it() -> Non
     assert share.tolist() == [0.0, 0.25, 0.5, 0.75]
     naive_upper = curves.mean(axis=0) + curves.std(axis=0)
     assert naive_upper.max() > oracle  # the band it replaces did cross the oracle
+
+
+def test_compare_writes_the_plot_curves_as_tensorboard_scalars(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from agents.harness.report import curve_bands, curves_matrix, result_from_dict
+
+    argv = ["compare", "--env", "toy", "--algos", "rs,rea", "--seeds", "2", "--max-queries", "15"]
+    argv += ["--jobs", "1", "--no-progress", "--out", str(tmp_path / "cmp"), "--tensorboard", str(tmp_path / "tb")]
+    assert cli_main(argv) == 0
+    (stem_dir,) = (tmp_path / "tb").iterdir()
+    assert sorted(p.name for p in stem_dir.iterdir()) == ["rea", "rs"]
+    data = json.loads(next((tmp_path / "cmp").glob("*.json")).read_text())
+    events = EventAccumulator(str(stem_dir / "rs")).Reload()
+    assert sorted(events.Tags()["scalars"]) == ["best_val/mean", "best_val/p25", "best_val/p75", "seeds_at_oracle"]
+    mean = [e.value for e in events.Scalars("best_val/mean")]
+    steps = [e.step for e in events.Scalars("best_val/mean")]
+    assert steps == list(range(1, 16))
+
+    runs = [result_from_dict(r) for r in data["runs"]["rs"]]
+    expected = curve_bands(curves_matrix(runs, 15), data["oracle"]["val_acc"])[0]
+    assert mean == pytest.approx(expected.tolist(), abs=1e-4)  # stored as float32

@@ -55,6 +55,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     parser.add_argument("--out", type=Path, default=Path("runs/compare"), help="output directory")
     parser.add_argument("--table-path", type=Path, default=None, help="extended NB201 .npz (adds test accuracy)")
     parser.add_argument("--log-x", action="store_true", help="logarithmic query axis in the plot")
+    parser.add_argument(
+        "--tensorboard",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help='also write each method\'s curves as TensorBoard scalars under DIR (needs "dgpo-env[integrations]")',
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     again = parser.add_mutually_exclusive_group()
     again.add_argument(
@@ -77,8 +84,15 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from agents.compare import ComparisonFailed, ComparisonInterrupted, run_comparison
 
+    if args.tensorboard is not None:
+        try:
+            import tensorboard  # noqa: F401  (checked before the runs, not after them)
+        except ImportError:
+            need = 'pip install "dgpo-env[integrations]"'
+            print(f"dgpo compare: error: --tensorboard needs the tensorboard package: {need}", file=sys.stderr)
+            return 2
     try:
-        run_comparison(
+        comparison = run_comparison(
             env=args.env,
             algos=[a.strip() for a in args.algos.split(",") if a.strip()],
             seeds=args.seeds,
@@ -102,4 +116,10 @@ def _run(args: argparse.Namespace) -> int:
     except ComparisonInterrupted as err:
         print(f"dgpo compare: {err}; run the same command with --resume to continue", file=sys.stderr)
         return 130
+    if args.tensorboard is not None:
+        from agents.harness.comparison import output_stem
+        from agents.harness.tensorboard import write_tensorboard
+
+        stem = output_stem(comparison.benchmark, comparison.max_queries, comparison.methods, comparison.seeds)
+        print(f"wrote TensorBoard logs to {write_tensorboard(comparison, args.tensorboard, stem)}")
     return 0
