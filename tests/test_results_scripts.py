@@ -135,7 +135,7 @@ def test_results_markdown_reports_tables_and_every_shortfall(tmp_path: Path) -> 
     assert "| ls (peer) | 91.48 ± 0.00 / 40% | 91.60 ± 0.00 / 90% | 1.0 s |" in text
     assert "| dgpo-elite | matches or beats | **below** ls (mean) |" in text
     assert "- CIFAR-10 @200: dgpo-elite 91.590 / 90% vs the best peer values 91.600 / 90%; below ls (mean)" in text
-    assert "## 2a." not in text
+    assert "## 2a." not in text and "indicative only" not in text
 
 
 def test_results_markdown_reads_older_reports_and_further_settings(tmp_path: Path) -> None:
@@ -172,6 +172,33 @@ def test_results_markdown_reads_older_reports_and_further_settings(tmp_path: Pat
     assert "Seeds: 0-19 (20 per method" in text and "Peers: `rea`, `ls`." in text
     assert "| dgpo-elite | **below** the better peer (share) |" in text
     assert "## 2a. Query efficiency, further settings: `query_efficiency_smac.json`" in text
+    assert "indicative only" not in text
+
+
+def test_results_markdown_flags_verdicts_from_few_seeds(tmp_path: Path) -> None:
+    qe = _script("query_efficiency")
+    report = {
+        "command": "python benchmarks/query_efficiency.py --seeds 100-102",
+        "seeds": [100, 101, 102],
+        "budgets": [100],
+        "peers": ["rea", "ls"],
+        "datasets": {
+            "cifar10": {
+                "oracle": {"val_acc": 91.6067},
+                "plot": "compare.png",
+                "mean_wall_time_per_run_s": dict.fromkeys(TABLE, 1.0),
+                "table": TABLE,
+                "verdicts": qe.verdicts(TABLE, ["dgpo-elite"], [100]),
+            }
+        },
+    }
+    (tmp_path / "query_efficiency_smac.json").write_text(json.dumps(report))
+    out = tmp_path / "RESULTS.md"
+    _script("results_md").main(["--results", str(tmp_path), "--out", str(out)])
+    text = out.read_text()
+    assert "Not run yet: `python benchmarks/query_efficiency.py`" in text  # no main report here
+    assert "Seeds: 100-102 (3 per method" in text
+    assert "Only 3 seeds per method: one run moves a share at the optimum by 33%" in text
 
 
 @pytest.mark.parametrize("argv", [["--algos", "dgpo,rea"], ["--algos", "dgpo,ls,rs"]])
