@@ -208,7 +208,12 @@ def efficiency_section(
             wall = entry["mean_wall_time_per_run_s"][method]
             name = f"{method} (peer)" if method in peers else method
             lines.append(f"| {name} | " + " | ".join(cells) + f" | {wall:.1f} s |")
-        lines += ["", "| DGPO method | " + " | ".join(f"@{b}" for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
+        if entry["verdicts"]:
+            lines += [
+                "",
+                "| DGPO method | " + " | ".join(f"@{b}" for b in budgets) + " |",
+                "|---|" + "---|" * len(budgets),
+            ]
         for method, rows in entry["verdicts"].items():
             marks = []
             for b in budgets:
@@ -225,6 +230,8 @@ def efficiency_section(
                 )
             lines.append(f"| {method} | " + " | ".join(marks) + " |")
         lines += ["", f"Curves: `{entry['plot']}`", ""]
+    if not any(entry["verdicts"] for entry in report["datasets"].values()):
+        return [*lines, "No DGPO method in this comparison, so no verdicts.", ""]
     lines += ["### Where a DGPO method is below the peers", ""]
     lines += [f"- {f}" for f in failures] if failures else ["Nowhere."]
     return [*lines, ""]

@@ -199,6 +199,13 @@ def test_results_markdown_flags_verdicts_from_few_seeds(tmp_path: Path) -> None:
     assert "Not run yet: `python benchmarks/query_efficiency.py`" in text  # no main report here
     assert "Seeds: 100-102 (3 per method" in text
     assert "Only 3 seeds per method: one run moves a share at the optimum by 33%" in text
+    assert "No DGPO method in this comparison" not in text
+    report["datasets"]["cifar10"]["verdicts"] = {}  # peers and other methods only
+    (tmp_path / "query_efficiency_smac.json").write_text(json.dumps(report))
+    _script("results_md").main(["--results", str(tmp_path), "--out", str(out)])
+    text = out.read_text()
+    assert "No DGPO method in this comparison, so no verdicts." in text
+    assert "| DGPO method |" not in text and "Nowhere." not in text
 
 
 @pytest.mark.parametrize("argv", [["--algos", "dgpo,rea"], ["--algos", "dgpo,ls,rs"]])
