@@ -645,8 +645,8 @@ def test_query_efficiency_reuses_a_matching_comparison_under_the_old_name(tmp_pa
         "runs": {"rea": [], "ls": []},
     }
     (tmp_path / "compare_nb201-cifar10_20q.json").write_text(json.dumps(legacy))
-    args = qe.argparse.Namespace(seeds=2, table_path=None, out_dir=tmp_path, resume=True, force=False)
+    args = qe.argparse.Namespace(seeds=[0, 1], table_path=None, out_dir=tmp_path, resume=True, force=False)
     found = qe.load_or_run(tmp_path / "new.json", "cifar10", ["ls", "rea"], [10, 20], args)
     assert found["json_path"] == str(tmp_path / "compare_nb201-cifar10_20q.json")
-    other_seeds = qe.argparse.Namespace(seeds=3, table_path=None)
+    other_seeds = qe.argparse.Namespace(seeds=[0, 1, 2], table_path=None)
     assert qe.legacy_json(tmp_path, "cifar10", ["ls", "rea"], [10, 20], other_seeds) is None

@@ -1,4 +1,4 @@
-"""The decision and report logic of the query-efficiency and reproduction benchmark scripts (no search is run here)."""
+"""The decision and report logic of the query-efficiency benchmark and of RESULTS.md (no search is run here)."""
 
 from __future__ import annotations
 
@@ -36,15 +36,84 @@ def test_a_challenger_must_match_the_better_peer_in_mean_and_share() -> None:
     assert verdicts["100"]["beats_peers"] and verdicts["100"]["peer_share_optimum"] == 0.4
     assert verdicts["200"]["share_ok"] and not verdicts["200"]["val_mean_ok"]  # 91.59 < LS's 91.60
     assert not verdicts["200"]["beats_peers"] and verdicts["200"]["peer_val_mean"] == 91.60
+    assert verdicts["200"]["per_peer"] == {
+        "rea": {"val_mean_ok": True, "share_ok": True},
+        "ls": {"val_mean_ok": False, "share_ok": True},
+    }
+
+
+def test_a_challenger_must_match_every_peer_including_tpe() -> None:
+    qe = _script("query_efficiency")
+    table = {**TABLE, "tpe": {"100": _row(91.49, 0.55), "200": _row(91.50, 0.5)}}
+    verdicts = qe.verdicts(table, ["dgpo-elite"], [100, 200], ["rea", "ls", "tpe"])["dgpo-elite"]
+    assert not verdicts["100"]["beats_peers"] and verdicts["100"]["val_mean_ok"]  # mean 91.50 >= all three
+    assert verdicts["100"]["per_peer"]["tpe"] == {"val_mean_ok": True, "share_ok": False}  # 50% < TPE's 55%
+    assert verdicts["100"]["peer_share_optimum"] == 0.55
+    with pytest.raises(ValueError, match="no results for the peers"):
+        qe.verdicts(TABLE, ["dgpo-elite"], [100], ["rea", "ls", "tpe"])
+
+
+@pytest.mark.parametrize(
+    ("text", "seeds"),
+    [
+        ("3", [0, 1, 2]),
+        ("100-103", [100, 101, 102, 103]),
+        ("100,101,105", [100, 101, 105]),
+        ("100-102, 110", [100, 101, 102, 110]),
+        ("7,", [7]),
+        ("5-5", [5]),
+    ],
+)
+def test_query_efficiency_seeds_are_a_count_a_range_or_a_list(text: str, seeds: list[int]) -> None:
+    assert _script("query_efficiency").parse_seeds(text) == seeds
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("0", "count must be"),
+        ("-3", "takes a count"),
+        ("", "takes a count"),
+        ("1,,2", "takes a count"),
+        ("100-", "takes a count"),
+        ("1.5", "takes a count"),
+        ("110-100", "is empty"),
+        ("100-105,103", "repeated: [103]"),
+        ("1,1", "repeated: [1]"),
+        ("4294967296,", "above"),
+        ("0-20000", "more than"),
+    ],
+)
+def test_query_efficiency_refuses_bad_seeds(text: str, words: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        _script("query_efficiency").main([f"--seeds={text}", "--algos", "dgpo,rea,ls"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and words in err, err
+
+
+@pytest.mark.parametrize("text", ["100,50,", "0,100", "-5,100", "a,100", "100,100"])
+def test_query_efficiency_refuses_bad_budgets(text: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        _script("query_efficiency").main([f"--budgets={text}", "--algos", "dgpo,rea,ls"])
+    assert caught.value.code == 2 and "--budgets" in capsys.readouterr().err
+
+
+def test_query_efficiency_defaults_are_the_reporting_seeds_and_four_budgets() -> None:
+    qe = _script("query_efficiency")
+    assert qe.BUDGETS == (50, 100, 200, 500)
+    assert qe.parse_budgets("500,50,200,100") == [50, 100, 200, 500]
+    assert qe.parse_seeds("100-119") == list(range(100, 120))
 
 
 def test_results_markdown_reports_tables_and_every_shortfall(tmp_path: Path) -> None:
     qe = _script("query_efficiency")
     report = {
-        "command": "python benchmarks/query_efficiency.py --seeds 20",
+        "command": "python benchmarks/query_efficiency.py --seeds 100-119",
         "versions": {"torch": "2.13.0"},
-        "seeds": 20,
+        "seeds": [*range(100, 120), 130],
         "budgets": [100, 200],
+        "peers": ["rea", "ls"],
         "datasets": {
             "cifar10": {
                 "oracle": {"val_acc": 91.6067, "test_acc": None},
@@ -60,15 +129,102 @@ def test_results_markdown_reports_tables_and_every_shortfall(tmp_path: Path) -> 
     _script("results_md").main(["--results", str(tmp_path), "--out", str(out)])
     text = out.read_text()
     assert "Not run yet: `python benchmarks/reproduce_paper.py`" in text  # no reproduction JSON here
+    assert "Command: `python benchmarks/query_efficiency.py --seeds 100-119`" in text
+    assert "Seeds: 100-119, 130 (21 per method" in text and "Peers: `rea`, `ls`." in text
     assert "| dgpo-elite | 91.50 ± 0.00 / 50% | 91.59 ± 0.00 / 90% | 1.0 s |" in text
-    assert "| dgpo-elite | matches or beats | **below** |" in text
-    assert "- CIFAR-10 @200: dgpo-elite 91.590 / 90% vs the better peer 91.600 / 90%" in text
+    assert "| ls (peer) | 91.48 ± 0.00 / 40% | 91.60 ± 0.00 / 90% | 1.0 s |" in text
+    assert "| dgpo-elite | matches or beats | **below** ls (mean) |" in text
+    assert "- CIFAR-10 @200: dgpo-elite 91.590 / 90% vs the best peer values 91.600 / 90%; below ls (mean)" in text
+    assert "## 2a." not in text and "indicative only" not in text
+
+
+def test_results_markdown_reads_older_reports_and_further_settings(tmp_path: Path) -> None:
+    """A report with a seed count and no per-peer verdicts (before the peers grew) still renders."""
+    report = {
+        "command": "python benchmarks/query_efficiency.py --seeds 20",
+        "seeds": 20,
+        "budgets": [100],
+        "datasets": {
+            "cifar10": {
+                "oracle": {"val_acc": 91.6067},
+                "plot": "compare.png",
+                "mean_wall_time_per_run_s": dict.fromkeys(TABLE, 1.0),
+                "table": TABLE,
+                "verdicts": {
+                    "dgpo-elite": {
+                        "100": {
+                            "beats_peers": False,
+                            "val_mean_ok": True,
+                            "share_ok": False,
+                            "peer_val_mean": 91.5,
+                            "peer_share_optimum": 0.6,
+                        }
+                    }
+                },
+            }
+        },
+    }
+    (tmp_path / "query_efficiency.json").write_text(json.dumps(report))
+    (tmp_path / "query_efficiency_smac.json").write_text(json.dumps(report))
+    out = tmp_path / "RESULTS.md"
+    _script("results_md").main(["--results", str(tmp_path), "--out", str(out)])
+    text = out.read_text()
+    assert "Seeds: 0-19 (20 per method" in text and "Peers: `rea`, `ls`." in text
+    assert "| dgpo-elite | **below** the better peer (share) |" in text
+    assert "## 2a. Query efficiency, further settings: `query_efficiency_smac.json`" in text
+    assert "indicative only" not in text
+
+
+def test_results_markdown_flags_verdicts_from_few_seeds(tmp_path: Path) -> None:
+    qe = _script("query_efficiency")
+    report = {
+        "command": "python benchmarks/query_efficiency.py --seeds 100-102",
+        "seeds": [100, 101, 102],
+        "budgets": [100],
+        "peers": ["rea", "ls"],
+        "datasets": {
+            "cifar10": {
+                "oracle": {"val_acc": 91.6067},
+                "plot": "compare.png",
+                "mean_wall_time_per_run_s": dict.fromkeys(TABLE, 1.0),
+                "table": TABLE,
+                "verdicts": qe.verdicts(TABLE, ["dgpo-elite"], [100]),
+            }
+        },
+    }
+    (tmp_path / "query_efficiency_smac.json").write_text(json.dumps(report))
+    out = tmp_path / "RESULTS.md"
+    _script("results_md").main(["--results", str(tmp_path), "--out", str(out)])
+    text = out.read_text()
+    assert "Not run yet: `python benchmarks/query_efficiency.py`" in text  # no main report here
+    assert "Seeds: 100-102 (3 per method" in text
+    assert "Only 3 seeds per method: one run moves a share at the optimum by 33%" in text
+    assert "No DGPO method in this comparison" not in text
+    report["datasets"]["cifar10"]["verdicts"] = {}  # peers and other methods only
+    (tmp_path / "query_efficiency_smac.json").write_text(json.dumps(report))
+    _script("results_md").main(["--results", str(tmp_path), "--out", str(out)])
+    text = out.read_text()
+    assert "No DGPO method in this comparison, so no verdicts." in text
+    assert "| DGPO method |" not in text and "Nowhere." not in text
 
 
 @pytest.mark.parametrize("argv", [["--algos", "dgpo,rea"], ["--algos", "dgpo,ls,rs"]])
 def test_query_efficiency_refuses_to_run_without_both_peers(argv: list[str]) -> None:
     with pytest.raises(SystemExit):
         _script("query_efficiency").main(argv)
+
+
+def test_query_efficiency_needs_tpe_among_the_peers_when_installed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    qe = _script("query_efficiency")
+    monkeypatch.setattr(qe, "installed_peer_methods", lambda: ("tpe", "smac"))
+    assert qe.required_peers() == ["rea", "ls", "tpe"]  # smac is run when asked for, never required
+    with pytest.raises(SystemExit) as caught:
+        qe.main(["--algos", "dgpo,rea,ls"])
+    assert caught.value.code == 2 and "missing tpe" in capsys.readouterr().err
+    monkeypatch.setattr(qe, "installed_peer_methods", tuple)
+    assert qe.required_peers() == ["rea", "ls"]
 
 
 def test_query_efficiency_runs_the_installed_peer_optimisers(monkeypatch: pytest.MonkeyPatch) -> None:
