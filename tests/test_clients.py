@@ -29,9 +29,10 @@ def _example(name: str, client: str) -> ModuleType:
     return module
 
 
-@pytest.mark.parametrize(("env_id", "steps"), [(TOY, 50), (NB201, 50)])
-def test_torchrl_masked_rollout_takes_only_allowed_actions(env_id: str, steps: int) -> None:
-    result = _example("torchrl_rollout", "torchrl").masked_rollout(env_id, steps, seed=0)
+@pytest.mark.parametrize(("env_id", "categorical"), [(TOY, False), (NB201, False), (TOY, True)])
+def test_torchrl_masked_rollout_takes_only_allowed_actions(env_id: str, categorical: bool) -> None:
+    steps = 50
+    result = _example("torchrl_rollout", "torchrl").masked_rollout(env_id, steps, seed=0, categorical=categorical)
     assert result["steps"] == steps and result["episodes"] == steps // 25
     assert result["disallowed"] == 0 and 0 < result["mask_fraction"] < 1  # the mask restricts, and is obeyed
     if env_id == NB201:  # every cell the mask allows is a valid NB201 cell
@@ -55,6 +56,8 @@ def test_torchrl_rejects_bad_arguments() -> None:
     for steps in (0, -1, 2.5, True):
         with pytest.raises(ValueError, match="steps"):
             module.masked_rollout(TOY, steps, seed=0)
+    with pytest.raises(TypeError, match="categorical"):
+        module.make_masked_env(TOY, categorical="yes")
 
 
 def test_tianshou_collector_produces_only_valid_nb201_cells(capsys: pytest.CaptureFixture[str]) -> None:
