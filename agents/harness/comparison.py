@@ -37,7 +37,7 @@ from agents.harness.report import (
     result_to_dict,
     summarise,
 )
-from agents.harness.store import DamagedOutputError, RunStore, check_settings, prepare_outputs
+from agents.harness.store import DamagedOutputError, RunStore, check_settings, prepare_outputs, read_json_object
 from dgpo_env.io import atomic_write_text, dumps_json, ensure_writable_dir
 from dgpo_env.validation import check_count
 
@@ -231,16 +231,9 @@ def _json_runs(path: Path, settings: Mapping[str, Any]) -> dict[tuple[str, int],
         DamagedOutputError: If the file is not a comparison JSON or holds runs of other settings.
         SettingsMismatchError: If it was made with different settings.
     """
-    if not path.exists() and not path.is_symlink():
+    data = read_json_object(path, "a comparison JSON")
+    if data is None:
         return {}
-    if not path.is_file():
-        raise DamagedOutputError(path, "it is not a regular file")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise DamagedOutputError(path, f"cannot be read as JSON ({err})") from err
-    if not isinstance(data, dict):
-        raise DamagedOutputError(path, f"not a comparison JSON (a {type(data).__name__}, not an object)")
     runs = data.get("runs")
     if not isinstance(runs, dict) or not all(isinstance(rs, list) for rs in runs.values()):
         raise DamagedOutputError(path, "not a comparison JSON ('runs' is not an object of lists)")

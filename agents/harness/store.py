@@ -48,6 +48,29 @@ class DamagedOutputError(ValueError):
         self.path = Path(path)
 
 
+def read_json_object(path: Path, what: str) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or ``None`` if there is no file.
+
+    Args:
+        path: The file.
+        what: What the file should be, for the message (``"a comparison JSON"``, ``"a manifest"``).
+
+    Raises:
+        DamagedOutputError: If ``path`` is not a regular file, not JSON, or not a JSON object.
+    """
+    if not path.exists() and not path.is_symlink():
+        return None
+    if not path.is_file():
+        raise DamagedOutputError(path, "it is not a regular file")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise DamagedOutputError(path, f"cannot be read as JSON ({err})") from err
+    if not isinstance(data, dict):
+        raise DamagedOutputError(path, f"not {what} (a {type(data).__name__}, not an object)")
+    return data
+
+
 def normalise(settings: Mapping[str, Any]) -> dict[str, Any]:
     """``settings`` as JSON would give them back (tuples become lists, keys strings)."""
     return dict(json.loads(json.dumps(dict(settings), default=str)))
@@ -98,15 +121,10 @@ class RunStore:
             DamagedOutputError: If the manifest is not a file, not JSON, or not ``{"settings": {...}}``.
         """
         path = self.directory / MANIFEST
-        if not path.exists() and not path.is_symlink():
+        data = read_json_object(path, "a manifest")
+        if data is None:
             return None
-        if not path.is_file():
-            raise DamagedOutputError(path, "it is not a regular file")
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as err:
-            raise DamagedOutputError(path, f"cannot be read as JSON ({err})") from err
-        if not isinstance(data, dict) or not isinstance(data.get("settings"), dict):
+        if not isinstance(data.get("settings"), dict):
             raise DamagedOutputError(path, 'not a manifest (expected {"settings": {...}, ...})')
         return dict(data["settings"])
 
