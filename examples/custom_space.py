@@ -121,7 +121,10 @@ def mean_sample_score(model: Any, space: CustomSearchSpace, n_steps: int, n: int
     """
     samples = model.sample(n, n_steps=n_steps, generator=torch.Generator().manual_seed(1))
     valid = [space.validate(dag) is None for dag in samples.dags()]
-    scores = [100.0 * np.mean(simulate(space, d) == TARGET) if ok else 0.0 for d, ok in zip(samples.dags(), valid)]
+    scores = [
+        100.0 * np.mean(simulate(space, d) == TARGET) if ok else 0.0
+        for d, ok in zip(samples.dags(), valid, strict=True)
+    ]
     return float(np.mean(scores)), float(np.mean(valid))
 
 

@@ -204,7 +204,7 @@ def test_environment_runs_on_a_callable_benchmark() -> None:
     env = GraphDenoiseEnv(benchmark=bench, n_steps=3, reward_scale="percent")
     check_env(env, skip_render_check=True)
     made = gym.make("dgpo_env/ToyDAG-v0", benchmark=bench, n_steps=3)
-    obs, _ = made.reset(seed=0)
+    made.reset(seed=0)
     rewards = []
     for _ in range(40):
         made.reset()

@@ -184,9 +184,9 @@ def test_bad_definitions_are_refused(kwargs: dict[str, object], error: type[Exce
 def test_bad_graphs_are_refused() -> None:
     with pytest.raises(ValueError, match="empty"):
         CustomSearchSpace.from_graphs([], "x")
-    with pytest.raises(TypeError, match="list of networkx.DiGraph"):
+    with pytest.raises(TypeError, match=r"list of networkx\.DiGraph"):
         CustomSearchSpace.from_graphs(typed_graph(CHAIN), "x")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="not a networkx.DiGraph"):
+    with pytest.raises(TypeError, match=r"not a networkx\.DiGraph"):
         CustomSearchSpace.from_graphs([nx.Graph()], "x")
     cyclic = typed_graph([*CHAIN, (4, 0)])
     with pytest.raises(ValueError, match="cycle"):

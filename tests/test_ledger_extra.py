@@ -43,7 +43,9 @@ class ListLedger(QueryLedger):
         self.lookups += 1
         if self.was_queried(key):
             return Admission.KNOWN
-        self.rows.append((key, math.nan if val_acc_mean is None else val_acc_mean, math.nan if test_acc is None else test_acc))
+        self.rows.append(
+            (key, math.nan if val_acc_mean is None else val_acc_mean, math.nan if test_acc is None else test_acc)
+        )
         return Admission.NEW
 
     @property

@@ -83,7 +83,8 @@ class CallableBenchmark(Benchmark):
 
     Example:
         >>> from dgpo_env.ledger import SQLiteLedger  # doctest: +SKIP
-        >>> bench = CallableBenchmark(space, train_and_score, ledger=SQLiteLedger("runs/evals.sqlite"))  # doctest: +SKIP
+        >>> ledger = SQLiteLedger("runs/evals.sqlite")  # doctest: +SKIP
+        >>> bench = CallableBenchmark(space, train_and_score, ledger=ledger)  # doctest: +SKIP
     """
 
     def __init__(
@@ -213,7 +214,17 @@ def _result(key: str, value: object, where: Callable[[], str]) -> CellResult:
         extra = decode_extra(encode_extra(rest)) if rest else None  # plain JSON data, as a resumed run reads it
     except TypeError as err:
         raise TypeError(f"{err} (returned by {where()})") from None
-    return CellResult(key=key, valid=True, val_acc=score, val_acc_mean=score, test_acc=test, extra=extra, **fields)
+    return CellResult(
+        key=key,
+        valid=True,
+        val_acc=score,
+        val_acc_mean=score,
+        test_acc=test,
+        params_m=fields.get("params_m"),
+        latency_s=fields.get("latency_s"),
+        train_time_s=fields.get("train_time_s"),
+        extra=extra,
+    )
 
 
 def _from_record(record: QueryRecord) -> CellResult:
@@ -225,8 +236,10 @@ def _from_record(record: QueryRecord) -> CellResult:
         val_acc=record.val_acc_mean,
         val_acc_mean=record.val_acc_mean,
         test_acc=record.test_acc,
+        params_m=fields.get("params_m"),
+        latency_s=fields.get("latency_s"),
+        train_time_s=fields.get("train_time_s"),
         extra=extra,
-        **fields,
     )
 
 

@@ -16,8 +16,8 @@ import os
 import sqlite3
 import threading
 import uuid
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -174,9 +174,7 @@ class SQLiteLedger(QueryLedger):
             if not tables:
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     connection.execute(statement)
-                connection.execute(
-                    "INSERT INTO state VALUES (0, ?, ?, NULL, 0, 0)", (FORMAT_VERSION, uuid.uuid4().hex)
-                )
+                connection.execute("INSERT INTO state VALUES (0, ?, ?, NULL, 0, 0)", (FORMAT_VERSION, uuid.uuid4().hex))
             row = connection.execute("SELECT format, ledger_uuid FROM state WHERE id = 0").fetchone()
             if row is None:
                 raise sqlite3.DatabaseError("not a database of this format: its state row is missing")

@@ -9,9 +9,9 @@ from dgpo_env.search_spaces.toy import ToySearchSpace
 
 __all__ = [
     "DAG",
-    "CustomSearchSpace",
     "NB101_OPS",
     "NB201_OPS",
+    "CustomSearchSpace",
     "NB101SearchSpace",
     "NB201SearchSpace",
     "SearchSpace",

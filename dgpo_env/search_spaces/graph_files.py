@@ -93,7 +93,9 @@ def _from_node_link(data: object, where: str) -> nx.DiGraph:
     for edge in edges:
         if not isinstance(edge, dict) or edge.get("source") not in graph or edge.get("target") not in graph:
             raise ValueError(f"{where}: every edge needs a 'source' and a 'target' among the node ids, got {edge!r}")
-        graph.add_edge(edge["source"], edge["target"], **{k: v for k, v in edge.items() if k not in ("source", "target")})
+        graph.add_edge(
+            edge["source"], edge["target"], **{k: v for k, v in edge.items() if k not in ("source", "target")}
+        )
     return graph
 
 
@@ -166,7 +168,8 @@ def _import(module_name: str) -> Any:
         return importlib.import_module(module_name)
     except ImportError as err:
         raise ValueError(
-            f"cannot import {module_name!r} ({err}); put its folder on PYTHONPATH or give a file path 'dir/file.py:NAME'"
+            f"cannot import {module_name!r} ({err}); put its folder on PYTHONPATH or give a file path "
+            "'dir/file.py:NAME'"
         ) from err
 
 
