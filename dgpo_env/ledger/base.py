@@ -269,6 +269,11 @@ def _plain(where: str, value: object) -> Any:
     )
 
 
+def stored_record(key: str, val_acc_mean: float | None, test_acc: float | None, extra: str | None) -> QueryRecord:
+    """A :class:`QueryRecord` from a stored row: SQL NULL values, extras as JSON text (both ledgers' layout)."""
+    return QueryRecord(key, as_float(val_acc_mean), as_nullable(test_acc), decode_extra(extra))
+
+
 def decode_extra(text: str | None) -> dict[str, Any] | None:
     """Inverse of :func:`encode_extra`."""
     if text is None:
@@ -290,4 +295,5 @@ __all__ = [
     "check_budget",
     "decode_extra",
     "encode_extra",
+    "stored_record",
 ]

@@ -31,8 +31,8 @@ from dgpo_env.ledger.base import (
     as_float,
     as_nullable,
     check_budget,
-    decode_extra,
     encode_extra,
+    stored_record,
 )
 
 _SCHEMA = """
@@ -145,9 +145,7 @@ class InMemoryLedger(QueryLedger):
         db = self._connection()
         with self._lock:
             row = db.execute("SELECT val_acc_mean, test_acc, extra FROM queries WHERE key = ?", (key,)).fetchone()
-        if row is None:
-            return None
-        return QueryRecord(key, as_float(row[0]), as_nullable(row[1]), decode_extra(row[2]))
+        return None if row is None else stored_record(key, *row)
 
     def _records(self) -> tuple[list[str], np.ndarray, np.ndarray]:
         db = self._connection()

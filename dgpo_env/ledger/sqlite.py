@@ -30,8 +30,8 @@ from dgpo_env.ledger.base import (
     as_float,
     as_nullable,
     check_budget,
-    decode_extra,
     encode_extra,
+    stored_record,
 )
 
 FORMAT_VERSION = 2
@@ -268,10 +268,7 @@ class SQLiteLedger(QueryLedger):
     def stored(self, key: str) -> QueryRecord | None:
         """The record of ``key`` as committed by any process, with its extra metrics, or ``None``."""
         rows = self._read("SELECT val_acc_mean, test_acc, extra FROM queries WHERE key = ?", (key,))
-        if not rows:
-            return None
-        val, test, extra = rows[0]
-        return QueryRecord(key, as_float(val), as_nullable(test), decode_extra(extra))
+        return stored_record(key, *rows[0]) if rows else None
 
     def _records(self) -> tuple[list[str], np.ndarray, np.ndarray]:
         rows = self._read("SELECT key, val_acc_mean, test_acc FROM queries ORDER BY seq")
