@@ -28,14 +28,12 @@ import numpy as np
 
 from dgpo_env.search_spaces.base import BoolArray, SearchSpace
 from dgpo_env.search_spaces.dag import DAG, edge_position, n_upper, upper_indices
+from dgpo_env.search_spaces.graph_encoding import NO_EDGE, derive_choices, encode_graph
 from dgpo_env.validation import check_callable, check_count
 
 ValidityRule = Callable[[nx.DiGraph], "str | bool | None"]
 """A validity rule: gets the cell as :meth:`SearchSpace.to_networkx` builds it and returns ``None`` or
 ``True`` for a valid cell, a reason (non-empty ``str``) or ``False`` for an invalid one."""
-
-NO_EDGE = "none"
-"""Default name of edge type 0 (no edge)."""
 
 MAX_ENUMERATED = 1_000_000
 """Spaces with at most this many encodings (product of the allowed-value counts) list their cells."""
@@ -228,8 +226,9 @@ class CustomSearchSpace(SearchSpace):
         """Encode a graph written by :meth:`to_networkx`, or by a user, as a DAG of this space.
 
         Nodes ``0..N-1`` are taken as the topological order when every edge goes forward; other node
-        labels are ordered by :func:`topological_order`. Node attribute ``op`` holds the type name;
-        edge attribute ``type``, if present, the edge type (index ``>= 1`` or name).
+        labels are ordered by :func:`~dgpo_env.search_spaces.graph_encoding.topological_order`. Node
+        attribute ``op`` holds the type name; edge attribute ``type``, if present, the edge type (index
+        ``>= 1`` or name).
 
         Raises:
             ValueError: If the graph is not a DAG of ``N`` nodes, or a type is unknown (the message
@@ -250,8 +249,9 @@ class CustomSearchSpace(SearchSpace):
     ) -> CustomSearchSpace:
         """Derive a space from example DAGs with typed nodes (and optionally typed edges).
 
-        Every graph is encoded in a topological order (:func:`topological_order`). Node types are the
-        values of ``node_attr`` in first-seen order; edge types are ``"none"`` then the values of
+        Every graph is encoded in a topological order
+        (:func:`~dgpo_env.search_spaces.graph_encoding.topological_order`). Node types are the values of
+        ``node_attr`` in first-seen order; edge types are ``"none"`` then the values of
         ``edge_attr`` in first-seen order (``"edge"`` when ``edge_attr`` is ``None``). A position that
         holds the same value in every graph is fixed. Other positions allow the values seen there
         (``choices="observed"``) or every type of their kind (``choices="all"``).
@@ -272,45 +272,15 @@ class CustomSearchSpace(SearchSpace):
             ValueError: For an empty list, a graph with a cycle, graphs of different sizes, a node
                 without ``node_attr`` or an edge without ``edge_attr``, naming the graph and node.
         """
-        graphs = _check_graphs(graphs)
-        if choices not in ("observed", "all"):
-            raise ValueError(f"choices must be 'observed' or 'all', got {choices!r}")
-        sizes = sorted({g.number_of_nodes() for g in graphs})
-        if len(sizes) != 1 or sizes[0] < 2:
-            raise ValueError(
-                f"every graph needs the same number of nodes (>= 2), got sizes {sizes}: add placeholder nodes of "
-                "a type of their own (and no edges) to the smaller graphs"
-            )
-        node_types: dict[str, None] = {}
-        edge_types: dict[str, None] = {NO_EDGE: None} if edge_attr is not None else {NO_EDGE: None, "edge": None}
-        for index, graph in enumerate(graphs):
-            for node, data in graph.nodes(data=True):
-                node_types.setdefault(_attribute(data, node_attr, f"graph {index}, node {node!r}"), None)
-            if edge_attr is not None:
-                for i, j, data in graph.edges(data=True):
-                    edge_types.setdefault(_attribute(data, edge_attr, f"graph {index}, edge {i!r}->{j!r}"), None)
-        if len(edge_types) < 2:  # typed edges but no edge anywhere
-            edge_types["edge"] = None
-        nodes_v, edges_v = tuple(node_types), tuple(edge_types)
-        dags = [
-            encode_graph(g, nodes_v, edges_v, node_attr, edge_attr, graph_name=f"graph {i}")
-            for i, g in enumerate(graphs)
-        ]
-        n = sizes[0]
-        flats = np.stack([d.flat() for d in dags])  # [G, N + M]
-        node_choices: dict[int, list[str]] = {}
-        for pos in range(n):
-            seen = np.unique(flats[:, pos])
-            pick = seen if choices == "observed" or seen.size == 1 else np.arange(len(nodes_v))
-            node_choices[pos] = [nodes_v[t] for t in pick.tolist()]
-        edge_choices: dict[tuple[int, int], list[str]] = {}
-        rows, cols = upper_indices(n)
-        for k, (i, j) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True)):
-            seen = np.unique(flats[:, n + k])
-            pick = seen if choices == "observed" or seen.size == 1 else np.arange(len(edges_v))
-            edge_choices[(i, j)] = [edges_v[t] for t in pick.tolist()]
+        derived = derive_choices(graphs, node_attr, edge_attr, choices)
         space = cls(
-            name, nodes_v, n, edge_types=edges_v, node_choices=node_choices, edge_choices=edge_choices, rule=rule
+            name,
+            derived.node_types,
+            derived.n_nodes,
+            edge_types=derived.edge_types,
+            node_choices=derived.node_choices,
+            edge_choices=derived.edge_choices,
+            rule=rule,
         )
         space.graph_attrs = (node_attr, edge_attr)
         return space
@@ -322,7 +292,8 @@ class CustomSearchSpace(SearchSpace):
         """Encode a user graph with the attributes the space was derived with (:attr:`graph_attrs`).
 
         Raises:
-            ValueError: As :func:`encode_graph`, and if the result breaks the space's allowed values or rule.
+            ValueError: As :func:`~dgpo_env.search_spaces.graph_encoding.encode_graph`, and if the result
+                breaks the space's allowed values or rule.
         """
         node_attr, edge_attr = self.graph_attrs
         dag = encode_graph(graph, self.node_types, self.edge_types, node_attr, edge_attr, n_nodes=self.n_nodes)
@@ -410,104 +381,4 @@ def _mapping(name: str, value: object) -> Mapping[Any, Any]:
     return value
 
 
-def _attribute(data: Mapping[str, Any], attr: str, where: str) -> str:
-    if attr not in data:
-        raise ValueError(f"{where} has no {attr!r} attribute; every one needs its type there")
-    value = data[attr]
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{where}: the {attr!r} attribute must be a non-empty string (a type name), got {value!r}")
-    return value
-
-
-def _check_graphs(graphs: object) -> list[nx.DiGraph]:
-    if isinstance(graphs, nx.Graph) or not isinstance(graphs, Sequence):
-        raise TypeError(f"graphs must be a list of networkx.DiGraph, got {type(graphs).__name__}")
-    if not graphs:
-        raise ValueError("graphs is empty: give at least one example graph")
-    for index, graph in enumerate(graphs):
-        if not isinstance(graph, nx.DiGraph) or graph.is_multigraph():
-            raise TypeError(f"graph {index} is a {type(graph).__name__}, not a networkx.DiGraph")
-    return list(graphs)
-
-
-def topological_order(graph: nx.DiGraph, where: str = "the graph") -> list[Any]:
-    """The node order used to encode ``graph``.
-
-    Nodes labelled ``0..N-1`` with every edge going forward keep their labels as the order; otherwise
-    networkx's lexicographical topological sort, ties broken by the node label's ``str``.
-
-    Raises:
-        ValueError: If the graph has a cycle (naming one) or a self-loop.
-    """
-    if not nx.is_directed_acyclic_graph(graph):
-        cycle = nx.find_cycle(graph)
-        raise ValueError(f"{where} has a cycle {[e[:2] for e in cycle]}: a cell must be a DAG")
-    nodes = list(graph.nodes)
-    numbered = all(type(v) is int for v in nodes) and set(nodes) == set(range(len(nodes)))
-    if numbered and all(i < j for i, j in graph.edges):
-        return list(range(len(nodes)))
-    return list(nx.lexicographical_topological_sort(graph, key=str))
-
-
-def encode_graph(
-    graph: nx.DiGraph,
-    node_types: Sequence[str],
-    edge_types: Sequence[str],
-    node_attr: str = "op",
-    edge_attr: str | None = "type",
-    *,
-    n_nodes: int | None = None,
-    graph_name: str = "the graph",
-) -> DAG:
-    """Encode a typed ``networkx.DiGraph`` as a :class:`DAG` (nodes in :func:`topological_order`).
-
-    Args:
-        graph: The graph; every node needs ``node_attr``.
-        node_types: The node-type vocabulary.
-        edge_types: The edge-type vocabulary, type 0 being "no edge".
-        node_attr: Node attribute holding the type name.
-        edge_attr: Edge attribute holding the type (a name from ``edge_types`` or an index ``>= 1``); an
-            edge without it, or ``edge_attr=None``, gets type 1.
-        n_nodes: The number of nodes the graph must have, if fixed.
-        graph_name: How messages name the graph.
-
-    Raises:
-        ValueError: For a cycle, a wrong node count, or an unknown or missing type.
-    """
-    if not isinstance(graph, nx.DiGraph) or graph.is_multigraph():
-        raise TypeError(f"{graph_name} must be a networkx.DiGraph, got {type(graph).__name__}")
-    if n_nodes is not None and graph.number_of_nodes() != n_nodes:
-        raise ValueError(f"{graph_name} has {graph.number_of_nodes()} nodes; cells of this space have {n_nodes}")
-    order = topological_order(graph, graph_name)
-    position = {node: k for k, node in enumerate(order)}
-    nodes = []
-    for node in order:
-        name = _attribute(graph.nodes[node], node_attr, f"{graph_name}, node {node!r}")
-        if name not in node_types:
-            raise ValueError(f"{graph_name}, node {node!r}: unknown type {name!r}; known: {tuple(node_types)}")
-        nodes.append(node_types.index(name))
-    n = len(order)
-    edges = np.zeros(n_upper(n), dtype=np.int64)
-    for u, v, data in graph.edges(data=True):
-        i, j = position[u], position[v]
-        value = data.get(edge_attr, 1) if edge_attr is not None else 1
-        if isinstance(value, str) and value in edge_types:
-            value = edge_types.index(value)
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or not 1 <= value < len(edge_types):
-            raise ValueError(
-                f"{graph_name}, edge {u!r}->{v!r}: edge type {value!r} is not one of {tuple(edge_types[1:])} "
-                f"(or an index 1..{len(edge_types) - 1})"
-            )
-        edges[edge_position(i, j, n)] = int(value)
-    return DAG(np.array(nodes, dtype=np.int64), edges)
-
-
-__all__ = [
-    "BUILTIN_NAMES",
-    "MAX_ENUMERATED",
-    "NO_EDGE",
-    "CustomSearchSpace",
-    "ValidityRule",
-    "encode_graph",
-    "topological_order",
-]
+__all__ = ["BUILTIN_NAMES", "MAX_ENUMERATED", "CustomSearchSpace", "ValidityRule"]
