@@ -144,25 +144,14 @@ def build_config(
     )
 
 
-def train_one_iteration(
-    env_id: str = "dgpo_env/ToyDAG-v0",
-    *,
-    masked: bool = True,
-    train_batch_size: int = 200,
-    num_env_runners: int = 0,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Build PPO with :func:`build_config` and run one training iteration.
+def train_one_iteration(config: PPOConfig) -> dict[str, Any]:
+    """Build PPO from ``config`` (see :func:`build_config`) and run one training iteration.
 
-    Starts a local Ray instance (one CPU, no dashboard) if none is running, and shuts it down again
-    afterwards in that case.
+    Starts a new local Ray instance (one CPU per sampling process, no dashboard) unless this process
+    already runs one, and shuts it down again afterwards in that case.
 
     Args:
-        env_id: A registered id.
-        masked: With RLlib's action-masking module (``True``) or its default PPO module.
-        train_batch_size: Environment steps of the iteration.
-        num_env_runners: Ray worker processes that sample (``0``: this process).
-        seed: Seed of the environments and the networks.
+        config: PPO settings with :class:`CellStatsCallback` among the callbacks.
 
     Returns:
         ``episodes`` (finished in the iteration), ``episode_return_mean``, ``valid_cells``,
@@ -171,14 +160,14 @@ def train_one_iteration(
         ``env_steps`` (sampled) and ``policy_loss`` (of the learner's update).
 
     Raises:
-        TypeError, ValueError: For the arguments, see :func:`build_config`.
+        ValueError: If ``config``'s callbacks are not :class:`CellStatsCallback` (or a subclass).
     """
-    config = build_config(
-        env_id, masked=masked, train_batch_size=train_batch_size, num_env_runners=num_env_runners, seed=seed
-    )
+    callbacks = config.callbacks_class
+    if not (isinstance(callbacks, type) and issubclass(callbacks, CellStatsCallback)):
+        raise ValueError(f"config.callbacks must be CellStatsCallback (build_config sets it), got {callbacks!r}")
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=max(1, num_env_runners), include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=max(1, config.num_env_runners), include_dashboard=False, log_to_driver=False)
     try:
         algo = config.build_algo()
         try:
@@ -214,7 +203,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
     args = parser.parse_args(argv)
     try:
-        result = train_one_iteration(
+        config = build_config(
             args.env,
             masked=not args.no_mask,
             train_batch_size=args.train_batch_size,
@@ -223,6 +212,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
     except ValueError as err:
         parser.error(str(err))
+    result = train_one_iteration(config)
     print(
         f"{args.env} ({'unmasked' if args.no_mask else 'masked'}): {result['env_steps']} steps, "
         f"{result['episodes']} episodes, mean episode return {result['episode_return_mean']:.4f}, "

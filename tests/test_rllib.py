@@ -31,13 +31,13 @@ def recipe() -> Iterator[ModuleType]:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
     yield module
     ray.shutdown()
 
 
 def test_masked_ppo_iteration_takes_only_allowed_actions(recipe: ModuleType) -> None:
-    result = recipe.train_one_iteration(TOY, train_batch_size=STEPS, seed=0)
+    result = recipe.train_one_iteration(recipe.build_config(TOY, train_batch_size=STEPS, seed=0))
     assert result["env_steps"] >= STEPS and result["episodes"] == STEPS // 25
     assert result["actions_outside_mask"] == 0
     # The mask cannot express "a path from the input to the output": only that makes a ToyDAG cell invalid.
@@ -48,7 +48,7 @@ def test_masked_ppo_iteration_takes_only_allowed_actions(recipe: ModuleType) -> 
 
 
 def test_masked_ppo_iteration_gives_only_valid_nb201_cells(recipe: ModuleType) -> None:
-    result = recipe.train_one_iteration(NB201, train_batch_size=STEPS, seed=0)
+    result = recipe.train_one_iteration(recipe.build_config(NB201, train_batch_size=STEPS, seed=0))
     assert result["episodes"] == STEPS // 25 and result["actions_outside_mask"] == 0
     assert result["valid_share"] == 1.0 and result["valid_cells"] == result["episodes"]
     assert 0 < result["episode_return_mean"] <= 1  # validation accuracy as a fraction
@@ -57,7 +57,7 @@ def test_masked_ppo_iteration_gives_only_valid_nb201_cells(recipe: ModuleType) -
 def test_without_the_mask_ppo_leaves_it(recipe: ModuleType) -> None:
     # The control: RLlib's default PPO module on the flat observation samples outside the mask, so the
     # counts above can fail.
-    result = recipe.train_one_iteration(TOY, masked=False, train_batch_size=STEPS, seed=0)
+    result = recipe.train_one_iteration(recipe.build_config(TOY, masked=False, train_batch_size=STEPS, seed=0))
     assert result["actions_outside_mask"] > 0 and result["invalid_other"] > 0
 
 
@@ -79,3 +79,5 @@ def test_arguments_are_validated(recipe: ModuleType) -> None:
         recipe.build_config(TOY, masked="False")
     with pytest.raises(SystemExit):
         recipe.main(["--train-batch-size", "0"])
+    with pytest.raises(ValueError, match="CellStatsCallback"):
+        recipe.train_one_iteration(recipe.build_config(TOY).callbacks(None))
