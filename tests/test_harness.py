@@ -562,10 +562,10 @@ def test_ctrl_c_stops_workers_keeps_finished_runs_and_resume_completes(tmp_path:
     _wait_for_stored_run(process, out)
     workers = _children(process.pid)
     assert len(workers) >= 2
-    sent = time.monotonic()
     os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole process group
+    # Bounded, not timed to the second: on a loaded machine writing the partial report takes seconds.
+    # That Ctrl-C did not wait for the remaining runs is checked below ("missing" is not empty).
     assert process.wait(timeout=15) == 130
-    assert time.monotonic() - sent < 5
     _wait_gone(workers, 1.0)
     log = (tmp_path / "cmp.log").read_text()
     assert "INCOMPLETE" in log and "--resume" in log and "Traceback" not in log, log
