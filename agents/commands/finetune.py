@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.commands.args import nonnegative_int, positive_int
+from agents.commands.reward_args import BestByReward, add_reward_flags, reward_options
 from agents.dgpo.config import EPOCHS, DGPOConfig
 from agents.dgpo.elite import EliteConfig
 from agents.dgpo.losses import GRADIENTS
@@ -71,6 +72,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     )
     add_setting_flags(parser)
     parser.add_argument("--inverse", action="store_true", help="negate the reward (control experiment)")
+    add_reward_flags(parser, "the reward")
     parser.add_argument("--table-path", type=Path, default=None, help="extended NB201 .npz (adds test accuracy)")
     parser.add_argument("--save", type=Path, default=None, help="write the fine-tuned agent (SB3 .zip)")
     parser.add_argument("--save-model", type=Path, default=None, help="write the fine-tuned diffusion model (.pt)")
@@ -121,7 +123,12 @@ def run(args: argparse.Namespace) -> int:
     if (args.checkpoint is None) == (args.pretrained is None):
         print("dgpo finetune: error: give a checkpoint file or --pretrained NAME (one of them)", file=sys.stderr)
         return 2
+    tracker: BestByReward | None = None
     try:
+        from dgpo_env.rewards import reward_from_options
+
+        reward_fn = reward_from_options(**reward_options(args), seed=args.seed)
+        tracker = None if reward_fn is None else BestByReward(reward_fn)
         if args.pretrained is not None:
             model = DiffusionModel.from_pretrained(args.pretrained)
         else:
@@ -134,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
             args.env,
             n_envs=args.n_envs,
             n_steps=args.n_steps,
-            env_kwargs={"inverse": args.inverse},
+            env_kwargs={"inverse": args.inverse, **({} if tracker is None else {"reward_fn": tracker})},
             benchmark=benchmark,
             seed=args.seed,
             max_queries=args.max_queries,
@@ -155,6 +162,8 @@ def run(args: argparse.Namespace) -> int:
     if args.save_model is not None:
         agent.policy.model.save(args.save_model)
     best = agent.best
+    if tracker is not None:
+        print(f"best cell by the reward: {tracker.describe()}")
     name = "DGPO" if args.variant == "published" else f"DGPO ({args.variant} variant)"
     source = args.checkpoint if args.pretrained is None else f"the shipped {args.pretrained!r} prior"
     print(f"{name} on {args.env} from {source} (seed {args.seed}, {wall:.1f} s)")

@@ -21,6 +21,7 @@ Registration (lazy, so the harness does not import torch-heavy modules until use
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -36,6 +37,7 @@ from stable_baselines3.common.env_util import make_vec_env
 
 from agents.baselines.base import PROPOSALS_PER_QUERY, SearchResult, make_result
 from agents.compare import DIFFUSION_METHODS, build_benchmark, register_method
+from agents.harness.registry import RUN_SPEC_KEYS, objectives_of
 from agents.dgpo.variants import get_preset, make_dgpo
 from agents.diffusion.denoiser import DenoiserConfig, GraphTransformerDenoiser
 from agents.diffusion.model import CHECKPOINT_FORMAT_VERSION, search_space_by_name
@@ -45,7 +47,8 @@ from agents.policies.diffusion_policy import GraphDiffusionPolicy
 from agents.policies.envs import make_env_for_model
 from dgpo_env.benchmarks import Benchmark
 from dgpo_env.benchmarks.cache import cache_dir
-from dgpo_env.envs.graph_denoise import GraphDenoiseEnv
+from dgpo_env.envs.graph_denoise import GraphDenoiseEnv, RewardFn
+from dgpo_env.rewards import Chebyshev, reward_from_options
 from dgpo_env.search_spaces.dag import DAG
 
 LAZY_METHODS: dict[str, str] = DIFFUSION_METHODS
@@ -104,10 +107,10 @@ def cached_checkpoint(benchmark_kwargs: dict[str, Any], config: PretrainConfig =
 
     Args:
         benchmark_kwargs: The harness's benchmark spec (``{"name": "nb201", "dataset": ...}``);
-            ``table_path`` does not change the model and is ignored in the key.
+            ``table_path``, ``objectives`` and ``reward`` do not change the model and are ignored in the key.
         config: Pretraining settings.
     """
-    spec = {k: v for k, v in sorted(benchmark_kwargs.items()) if k != "table_path"}
+    spec = {k: v for k, v in sorted(benchmark_kwargs.items()) if k not in ("table_path", *RUN_SPEC_KEYS)}
     blob = json.dumps(
         {
             "benchmark": spec,
@@ -157,6 +160,8 @@ def run_dgpo(
         max_stale_batches: Stop as converged after this many batches without a new cell.
         variant: A :data:`~agents.dgpo.variants.PRESETS` name: the algorithm and its settings.
         **dgpo_kwargs: Further settings and :meth:`~agents.dgpo.dgpo.DGPO.for_env_id` arguments (override the preset's).
+            The run spec's ``"reward"`` (budgets, a trade-off: :func:`spec_reward`) becomes the
+            environment's ``reward_fn`` unless ``env_kwargs`` is given.
     """
     torch.set_num_threads(1)
     path = cached_checkpoint(benchmark_kwargs) if checkpoint is None else Path(checkpoint)
@@ -167,6 +172,9 @@ def run_dgpo(
         learning_rate = DGPO_LEARNING_RATE
     if learning_rate is not None:
         dgpo_kwargs = {"learning_rate": learning_rate, **dgpo_kwargs}
+    reward_fn = spec_reward(benchmark_kwargs, seed)
+    if reward_fn is not None and "env_kwargs" not in dgpo_kwargs:
+        dgpo_kwargs["env_kwargs"] = {"reward_fn": reward_fn}
     agent = make_dgpo(
         preset,
         path,
@@ -189,6 +197,33 @@ def run_dgpo(
     }
     name = "dgpo" if variant == "published" else f"dgpo-{variant}"
     return make_result(name, seed, benchmark, max_queries, None, time.perf_counter() - start, settings)
+
+
+def spec_reward(benchmark_kwargs: dict[str, Any], seed: int) -> RewardFn | None:
+    """The reward of the run spec's ``"reward"`` options (:func:`dgpo_env.rewards.reward_from_options`), or ``None``.
+
+    A random-preference Chebyshev reward is seeded with the run's seed.
+    """
+    options = benchmark_kwargs.get("reward")
+    return None if not options else reward_from_options(**{"seed": seed, **options})
+
+
+def run_dgpo_mo(benchmark_kwargs: dict[str, Any], seed: int, max_queries: int, **kwargs: Any) -> SearchResult:
+    """Multi-objective DGPO: the elite preset on a Chebyshev reward with a random preference per look-up.
+
+    The run spec's ``"objectives"`` are scalarised by :class:`~dgpo_env.rewards.Chebyshev` with
+    ``preference="random"`` (a fresh Dirichlet(1) preference vector for every look-up, seeded with the
+    run's seed; default bounds of :data:`~dgpo_env.rewards.METRICS`), and the elite archive ranks the
+    cells by the reward each received (``archive_score="reward"``): cells that were best under some
+    trade-off become replay targets and anchors, so the search spreads along the front. A ``"reward"``
+    in the run spec replaces the Chebyshev reward (docs/howto-pareto.md).
+    """
+    reward_fn = spec_reward(benchmark_kwargs, seed)
+    if reward_fn is None:
+        reward_fn = Chebyshev(objectives_of(benchmark_kwargs, "dgpo-mo"), preference="random", seed=seed)
+    kwargs = {"archive_score": "reward", "env_kwargs": {"reward_fn": reward_fn}, **kwargs}
+    result = run_dgpo(benchmark_kwargs, seed, max_queries, variant="elite", **kwargs)
+    return dataclasses.replace(result, method="dgpo-mo")
 
 
 def run_dgpo_elite(benchmark_kwargs: dict[str, Any], seed: int, max_queries: int, **kwargs: Any) -> SearchResult:
@@ -224,8 +259,16 @@ def run_ppo(
     path = cached_checkpoint(benchmark_kwargs) if checkpoint is None else Path(checkpoint)
     start = time.perf_counter()
     benchmark = build_benchmark(benchmark_kwargs)
+    reward_fn = spec_reward(benchmark_kwargs, seed)
     env = make_env_for_model(
-        path, None, n_envs=n_envs, n_steps=n_steps, seed=seed, benchmark=benchmark, max_queries=max_queries
+        path,
+        None,
+        n_envs=n_envs,
+        n_steps=n_steps,
+        seed=seed,
+        env_kwargs=None if reward_fn is None else {"reward_fn": reward_fn},
+        benchmark=benchmark,
+        max_queries=max_queries,
     )
     rollout = episodes_per_env * n_steps
     kwargs = {"gamma": 1.0, "n_steps": rollout, "batch_size": rollout * n_envs // 2, "n_epochs": 4, **ppo_kwargs}
@@ -289,8 +332,10 @@ __all__ = [
     "LAZY_METHODS",
     "cached_checkpoint",
     "register_methods",
+    "spec_reward",
     "run_dgpo",
     "run_dgpo_elite",
+    "run_dgpo_mo",
     "run_ppo",
     "run_ppo_mlp",
 ]
