@@ -1,4 +1,4 @@
-"""Accuracy against latency on NAS-Bench-201 CIFAR-10: Pareto fronts of DGPO and Optuna's MO samplers.
+r"""Accuracy against latency on NAS-Bench-201 CIFAR-10: Pareto fronts of DGPO and Optuna's MO samplers.
 
 One :func:`agents.harness.run_comparison` (the engine of ``dgpo compare --objectives acc,latency``) runs
 every method for every seed with a budget of distinct queries, on the same ledger rules (a repeated

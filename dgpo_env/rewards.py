@@ -25,6 +25,7 @@ NAS-Bench-201's tables have no FLOPs: a budget on FLOPs, or a metric a benchmark
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -104,6 +105,16 @@ def metric_value(result: CellResult, metric: Metric) -> float:
             f"(cell {result.key}); use a benchmark that has it (NAS-Bench-201 reports latency, params, train_time)"
         )
     return float(raw) * metric.factor
+
+
+def objective_vector(result: CellResult, metrics: Sequence[Metric]) -> list[float]:
+    """The ``metrics`` of a looked-up valid cell, accuracy as the mean over training seeds (as reports use).
+
+    Raises:
+        MetricUnavailableError: As :func:`metric_value`.
+    """
+    mean = dataclasses.replace(result, val_acc=result.val_acc_mean)
+    return [metric_value(mean, m) for m in metrics]
 
 
 def _checked_bounds(metrics: Sequence[Metric], bounds: Mapping[str, Sequence[float]] | None) -> np.ndarray:
@@ -212,8 +223,8 @@ class _Scalarised:
     def __init__(
         self,
         objectives: Sequence[str],
-        weights: Sequence[float] | None,
-        bounds: Mapping[str, Sequence[float]] | None,
+        weights: Sequence[float] | None = None,
+        bounds: Mapping[str, Sequence[float]] | None = None,
     ) -> None:
         if isinstance(objectives, (str, bytes)) or not isinstance(objectives, Sequence) or len(objectives) < 2:
             raise ValueError(f"objectives must be a sequence of at least two metric names, got {objectives!r}")
@@ -229,6 +240,24 @@ class _Scalarised:
         values = np.array([metric_value(result, m) for m in self.metrics])
         worst, best = self.bounds[:, 0], self.bounds[:, 1]
         return (values - worst) / (best - worst)
+
+    def observed_utilities(self, result: CellResult) -> np.ndarray:
+        """``float64[D]`` in [0, 1]: utilities against the range of the values seen so far, this one included.
+
+        1 is the best value seen, 0 the worst; an objective whose seen values are all equal gives 1.
+        """
+        values = np.array([metric_value(result, m) for m in self.metrics])
+        seen = getattr(self, "_seen", None)
+        self._seen = (
+            np.stack([values, values])
+            if seen is None
+            else np.stack([np.minimum(seen[0], values), np.maximum(seen[1], values)])
+        )
+        low, high = self._seen
+        span = np.where(high > low, high - low, 1.0)
+        up = np.array([m.maximise for m in self.metrics])
+        out = np.where(up, (values - low) / span, (high - values) / span)
+        return np.where(high > low, out, 1.0)
 
 
 class WeightedSum(_Scalarised):
@@ -275,6 +304,9 @@ class Chebyshev(_Scalarised):
         rho: Augmentation coefficient, ``>= 0``.
         preference: ``"fixed"`` (use ``weights``) or ``"random"`` (see above).
         seed: Seed of the random preferences (an integer ``>= 0``).
+        normalise: ``"bounds"`` (the fixed bounds) or ``"observed"``: ideal and nadir are the best and
+            worst values this reward has seen so far (ParEGO's normalisation), so the scale adapts to
+            the cells looked up; the reward of a cell then changes as the range grows.
 
     Raises:
         TypeError, ValueError: As :class:`WeightedSum`; also for ``rho < 0``, an unknown
@@ -289,8 +321,10 @@ class Chebyshev(_Scalarised):
         rho: float = 0.05,
         preference: Literal["fixed", "random"] = "fixed",
         seed: int = 0,
+        normalise: Literal["bounds", "observed"] = "bounds",
     ) -> None:
         super().__init__(objectives, weights, bounds)
+        self.normalise = check_choice("normalise", normalise, ("bounds", "observed"))
         self.rho = check_real("rho", rho, minimum=0.0)
         self.preference = check_choice("preference", preference, ("fixed", "random"))
         if preference == "random" and weights is not None:
@@ -300,7 +334,8 @@ class Chebyshev(_Scalarised):
 
     def __call__(self, result: CellResult) -> float:
         """The reward of a valid looked-up cell (a new preference per call with ``preference="random"``)."""
-        regrets = 1.0 - self.utilities(result)  # [D]
+        utilities = self.observed_utilities(result) if self.normalise == "observed" else self.utilities(result)
+        regrets = 1.0 - utilities  # [D]
         w = self._rng.dirichlet(np.ones(len(self.metrics))) if self.preference == "random" else self.weights
         weighted = w * regrets
         return float(1.0 - weighted.max() - self.rho * weighted.sum())
@@ -334,7 +369,12 @@ def reward_from_options(
             raise ValueError("weights need objectives (e.g. --objectives acc,latency --weights 0.7,0.3)")
         if not has_budget:
             return None
-        return AccuracyUnderBudget(**budgets, infeasible_reward=infeasible_reward)
+        return AccuracyUnderBudget(
+            max_latency_ms=max_latency_ms,
+            max_params_m=max_params_m,
+            max_train_time_s=max_train_time_s,
+            infeasible_reward=infeasible_reward,
+        )
     if has_budget:
         raise ValueError("give either budgets (--max-latency-ms, --max-params-m, ...) or --objectives, not both")
     check_choice("scalarisation", scalarisation, ("chebyshev", "weighted-sum"))
@@ -353,5 +393,6 @@ __all__ = [
     "WeightedSum",
     "check_metric",
     "metric_value",
+    "objective_vector",
     "reward_from_options",
 ]

@@ -23,12 +23,13 @@ from agents.baselines.base import PROPOSALS_PER_QUERY, SearchResult
 from agents.baselines.peers import AskTellSearcher, CategoricalEncoding, MissingExtraError, Proposer
 from agents.harness.registry import build_benchmark, objectives_of
 from dgpo_env.benchmarks.base import CellResult
-from dgpo_env.rewards import check_metric, metric_value
+from dgpo_env.rewards import check_metric, objective_vector
 
 try:
     import optuna
     from optuna.distributions import BaseDistribution, CategoricalDistribution
     from optuna.samplers import BaseSampler, NSGAIISampler, TPESampler
+    from optuna.study import StudyDirection
     from optuna.trial import Trial, TrialState
 except ImportError as err:
     raise MissingExtraError("nsga2/motpe", "optuna") from err
@@ -37,8 +38,9 @@ except ImportError as err:
 class _MultiObjectiveProposer(Proposer):
     """An in-memory Optuna study with one direction per objective and the given sampler."""
 
-    def __init__(self, encoding: CategoricalEncoding, sampler: BaseSampler, directions: Sequence[str]) -> None:
-        self._study = optuna.create_study(directions=list(directions), sampler=sampler)
+    def __init__(self, encoding: CategoricalEncoding, sampler: BaseSampler, maximise: Sequence[bool]) -> None:
+        directions = [StudyDirection.MAXIMIZE if up else StudyDirection.MINIMIZE for up in maximise]
+        self._study = optuna.create_study(directions=directions, sampler=sampler)
         self._distributions: dict[str, BaseDistribution] = {
             c.name: CategoricalDistribution(c.labels) for c in encoding.choices
         }
@@ -98,8 +100,7 @@ class MultiObjectiveSearch(AskTellSearcher):
 
     def _proposer(self, encoding: CategoricalEncoding, seed: int, max_queries: int) -> Proposer:
         sampler: BaseSampler = NSGAIISampler(seed=seed) if self.sampler == "nsga2" else TPESampler(seed=seed)
-        directions = ["maximize" if m.maximise else "minimize" for m in self.metrics]
-        return _MultiObjectiveProposer(encoding, sampler, directions)
+        return _MultiObjectiveProposer(encoding, sampler, [m.maximise for m in self.metrics])
 
     def _tell(self, proposer: Proposer, result: CellResult) -> None:
         """Tell the cell's objective vector (read from its look-up; means over seeds for accuracy)."""
@@ -107,8 +108,7 @@ class MultiObjectiveSearch(AskTellSearcher):
         if not result.valid:
             proposer.tell_objectives(None)
             return
-        mean = CellResult(**{**result.to_dict(), "val_acc": result.val_acc_mean})  # accuracy as reported
-        proposer.tell_objectives([metric_value(mean, m) for m in self.metrics])
+        proposer.tell_objectives(objective_vector(result, self.metrics))
 
 
 def _run(sampler: str, benchmark_kwargs: dict[str, Any], seed: int, max_queries: int) -> SearchResult:

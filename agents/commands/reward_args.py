@@ -16,7 +16,9 @@ def _names(text: str) -> list[str]:
     """``"acc,latency"`` -> ``["acc", "latency"]``; unknown names are reported by the reward builders."""
     names = [n.strip() for n in text.split(",")]
     if len(names) < 2 or any(not n for n in names):
-        raise argparse.ArgumentTypeError(f"expected two or more comma-separated metrics ({', '.join(METRICS)}), got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected two or more comma-separated metrics ({', '.join(METRICS)}), got {text!r}"
+        )
     return names
 
 
@@ -26,11 +28,15 @@ def _weights(text: str) -> list[float]:
 
 
 def add_reward_flags(parser: argparse.ArgumentParser, who: str = "the reward") -> None:
-    """Budget and trade-off flags; :func:`reward_options` turns them into :func:`dgpo_env.rewards.reward_from_options` kwargs."""
+    """Add the budget and trade-off flags (:func:`reward_options` reads them back)."""
     group = parser.add_argument_group("budgets and trade-offs (docs/howto-constrained.md)")
     group.add_argument("--max-latency-ms", type=positive_float, default=None, help=f"latency budget of {who} (ms)")
-    group.add_argument("--max-params-m", type=positive_float, default=None, help=f"parameter budget of {who} (millions)")
-    group.add_argument("--max-train-time-s", type=positive_float, default=None, help=f"training-time budget of {who} (s)")
+    group.add_argument(
+        "--max-params-m", type=positive_float, default=None, help=f"parameter budget of {who} (millions)"
+    )
+    group.add_argument(
+        "--max-train-time-s", type=positive_float, default=None, help=f"training-time budget of {who} (s)"
+    )
     group.add_argument(
         "--infeasible-reward", type=finite_float, default=0.0, help="reward of an over-budget cell (<= 0; default 0)"
     )
@@ -78,6 +84,7 @@ class BestByReward:
     best: CellResult | None = field(default=None, repr=False)
 
     def __call__(self, result: CellResult) -> float:
+        """The wrapped reward of ``result``, remembering the cell if it is the best so far."""
         reward = self.reward_fn(result)
         if self.best_reward is None or reward > self.best_reward:
             self.best_reward, self.best = reward, result

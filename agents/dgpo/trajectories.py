@@ -201,8 +201,10 @@ class TrajectoryAlgorithm(BaseAlgorithm):
         return actions
 
     def _on_cell_looked_up(self, key: str, flat: np.ndarray, val_acc: float, reward: float) -> None:
-        """Called for every valid cell an episode ended on (``flat`` ``int64[N + M]``, accuracy in percent,
-        ``reward`` the episode's terminal reward)."""
+        """Called for every valid cell an episode ended on.
+
+        ``flat`` is ``int64[N + M]``, ``val_acc`` in percent, ``reward`` the episode's terminal reward.
+        """
 
     # ------------------------------------------------------------------ rollouts
     def collect_trajectories(self, callback: BaseCallback) -> TrajectoryBatch | None:

@@ -23,6 +23,7 @@ from typing import Any
 from agents.baselines import SearchResult
 from agents.harness.executor import Executor, Job, JobResult, LocalExecutor, SerialExecutor, single_torch_thread
 from agents.harness.registry import (
+    MULTI_OBJECTIVE_METHODS,
     MethodFn,
     available_methods,
     benchmark_kwargs_for,
@@ -348,6 +349,9 @@ def run_comparison(
     if resume and out_dir is None:
         raise ValueError("resuming needs an output directory (out_dir)")
     methods = {name: get_method(name) for name in dict.fromkeys(algos)}
+    needs = sorted(MULTI_OBJECTIVE_METHODS & set(methods))
+    if needs and objectives is None:
+        raise ValueError(f"{', '.join(needs)} optimise several objectives: give objectives (--objectives acc,latency)")
     benchmark_kwargs = benchmark_kwargs_for(env, table_path, objectives, reward)
     if objectives is not None:
         from agents.harness.pareto import _moocore
@@ -373,7 +377,9 @@ def run_comparison(
             results.update(_json_runs(json_path, settings))
             results.update(_store_runs(run_store, settings))  # a stored run is newer than the JSON's
 
-        prepare_outputs([paths.json, paths.png, paths.pareto_png], store, settings, resume=resume, force=force, check=read_finished)
+        prepare_outputs(
+            [paths.json, paths.png, paths.pareto_png], store, settings, resume=resume, force=force, check=read_finished
+        )
         if nothing and echo:
             print(NOTHING_TO_RESUME, file=sys.stderr)
 

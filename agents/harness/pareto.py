@@ -27,8 +27,8 @@ import numpy as np
 
 from agents.baselines import SearchResult
 from agents.harness.report import save_figure
-from dgpo_env.benchmarks.base import Benchmark, CellResult
-from dgpo_env.rewards import METRICS, Metric, check_metric, metric_value
+from dgpo_env.benchmarks.base import Benchmark
+from dgpo_env.rewards import METRICS, Metric, check_metric, objective_vector
 
 MOO_INSTALL = 'pip install "dgpo-env[moo]"'
 """The command that installs the Pareto report's library (the ``moo`` extra)."""
@@ -101,9 +101,8 @@ class ObjectiveTable:
             result = benchmark.peek(cell)
             if not result.valid or result.key is None:
                 continue
-            mean = CellResult(**{**result.to_dict(), "val_acc": result.val_acc_mean})
             keys.append(result.key)
-            rows.append([metric_value(mean, m) for m in metrics])
+            rows.append(objective_vector(result, metrics))
         return cls(metrics, tuple(keys), np.array(rows, dtype=np.float64), {k: i for i, k in enumerate(keys)})
 
     def of(self, keys: Sequence[str]) -> np.ndarray:
@@ -279,8 +278,15 @@ def plot_pareto(report: ParetoReport, path: str | Path, title: str = "") -> None
         if len(report.objectives) == 2:
             front = np.array(report.runs[method][0]["front"]).reshape(-1, 2)
             order = np.argsort(front[:, 1])
-            front_ax.step(front[order, 1], front[order, 0], where="post", marker="o", ms=3, color=line.get_color(),
-                          label=f"{method} (seed {report.runs[method][0]['seed']})")
+            front_ax.step(
+                front[order, 1],
+                front[order, 0],
+                where="post",
+                marker="o",
+                ms=3,
+                color=line.get_color(),
+                label=f"{method} (seed {report.runs[method][0]['seed']})",
+            )
     if len(report.objectives) == 2:
         true = report.true_front[np.argsort(report.true_front[:, 1])]
         front_ax.step(true[:, 1], true[:, 0], where="post", color="k", lw=1.5, ls="--", label="true front")

@@ -14,7 +14,8 @@ A *method* is any callable ``fn(benchmark_kwargs, seed, max_queries) -> SearchRe
 
 "rs", "rea", "ls" and "reinforce" are registered here, "dgpo", "dgpo-elite", "dgpo-mo", "ppo" and
 "ppo-mlp" by path (:data:`DIFFUSION_METHODS`, imported on first use), and so are the peer optimisers
-"tpe", "smac" and the multi-objective "nsga2" and "motpe" (:data:`PEER_METHODS`), which need the optional extra ``peers``: without it,
+"tpe", "smac" and the multi-objective "nsga2" and "motpe" (:data:`PEER_METHODS`), which need the
+optional extra ``peers``: without it,
 :func:`get_method` raises a one-line :class:`ValueError` naming ``pip install "dgpo-env[peers]"``.
 Adding a method is one call, for example in the module that defines it::
 
@@ -67,6 +68,9 @@ PEER_METHODS: dict[str, str] = {
     "motpe": "agents.baselines.multi_objective:run_motpe",
 }
 """Peer optimisers of the optional extra ``peers`` (Optuna's TPE, SMAC3), registered by path."""
+
+MULTI_OBJECTIVE_METHODS: frozenset[str] = frozenset({"nsga2", "motpe", "dgpo-mo"})
+"""Methods that optimise the run spec's ``"objectives"``: a comparison with them needs objectives."""
 
 _REGISTRY: dict[str, MethodFn | str] = {}
 _RESOLVED: dict[str, MethodFn] = {}
@@ -208,7 +212,9 @@ def objectives_of(benchmark_kwargs: Mapping[str, Any], method: str) -> tuple[str
     """
     objectives = benchmark_kwargs.get("objectives")
     if not objectives:
-        raise ValueError(f"method {method!r} is multi-objective: give objectives (dgpo compare --objectives acc,latency)")
+        raise ValueError(
+            f"method {method!r} is multi-objective: give objectives (dgpo compare --objectives acc,latency)"
+        )
     return tuple(str(o) for o in objectives)
 
 
@@ -269,6 +275,7 @@ def benchmark_kwargs_for(
 __all__ = [
     "BENCHMARK_SHORTHANDS",
     "DIFFUSION_METHODS",
+    "MULTI_OBJECTIVE_METHODS",
     "PEER_METHODS",
     "RUN_SPEC_KEYS",
     "MethodFn",
