@@ -37,6 +37,7 @@ SETTING_FLAGS: dict[str, tuple[str, str]] = {
     "anchor_top_k": ("--anchor-top-k", "anchors are drawn from this many best cells"),
     "anchor_after": ("--anchor-after", "distinct cells looked up before the first anchored batch"),
     "novelty_retries": ("--novelty-retries", "redraws of a known final cell"),
+    "archive_score": ("--archive-score", "rank archived cells by val_acc or by the reward"),
 }
 """Setting -> (flag, help): one flag per :class:`DGPOConfig` and :class:`EliteConfig` field (docs/dgpo.md §3-§4)."""
 
