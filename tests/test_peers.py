@@ -139,7 +139,7 @@ def test_the_run_seed_seeds_the_optimiser_and_is_validated() -> None:
 
 # ---------------------------------------------------------------------------------------------- registry
 def test_peers_are_listed_without_importing_them() -> None:
-    assert set(PEER_METHODS) == {"tpe", "smac"} <= set(available_methods())
+    assert set(PEER_METHODS) == {"tpe", "smac", "nsga2", "motpe"} <= set(available_methods())
 
 
 @pytest.mark.parametrize(("method", "package"), [("tpe", "optuna"), ("smac", "smac")])

@@ -16,7 +16,7 @@ Needs the optional extra ``peers`` (``pip install "dgpo-env[peers]"``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from agents.baselines.base import PROPOSALS_PER_QUERY, SearchResult
@@ -27,40 +27,12 @@ from dgpo_env.rewards import check_metric, objective_vector
 
 try:
     import optuna
-    from optuna.distributions import BaseDistribution, CategoricalDistribution
     from optuna.samplers import BaseSampler, NSGAIISampler, TPESampler
     from optuna.study import StudyDirection
-    from optuna.trial import Trial, TrialState
+
+    from agents.baselines.tpe import OptunaProposer
 except ImportError as err:
     raise MissingExtraError("nsga2/motpe", "optuna") from err
-
-
-class _MultiObjectiveProposer(Proposer):
-    """An in-memory Optuna study with one direction per objective and the given sampler."""
-
-    def __init__(self, encoding: CategoricalEncoding, sampler: BaseSampler, maximise: Sequence[bool]) -> None:
-        directions = [StudyDirection.MAXIMIZE if up else StudyDirection.MINIMIZE for up in maximise]
-        self._study = optuna.create_study(directions=directions, sampler=sampler)
-        self._distributions: dict[str, BaseDistribution] = {
-            c.name: CategoricalDistribution(c.labels) for c in encoding.choices
-        }
-        self._trial: Trial | None = None
-
-    def ask(self) -> Mapping[str, object]:
-        self._trial = self._study.ask(self._distributions)
-        return self._trial.params
-
-    def tell(self, value: float | None) -> None:
-        self.tell_objectives(None if value is None else [value])
-
-    def tell_objectives(self, values: Sequence[float] | None) -> None:
-        """Report the last asked cell's objective vector (``None``: an invalid cell, a pruned trial)."""
-        assert self._trial is not None, "tell() before ask()"
-        if values is None:
-            self._study.tell(self._trial, state=TrialState.PRUNED)
-        else:
-            self._study.tell(self._trial, list(values))
-        self._trial = None
 
 
 class MultiObjectiveSearch(AskTellSearcher):
@@ -100,15 +72,13 @@ class MultiObjectiveSearch(AskTellSearcher):
 
     def _proposer(self, encoding: CategoricalEncoding, seed: int, max_queries: int) -> Proposer:
         sampler: BaseSampler = NSGAIISampler(seed=seed) if self.sampler == "nsga2" else TPESampler(seed=seed)
-        return _MultiObjectiveProposer(encoding, sampler, [m.maximise for m in self.metrics])
+        directions = [StudyDirection.MAXIMIZE if m.maximise else StudyDirection.MINIMIZE for m in self.metrics]
+        return OptunaProposer(encoding, optuna.create_study(directions=directions, sampler=sampler))
 
     def _tell(self, proposer: Proposer, result: CellResult) -> None:
         """Tell the cell's objective vector (read from its look-up; means over seeds for accuracy)."""
-        assert isinstance(proposer, _MultiObjectiveProposer)
-        if not result.valid:
-            proposer.tell_objectives(None)
-            return
-        proposer.tell_objectives(objective_vector(result, self.metrics))
+        assert isinstance(proposer, OptunaProposer)
+        proposer.tell(objective_vector(result, self.metrics) if result.valid else None)
 
 
 def _run(sampler: str, benchmark_kwargs: dict[str, Any], seed: int, max_queries: int) -> SearchResult:
