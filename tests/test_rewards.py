@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -176,7 +178,7 @@ def test_a_metric_the_benchmark_lacks_is_named() -> None:
     assert set(METRICS) == {"acc", "latency", "params", "train_time"}
 
 
-def test_finetune_flags_build_the_reward(tmp_path: object) -> None:
+def test_finetune_flags_build_the_reward() -> None:
     import argparse
 
     from agents.commands.reward_args import add_reward_flags, reward_options
@@ -193,3 +195,24 @@ def test_finetune_flags_build_the_reward(tmp_path: object) -> None:
         parser.parse_args(["--max-latency-ms", "-3"])
     with pytest.raises(SystemExit):
         parser.parse_args(["--objectives", "acc"])
+
+
+def test_finetune_command_with_a_latency_budget(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from agents.cli import main
+    from agents.diffusion.denoiser import DenoiserConfig
+    from agents.diffusion.model import DiffusionModel
+    from dgpo_env.search_spaces import NB201SearchSpace
+
+    config = DenoiserConfig(hidden_dim=16, edge_dim=8, n_layers=1, n_heads=2, time_dim=8)
+    path = DiffusionModel.create(NB201SearchSpace(), diffusion_steps=50, config=config, seed=0).save(tmp_path / "m.pt")
+    args = ["finetune", str(path), "--max-queries", "12", "--n-steps", "2", "--batch-size", "4", "--no-progress"]
+    assert main([*args, "--variant", "elite", "--archive-score", "reward", "--max-latency-ms", "12"]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith("best cell by the reward:"))
+    latency = float(line.split("latency ")[1].split(" ms")[0])
+    reward = float(line.split("reward ")[1].split(" ")[0])
+    assert latency <= 12.0 or reward == 0.0  # the best-rewarded cell meets the budget unless none did
+    assert main([*args, "--max-latency-ms", "12", "--objectives", "acc,latency"]) == 2
+    assert "either budgets" in capsys.readouterr().err
+    assert main([*args, "--objectives", "acc,flops"]) == 2
+    assert "no FLOPs" in capsys.readouterr().err
