@@ -89,6 +89,8 @@ def test_mo_methods_run_in_a_comparison_and_get_a_pareto_report(tiny_checkpoint:
         for run in data["runs"][method]:
             assert run["n_queries"] == 15 and len(run["queried"]) == 15  # the keys of the run's own queries
     assert Path(str(comparison.png_path)).with_name(Path(str(comparison.png_path)).stem + "_pareto.png").is_file()
+    with pytest.raises(TypeError, match="objectives must be a list of metric names"):
+        run_comparison("nb201:cifar10", ["rs"], [0], 5, progress=False, echo=False, objectives="acc,latency")  # type: ignore[arg-type]
     # a single-objective comparison keeps no keys and has no Pareto section
     plain = run_comparison("nb201:cifar10", ["rs"], [0], 5, n_jobs=1, progress=False, echo=False)
     assert plain.pareto is None and plain.runs["rs"][0].queried == ()

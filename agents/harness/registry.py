@@ -240,7 +240,9 @@ def benchmark_kwargs_for(
         ``{"name": ..., **make_benchmark kwargs}`` for :func:`build_benchmark`.
 
     Raises:
-        ValueError: For an unknown spec, or a table path for a non-NB201 benchmark.
+        TypeError: If ``objectives`` is a string or not a sequence.
+        ValueError: For an unknown spec, a table path for a non-NB201 benchmark, unknown or fewer than
+            two objectives (the message lists the known metrics), or a reward the builders refuse.
     """
     from dgpo_env.registration import ENV_SPECS
 
@@ -260,6 +262,8 @@ def benchmark_kwargs_for(
     if objectives is not None:
         from dgpo_env.rewards import check_metric
 
+        if isinstance(objectives, (str, bytes)) or not isinstance(objectives, Sequence):
+            raise TypeError(f"objectives must be a list of metric names such as ['acc', 'latency'], got {objectives!r}")
         names = [check_metric(o).name for o in objectives]
         if len(names) < 2 or len(set(names)) != len(names):
             raise ValueError(f"objectives must be at least two distinct metrics, got {list(objectives)}")
