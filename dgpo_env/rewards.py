@@ -19,8 +19,9 @@ name           field of ``CellResult``              direction  default bounds (w
 
 The default bounds of the cost metrics cover every NAS-Bench-201 cell (latency 7-26 ms, 0.07-1.5 M
 parameters, 540-3,500 s of training); pass ``bounds`` for another benchmark or a tighter scale.
-NAS-Bench-201's tables have no FLOPs: a budget on FLOPs, or a metric a benchmark does not report
-(``CellResult`` field ``None``), raises :class:`MetricUnavailableError` at the first look-up.
+NAS-Bench-201's tables have no FLOPs: a budget or an objective on FLOPs is refused with
+:class:`MetricUnavailableError` when the reward is built; a metric a benchmark does not report
+(``CellResult`` field ``None``) raises it at the first look-up, naming the metric.
 """
 
 from __future__ import annotations
@@ -234,6 +235,7 @@ class _Scalarised:
         self.objectives = tuple(m.name for m in self.metrics)
         self.bounds = _checked_bounds(self.metrics, bounds)  # [D, 2]
         self.weights = _checked_weights(weights, len(self.metrics))  # [D]
+        self._seen: np.ndarray | None = None  # [2, D] lowest and highest values seen (observed normalisation)
 
     def utilities(self, result: CellResult) -> np.ndarray:
         """``float64[D]``: ``(value - worst) / (best - worst)`` per objective (1 at the best bound, not clipped)."""
@@ -247,7 +249,7 @@ class _Scalarised:
         1 is the best value seen, 0 the worst; an objective whose seen values are all equal gives 1.
         """
         values = np.array([metric_value(result, m) for m in self.metrics])
-        seen = getattr(self, "_seen", None)
+        seen = self._seen
         self._seen = (
             np.stack([values, values])
             if seen is None

@@ -354,9 +354,12 @@ def run_comparison(
         raise ValueError(f"{', '.join(needs)} optimise several objectives: give objectives (--objectives acc,latency)")
     benchmark_kwargs = benchmark_kwargs_for(env, table_path, objectives, reward)
     if objectives is not None:
-        from agents.harness.pareto import _moocore
+        from agents.harness.pareto import require_moocore
 
-        _moocore()  # the Pareto report's library, checked before any run
+        try:
+            require_moocore()  # the Pareto report's library, checked before any run
+        except ImportError as err:
+            raise ValueError(str(err)) from None
     if out_dir is not None:
         try:
             ensure_writable_dir(out_dir)

@@ -34,7 +34,12 @@ MOO_INSTALL = 'pip install "dgpo-env[moo]"'
 """The command that installs the Pareto report's library (the ``moo`` extra)."""
 
 
-def _moocore() -> Any:
+def require_moocore() -> Any:
+    """The :mod:`moocore` module.
+
+    Raises:
+        ImportError: Naming the install command when it is not installed.
+    """
     try:
         import moocore
     except ImportError as err:
@@ -47,7 +52,7 @@ def nondominated(points: np.ndarray, maximise: Sequence[bool]) -> np.ndarray:
     points = np.asarray(points, dtype=np.float64)
     if len(points) == 0:
         return np.zeros(0, dtype=bool)
-    return np.asarray(_moocore().is_nondominated(points, maximise=list(maximise), keep_weakly=True))
+    return np.asarray(require_moocore().is_nondominated(points, maximise=list(maximise), keep_weakly=True))
 
 
 def hypervolume(points: np.ndarray, reference: Sequence[float], maximise: Sequence[bool]) -> float:
@@ -58,7 +63,7 @@ def hypervolume(points: np.ndarray, reference: Sequence[float], maximise: Sequen
     points = np.asarray(points, dtype=np.float64).reshape(-1, len(reference))
     if len(points) == 0:
         return 0.0
-    return float(_moocore().hypervolume(points, ref=np.asarray(reference, float), maximise=list(maximise)))
+    return float(require_moocore().hypervolume(points, ref=np.asarray(reference, float), maximise=list(maximise)))
 
 
 @dataclass(frozen=True)
@@ -312,4 +317,5 @@ __all__ = [
     "nondominated",
     "pareto_report",
     "plot_pareto",
+    "require_moocore",
 ]
