@@ -1,7 +1,8 @@
 """Write ``benchmarks/RESULTS.md`` from the JSON the benchmark scripts wrote (nothing is typed by hand).
 
-Reads ``reproduce_paper.json`` (:mod:`benchmarks.reproduce_paper`) and ``query_efficiency.json``
-(:mod:`benchmarks.query_efficiency`) from ``--results``, plus any ``reproduce_paper_*.json`` and
+Reads ``reproduce_paper.json`` (:mod:`benchmarks.reproduce_paper`), ``query_efficiency.json``
+(:mod:`benchmarks.query_efficiency`) and ``multi_objective.json`` (:mod:`benchmarks.multi_objective`)
+from ``--results``, plus any ``reproduce_paper_*.json`` and
 ``query_efficiency_*.json`` (further settings, each its own section); a missing main file gives a
 section saying which command produces it.
 
@@ -237,6 +238,37 @@ def efficiency_section(
     return [*lines, ""]
 
 
+def multi_objective_section(report: dict[str, Any] | None) -> list[str]:
+    """Section 3: accuracy against latency; hypervolume ratio and share of the true front per method and budget."""
+    lines = ["## 3. Accuracy against latency: Pareto fronts (NB201 CIFAR-10)", ""]
+    if report is None:
+        return [*lines, "Not run yet: `python benchmarks/multi_objective.py` writes `multi_objective.json`.", ""]
+    budgets = [str(b) for b in report["budgets"]]
+    lines += [
+        f"Command: `{report['command']}`  ",
+        f"Versions: {_versions(report)}  ",
+        f"Seeds: {_seed_text(report['seeds'])} ({len(report['seeds'])} per method, the same for every method).  ",
+        f"Objectives: {' vs '.join(report['objectives'])}; the true front has {report['true_front_size']} points; "
+        f"hypervolume reference point {[round(v, 3) for v in report['reference']]} ({report['reference_rule']}).",
+        "",
+        "Each cell: mean ± std over seeds of the hypervolume of the front found divided by the true front's "
+        "(HV ratio) / mean share of the true front's points queried. Queries are distinct cells (a repeated cell "
+        "is free); the true front is computed from the whole table and not counted.",
+        "",
+        "| method | " + " | ".join(f"@{b} queries" for b in budgets) + " | time per run |",
+        "|---|" + "---|" * (len(budgets) + 1),
+    ]
+    for method, stats in report["summary"].items():
+        cells = [
+            f"{stats['hv_ratio'][b][0]:.4f} ± {stats['hv_ratio'][b][1]:.4f} / {stats['share'][b][0]:.1%}"
+            for b in budgets
+        ]
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {report['mean_wall_time_s'][method]:.1f} s |")
+    lines += ["", "Verdicts (DGPO against the best Optuna sampler, by mean HV ratio):", ""]
+    lines += [f"- @{q}: {text}" for q, text in report["verdicts"].items()] or ["- no verdicts (a method is missing)"]
+    return [*lines, "", f"Fronts and hypervolume curves: `{report['pareto_png']}`", ""]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Read the JSON, write the Markdown."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -264,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         *further,
         *efficiency_section(_load(args.results / "query_efficiency.json")),
         *further_efficiency,
+        *multi_objective_section(_load(args.results / "multi_objective.json")),
     ]
     atomic_write_text(args.out, "\n".join(lines))
     print(f"wrote {args.out}")

@@ -193,6 +193,7 @@ def test_presets_name_the_algorithm_and_its_settings() -> None:
         "anchor_top_k": 3,
         "anchor_after": 20,
         "novelty_retries": 10,
+        "archive_score": "val_acc",
     }
     with pytest.raises(ValueError, match="unknown DGPO preset 'best'"):
         variant_kwargs("best")

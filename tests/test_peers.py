@@ -139,7 +139,7 @@ def test_the_run_seed_seeds_the_optimiser_and_is_validated() -> None:
 
 # ---------------------------------------------------------------------------------------------- registry
 def test_peers_are_listed_without_importing_them() -> None:
-    assert set(PEER_METHODS) == {"tpe", "smac"} <= set(available_methods())
+    assert set(PEER_METHODS) == {"tpe", "smac", "nsga2", "motpe"} <= set(available_methods())
 
 
 @pytest.mark.parametrize(("method", "package"), [("tpe", "optuna"), ("smac", "smac")])
@@ -153,6 +153,7 @@ def test_missing_extra_is_one_clear_line(
 ) -> None:
     monkeypatch.setitem(sys.modules, package, None)  # makes `import <package>` fail
     monkeypatch.delitem(sys.modules, f"agents.baselines.{method}", raising=False)
+    monkeypatch.delitem(harness_registry._RESOLVED, method, raising=False)  # resolved by an earlier test
     with pytest.raises(ValueError, match=r"needs .*not installed") as err:
         get_method(method)
     assert str(err.value) == f"method {method!r} needs {package}, which is not installed: {PEERS_INSTALL}"

@@ -233,3 +233,43 @@ def test_query_efficiency_runs_the_installed_peer_optimisers(monkeypatch: pytest
     assert qe.default_algos() == [*qe.ALGOS, "tpe"]
     monkeypatch.setattr(qe, "installed_peer_methods", tuple)
     assert qe.default_algos() == list(qe.ALGOS)
+
+
+def _mo_summary(dgpo: float, nsga2: float, motpe: float) -> dict[str, dict[str, dict[str, list[float]]]]:
+    def stats(hv: float) -> dict[str, dict[str, list[float]]]:
+        return {"hv_ratio": {"100": [hv, 0.01]}, "share": {"100": [0.1, 0.0]}}
+
+    return {"dgpo-mo": stats(dgpo), "nsga2": stats(nsga2), "motpe": stats(motpe), "rs": stats(0.5)}
+
+
+def test_multi_objective_verdict_compares_with_the_best_optuna_sampler() -> None:
+    mo = _script("multi_objective")
+    assert mo.verdicts(_mo_summary(0.95, 0.90, 0.96), [100])["100"].startswith("dgpo-mo 0.9500 is below")
+    assert "(motpe 0.9600)" in mo.verdicts(_mo_summary(0.95, 0.90, 0.96), [100])["100"]
+    assert (
+        "is at or above the best Optuna sampler (nsga2 0.9400)"
+        in mo.verdicts(_mo_summary(0.95, 0.94, 0.93), [100])["100"]
+    )
+
+
+def test_results_md_writes_the_multi_objective_section() -> None:
+    section = _script("results_md").multi_objective_section(
+        {
+            "command": "python benchmarks/multi_objective.py",
+            "versions": {"python": "3.11"},
+            "seeds": [100, 101],
+            "objectives": ["acc", "latency"],
+            "true_front_size": 25,
+            "reference": [39.77, 20.22],
+            "reference_rule": "nadir of the true Pareto front",
+            "budgets": [100],
+            "summary": _mo_summary(0.95, 0.90, 0.96),
+            "mean_wall_time_s": {"dgpo-mo": 12.0, "nsga2": 1.0, "motpe": 60.0, "rs": 0.1},
+            "verdicts": {"100": "dgpo-mo 0.9500 is below the best Optuna sampler (motpe 0.9600)"},
+            "pareto_png": "x_pareto.png",
+        }
+    )
+    text = "\n".join(section)
+    assert "| dgpo-mo | 0.9500 ± 0.0100 / 10.0% | 12.0 s |" in text
+    assert "- @100: dgpo-mo 0.9500 is below" in text
+    assert _script("results_md").multi_objective_section(None)[-2].startswith("Not run yet")

@@ -62,6 +62,9 @@ class SearchResult:
         settings: The searcher's hyper-parameters.
         excess_queries: Distinct cells looked up *beyond* ``max_queries`` (a vectorised RL method can
             overshoot by a batch); they are left out of the curve and the best cell.
+        queried: Canonical keys of the distinct cells queried within the budget, in query order
+            (length ``n_queries``); kept by multi-objective comparisons for their Pareto reports
+            (docs/howto-pareto.md), empty otherwise.
     """
 
     method: str
@@ -79,6 +82,7 @@ class SearchResult:
     stop_reason: str
     settings: dict[str, Any] = field(default_factory=dict)
     excess_queries: int = 0
+    queried: tuple[str, ...] = ()
 
     def best_at(self, n_queries: int) -> float | None:
         """Best validation accuracy after at most ``n_queries`` distinct queries (``None`` if none yet).
@@ -95,12 +99,14 @@ class SearchResult:
         """Plain dict (JSON-ready; the curve becomes a list)."""
         data = asdict(self)
         data["curve"] = list(self.curve)
+        data["queried"] = list(self.queried)
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SearchResult:
         """Inverse of :meth:`to_dict`."""
-        return cls(**{**data, "curve": tuple(float(v) for v in data["curve"])})
+        queried = tuple(str(k) for k in data.get("queried", ()))
+        return cls(**{**data, "curve": tuple(float(v) for v in data["curve"]), "queried": queried})
 
 
 class QueryBudget:
@@ -308,4 +314,5 @@ def make_result(
         stop_reason=stop,
         settings=settings,
         excess_queries=max(0, benchmark.n_queries - max_queries),
+        queried=tuple(r.key for r in history),
     )

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from agents.baselines.base import QueryBudget, Searcher, SearchResult
-from dgpo_env.benchmarks.base import Benchmark
+from dgpo_env.benchmarks.base import Benchmark, CellResult
 from dgpo_env.search_spaces.base import SearchSpace
 from dgpo_env.search_spaces.dag import DAG, upper_indices
 from dgpo_env.validation import check_count
@@ -190,6 +190,13 @@ class AskTellSearcher(Searcher):
     def _proposer(self, encoding: CategoricalEncoding, seed: int, max_queries: int) -> Proposer:
         """A fresh optimiser over ``encoding`` seeded with ``seed`` for a budget of ``max_queries``."""
 
+    def _tell(self, proposer: Proposer, result: CellResult) -> None:
+        """Tell the optimiser a looked-up cell's mean validation accuracy (``None`` for an invalid cell).
+
+        Multi-objective searchers (:mod:`agents.baselines.multi_objective`) tell a vector instead.
+        """
+        proposer.tell(result.val_acc_mean)
+
     def _run_context(self) -> AbstractContextManager[object]:
         """What the whole run executes in: the optimiser's logger kept quiet (subclasses may add to it)."""
         return quiet_logger(self.logger_name, self.log_level) if self.logger_name else nullcontext()
@@ -219,7 +226,7 @@ class AskTellSearcher(Searcher):
             try:
                 while (assignment := proposer.ask()) is not None:
                     result = budget.query(encoding.decode(assignment))  # repeats: free; raises at the budget
-                    proposer.tell(result.val_acc_mean)  # None for an invalid cell
+                    self._tell(proposer, result)
             finally:
                 proposer.close()
 

@@ -20,7 +20,7 @@ quiet during a run.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -36,21 +36,31 @@ except ImportError as err:
     raise MissingExtraError("tpe", "optuna") from err
 
 
-class _TPEProposer(Proposer):
-    """An in-memory Optuna study maximising validation accuracy with a seeded default TPE sampler."""
+class OptunaProposer(Proposer):
+    """An in-memory Optuna study behind ask/tell, one categorical parameter per free entry.
 
-    def __init__(self, encoding: CategoricalEncoding, seed: int) -> None:
-        self._study = optuna.create_study(direction="maximize", sampler=TPESampler(seed=seed))
+    Args:
+        encoding: The search space's parameters.
+        study: The study (its sampler and directions); one direction per value told.
+    """
+
+    def __init__(self, encoding: CategoricalEncoding, study: optuna.Study) -> None:
+        self._study = study
         self._distributions: dict[str, BaseDistribution] = {
             c.name: CategoricalDistribution(c.labels) for c in encoding.choices
         }
         self._trial: Trial | None = None
 
     def ask(self) -> Mapping[str, object]:
+        """The next assignment the sampler proposes (a new trial)."""
         self._trial = self._study.ask(self._distributions)
         return self._trial.params
 
-    def tell(self, value: float | None) -> None:
+    def tell(self, value: float | Sequence[float] | None) -> None:
+        """Report the last asked cell's value, or its objective vector for a multi-objective study.
+
+        ``None`` (an invalid cell) is told as a pruned trial.
+        """
         assert self._trial is not None, "tell() before ask()"
         if value is None:
             self._study.tell(self._trial, state=TrialState.PRUNED)
@@ -74,7 +84,7 @@ class TPESearch(AskTellSearcher):
         return {**super().settings(), "sampler": "TPESampler (defaults)", "optuna": optuna.__version__}
 
     def _proposer(self, encoding: CategoricalEncoding, seed: int, max_queries: int) -> Proposer:
-        return _TPEProposer(encoding, seed)
+        return OptunaProposer(encoding, optuna.create_study(direction="maximize", sampler=TPESampler(seed=seed)))
 
 
 run_tpe = partial(run_baseline, TPESearch)
@@ -82,4 +92,4 @@ run_tpe = partial(run_baseline, TPESearch)
 :class:`TPESearch` on a fresh benchmark (:func:`~agents.harness.registry.run_baseline`, docs/harness.md)."""
 
 
-__all__ = ["TPESearch", "run_tpe"]
+__all__ = ["OptunaProposer", "TPESearch", "run_tpe"]

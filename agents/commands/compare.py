@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from agents.commands.args import positive_int
+from agents.commands.reward_args import add_reward_flags, reward_options
 
 
 def _seeds(text: str) -> list[int]:
@@ -63,6 +64,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
         help='also write each method\'s curves as TensorBoard scalars under DIR (needs "dgpo-env[integrations]")',
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_reward_flags(parser, "the RL methods' reward")
     again = parser.add_mutually_exclusive_group()
     again.add_argument(
         "--resume", action="store_true", help="continue an earlier run with the same settings (skip finished runs)"
@@ -70,6 +72,18 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     again.add_argument("--force", action="store_true", help="delete the outputs of an earlier run and start over")
     parser.set_defaults(func=run)
     return parser
+
+
+def _rl_reward(args: argparse.Namespace) -> dict[str, object] | None:
+    """The RL methods' reward options: budgets, or a trade-off with ``--weights``/``--scalarisation``.
+
+    ``--objectives`` alone makes a multi-objective comparison without changing the RL methods' reward
+    (``dgpo-mo`` uses its own random-preference Chebyshev reward).
+    """
+    options = reward_options(args)
+    if set(options) <= {"objectives"}:
+        return None
+    return options
 
 
 def run(args: argparse.Namespace) -> int:
@@ -104,6 +118,8 @@ def _run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
             resume=args.resume,
             force=args.force,
+            objectives=args.objectives,
+            reward=_rl_reward(args),
         )
     except ValueError as err:
         print(f"dgpo compare: error: {err}", file=sys.stderr)

@@ -10,6 +10,7 @@ from typing import Any
 
 from agents.commands import load_model
 from agents.commands.args import nonnegative_int, positive_int
+from agents.commands.reward_args import BestByReward, add_reward_flags, reward_options
 from agents.dgpo.config import EPOCHS, DGPOConfig
 from agents.dgpo.elite import EliteConfig
 from agents.dgpo.losses import GRADIENTS
@@ -37,6 +38,7 @@ SETTING_FLAGS: dict[str, tuple[str, str]] = {
     "anchor_top_k": ("--anchor-top-k", "anchors are drawn from this many best cells"),
     "anchor_after": ("--anchor-after", "distinct cells looked up before the first anchored batch"),
     "novelty_retries": ("--novelty-retries", "redraws of a known final cell"),
+    "archive_score": ("--archive-score", "rank archived cells by val_acc or by the reward"),
 }
 """Setting -> (flag, help): one flag per :class:`DGPOConfig` and :class:`EliteConfig` field (docs/dgpo.md §3-§4)."""
 
@@ -72,6 +74,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     )
     add_setting_flags(parser)
     parser.add_argument("--inverse", action="store_true", help="negate the reward (control experiment)")
+    add_reward_flags(parser, "the reward")
     parser.add_argument("--table-path", type=Path, default=None, help="extended NB201 .npz (adds test accuracy)")
     parser.add_argument("--save", type=Path, default=None, help="write the fine-tuned agent (SB3 .zip)")
     parser.add_argument("--save-model", type=Path, default=None, help="write the fine-tuned diffusion model (.pt)")
@@ -118,7 +121,12 @@ def run(args: argparse.Namespace) -> int:
     if foreign:
         print(f"dgpo finetune: error: {', '.join(foreign)} only apply to --variant elite", file=sys.stderr)
         return 2
+    tracker: BestByReward | None = None
     try:
+        from dgpo_env.rewards import reward_from_options
+
+        reward_fn = reward_from_options(**reward_options(args), seed=args.seed)
+        tracker = None if reward_fn is None else BestByReward(reward_fn)
         model = load_model(args)
         tables = {} if args.table_path is None else {"table_path": args.table_path}
         benchmark = benchmark_for_env_id(args.env, **tables)
@@ -128,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
             args.env,
             n_envs=args.n_envs,
             n_steps=args.n_steps,
-            env_kwargs={"inverse": args.inverse},
+            env_kwargs={"inverse": args.inverse, **({} if tracker is None else {"reward_fn": tracker})},
             benchmark=benchmark,
             seed=args.seed,
             max_queries=args.max_queries,
@@ -149,6 +157,8 @@ def run(args: argparse.Namespace) -> int:
     if args.save_model is not None:
         agent.policy.model.save(args.save_model)
     best = agent.best
+    if tracker is not None:
+        print(f"best cell by the reward: {tracker.describe()}")
     name = "DGPO" if args.variant == "published" else f"DGPO ({args.variant} variant)"
     source = args.checkpoint if args.pretrained is None else f"the shipped {args.pretrained!r} prior"
     print(f"{name} on {args.env} from {source} (seed {args.seed}, {wall:.1f} s)")

@@ -21,12 +21,13 @@ Registration (lazy, so the harness does not import torch-heavy modules until use
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -40,12 +41,14 @@ from agents.dgpo.variants import get_preset, make_dgpo
 from agents.diffusion.denoiser import DenoiserConfig, GraphTransformerDenoiser
 from agents.diffusion.model import CHECKPOINT_FORMAT_VERSION, search_space_by_name
 from agents.diffusion.pretrain import PretrainConfig, pretrain
+from agents.harness.registry import RUN_SPEC_KEYS, objectives_of
 from agents.policies.callbacks import QueryBudgetCallback
 from agents.policies.diffusion_policy import GraphDiffusionPolicy
 from agents.policies.envs import make_env_for_model
 from dgpo_env.benchmarks import Benchmark
 from dgpo_env.benchmarks.cache import cache_dir
-from dgpo_env.envs.graph_denoise import GraphDenoiseEnv
+from dgpo_env.envs.graph_denoise import GraphDenoiseEnv, RewardFn
+from dgpo_env.rewards import Chebyshev, reward_from_options
 from dgpo_env.search_spaces.dag import DAG
 
 LAZY_METHODS: dict[str, str] = DIFFUSION_METHODS
@@ -104,10 +107,10 @@ def cached_checkpoint(benchmark_kwargs: dict[str, Any], config: PretrainConfig =
 
     Args:
         benchmark_kwargs: The harness's benchmark spec (``{"name": "nb201", "dataset": ...}``);
-            ``table_path`` does not change the model and is ignored in the key.
+            ``table_path``, ``objectives`` and ``reward`` do not change the model and are ignored in the key.
         config: Pretraining settings.
     """
-    spec = {k: v for k, v in sorted(benchmark_kwargs.items()) if k != "table_path"}
+    spec = {k: v for k, v in sorted(benchmark_kwargs.items()) if k not in ("table_path", *RUN_SPEC_KEYS)}
     blob = json.dumps(
         {
             "benchmark": spec,
@@ -157,6 +160,8 @@ def run_dgpo(
         max_stale_batches: Stop as converged after this many batches without a new cell.
         variant: A :data:`~agents.dgpo.variants.PRESETS` name: the algorithm and its settings.
         **dgpo_kwargs: Further settings and :meth:`~agents.dgpo.dgpo.DGPO.for_env_id` arguments (override the preset's).
+            The run spec's ``"reward"`` (budgets, a trade-off: :func:`spec_reward`) becomes the
+            environment's ``reward_fn`` unless ``env_kwargs`` is given.
     """
     torch.set_num_threads(1)
     path = cached_checkpoint(benchmark_kwargs) if checkpoint is None else Path(checkpoint)
@@ -167,6 +172,9 @@ def run_dgpo(
         learning_rate = DGPO_LEARNING_RATE
     if learning_rate is not None:
         dgpo_kwargs = {"learning_rate": learning_rate, **dgpo_kwargs}
+    reward_fn = spec_reward(benchmark_kwargs, seed)
+    if reward_fn is not None and "env_kwargs" not in dgpo_kwargs:
+        dgpo_kwargs["env_kwargs"] = {"reward_fn": reward_fn}
     agent = make_dgpo(
         preset,
         path,
@@ -189,6 +197,56 @@ def run_dgpo(
     }
     name = "dgpo" if variant == "published" else f"dgpo-{variant}"
     return make_result(name, seed, benchmark, max_queries, None, time.perf_counter() - start, settings)
+
+
+def spec_reward(benchmark_kwargs: dict[str, Any], seed: int) -> RewardFn | None:
+    """The reward of the run spec's ``"reward"`` options (:func:`dgpo_env.rewards.reward_from_options`), or ``None``.
+
+    A random-preference Chebyshev reward is seeded with the run's seed.
+    """
+    options = benchmark_kwargs.get("reward")
+    return None if not options else reward_from_options(**{"seed": seed, **options})
+
+
+MO_ANCHOR_TOP_K = 10
+"""``dgpo-mo`` draws its anchors from the 10 best-rewarded cells (the elite preset uses 3): a wider elite
+keeps anchors spread along the front (tuned on NB201 CIFAR-10 seeds 1-8, benchmarks/multi_objective.py)."""
+
+
+def run_dgpo_mo(
+    benchmark_kwargs: dict[str, Any],
+    seed: int,
+    max_queries: int,
+    normalise: Literal["bounds", "observed"] = "observed",
+    **kwargs: Any,
+) -> SearchResult:
+    """Multi-objective DGPO: the elite preset on a Chebyshev reward with a random preference per look-up.
+
+    The run spec's ``"objectives"`` are scalarised by :class:`~dgpo_env.rewards.Chebyshev` with
+    ``preference="random"`` (a fresh Dirichlet(1) preference vector for every look-up, seeded with the
+    run's seed, as in ParEGO) and ``normalise="observed"`` (ideal and nadir: the best and worst values
+    looked up so far). The elite archive ranks the cells by the reward each received
+    (``archive_score="reward"``) and anchors are drawn from the :data:`MO_ANCHOR_TOP_K` best: cells that
+    were best under some trade-off become replay targets and anchors, so the search spreads along the
+    front. A ``"reward"`` in the run spec replaces the Chebyshev reward (docs/howto-pareto.md).
+
+    Args:
+        benchmark_kwargs: The run spec, with ``"objectives"``.
+        seed: Seeds the environment, DGPO and the preferences.
+        max_queries: The budget of distinct cells.
+        normalise: The Chebyshev reward's normalisation (``"bounds"``: the fixed default bounds).
+        **kwargs: Further :func:`run_dgpo` arguments and elite settings (override the defaults above).
+
+    Raises:
+        ValueError: If the run spec has no objectives.
+    """
+    reward_fn = spec_reward(benchmark_kwargs, seed)
+    if reward_fn is None:
+        objectives = objectives_of(benchmark_kwargs, "dgpo-mo")
+        reward_fn = Chebyshev(objectives, preference="random", seed=seed, normalise=normalise)
+    defaults = {"archive_score": "reward", "anchor_top_k": MO_ANCHOR_TOP_K, "env_kwargs": {"reward_fn": reward_fn}}
+    result = run_dgpo(benchmark_kwargs, seed, max_queries, variant="elite", **{**defaults, **kwargs})
+    return dataclasses.replace(result, method="dgpo-mo")
 
 
 def run_dgpo_elite(benchmark_kwargs: dict[str, Any], seed: int, max_queries: int, **kwargs: Any) -> SearchResult:
@@ -224,8 +282,16 @@ def run_ppo(
     path = cached_checkpoint(benchmark_kwargs) if checkpoint is None else Path(checkpoint)
     start = time.perf_counter()
     benchmark = build_benchmark(benchmark_kwargs)
+    reward_fn = spec_reward(benchmark_kwargs, seed)
     env = make_env_for_model(
-        path, None, n_envs=n_envs, n_steps=n_steps, seed=seed, benchmark=benchmark, max_queries=max_queries
+        path,
+        None,
+        n_envs=n_envs,
+        n_steps=n_steps,
+        seed=seed,
+        env_kwargs=None if reward_fn is None else {"reward_fn": reward_fn},
+        benchmark=benchmark,
+        max_queries=max_queries,
     )
     rollout = episodes_per_env * n_steps
     kwargs = {"gamma": 1.0, "n_steps": rollout, "batch_size": rollout * n_envs // 2, "n_epochs": 4, **ppo_kwargs}
@@ -287,10 +353,13 @@ def register_methods(overwrite: bool = False) -> None:
 __all__ = [
     "COMPARE_PRETRAIN",
     "LAZY_METHODS",
+    "MO_ANCHOR_TOP_K",
     "cached_checkpoint",
     "register_methods",
     "run_dgpo",
     "run_dgpo_elite",
+    "run_dgpo_mo",
     "run_ppo",
     "run_ppo_mlp",
+    "spec_reward",
 ]

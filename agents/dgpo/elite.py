@@ -109,6 +109,8 @@ class EliteConfig(Settings):
         novelty_retries: At the last denoising step, redraw a proposal whose cell is invalid, already
             looked up or already proposed in the round, up to this many times, mixing ever more of the
             prior into the reverse step (:meth:`EliteDGPO._final_step_actions`); >= 0 (0: never).
+        archive_score: What ranks the archived cells for replay and anchors: ``"val_acc"`` (default)
+            or ``"reward"`` (the terminal reward, for budget and trade-off rewards).
 
     Raises:
         TypeError: For a setting of the wrong type.
@@ -129,6 +131,9 @@ class EliteConfig(Settings):
     """Elite preset (tuned, docs/dgpo.md §4): anchored starts once 20 cells are known."""
     novelty_retries: int = 10
     """Elite preset (tuned, docs/dgpo.md §4): up to 10 redraws of a known final cell."""
+    archive_score: str = "val_acc"
+    """What ranks the archive's cells: ``"val_acc"`` (mean validation accuracy) or ``"reward"`` (the
+    episode's terminal reward, e.g. a budget or trade-off reward of :mod:`dgpo_env.rewards`)."""
 
     def __post_init__(self) -> None:
         self._check_count("elite_replay", 0)
@@ -138,6 +143,8 @@ class EliteConfig(Settings):
         self._check_count("anchor_top_k", 1)
         self._check_count("anchor_after", 0)
         self._check_count("novelty_retries", 0)
+        if self.archive_score not in ("val_acc", "reward"):
+            raise ValueError(f"EliteConfig.archive_score must be 'val_acc' or 'reward', got {self.archive_score!r}")
 
 
 class EliteDGPO(DGPO):
@@ -175,6 +182,7 @@ class EliteDGPO(DGPO):
     anchor_top_k = Setting[int]("elite")
     anchor_after = Setting[int]("elite")
     novelty_retries = Setting[int]("elite")
+    archive_score = Setting[str]("elite")
 
     def __init__(
         self,
@@ -272,9 +280,9 @@ class EliteDGPO(DGPO):
         return stale
 
     # ------------------------------------------------------------------ archive and elite replay
-    def _on_cell_looked_up(self, key: str, flat: np.ndarray, val_acc: float) -> None:
-        """Add the cell to the archive."""
-        self.archive.add(key, flat, val_acc)
+    def _on_cell_looked_up(self, key: str, flat: np.ndarray, val_acc: float, reward: float) -> None:
+        """Add the cell to the archive, scored by ``archive_score``."""
+        self.archive.add(key, flat, reward if self.archive_score == "reward" else val_acc)
 
     def _extra_state(self) -> dict[str, Any]:
         """The archive, as JSON: its cells (flat ``int64[N + M]`` rows) and accuracies, by key."""

@@ -200,8 +200,11 @@ class TrajectoryAlgorithm(BaseAlgorithm):
         """
         return actions
 
-    def _on_cell_looked_up(self, key: str, flat: np.ndarray, val_acc: float) -> None:
-        """Called for every valid cell an episode ended on (``flat`` ``int64[N + M]``, accuracy in percent)."""
+    def _on_cell_looked_up(self, key: str, flat: np.ndarray, val_acc: float, reward: float) -> None:
+        """Called for every valid cell an episode ended on.
+
+        ``flat`` is ``int64[N + M]``, ``val_acc`` in percent, ``reward`` the episode's terminal reward.
+        """
 
     # ------------------------------------------------------------------ rollouts
     def collect_trajectories(self, callback: BaseCallback) -> TrajectoryBatch | None:
@@ -274,7 +277,7 @@ class TrajectoryAlgorithm(BaseAlgorithm):
             if "n_queries" in info:
                 self.n_queries = max(self.n_queries, int(info["n_queries"]))
             if info.get("valid") and info.get("val_acc_mean") is not None:
-                self._on_cell_looked_up(info["key"], final, float(info["val_acc_mean"]))
+                self._on_cell_looked_up(info["key"], final, float(info["val_acc_mean"]), float(reward))
                 if self.best is None or info["val_acc_mean"] > self.best["val_acc"]:
                     self.best = {
                         "key": info.get("key"),

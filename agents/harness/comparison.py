@@ -23,6 +23,7 @@ from typing import Any
 from agents.baselines import SearchResult
 from agents.harness.executor import Executor, Job, JobResult, LocalExecutor, SerialExecutor, single_torch_thread
 from agents.harness.registry import (
+    MULTI_OBJECTIVE_METHODS,
     MethodFn,
     available_methods,
     benchmark_kwargs_for,
@@ -100,6 +101,11 @@ class ComparisonPaths:
     png: Path
     store: Path
 
+    @property
+    def pareto_png(self) -> Path:
+        """The Pareto plot of a multi-objective comparison: ``<stem>_pareto.png``."""
+        return self.png.parent / f"{self.png.name.removesuffix('.png')}_pareto.png"
+
 
 def _tag(values: Sequence[Any]) -> str:
     return hashlib.sha256(json.dumps(list(values)).encode()).hexdigest()[:8]
@@ -172,6 +178,8 @@ def _run_one(name: str, fn: MethodFn, benchmark_kwargs: dict[str, Any], seed: in
             f"method {name!r} (seed {seed}) used {result.n_queries} queries with a curve of "
             f"{len(result.curve)} points for a budget of {max_queries}: it must stop at the budget"
         )
+    if "objectives" not in benchmark_kwargs:
+        result = dataclasses.replace(result, queried=())  # only Pareto reports need the keys
     return dataclasses.replace(result, method=name, seed=seed)
 
 
@@ -281,6 +289,8 @@ def run_comparison(
     resume: bool = False,
     force: bool = False,
     executor: Executor | None = None,
+    objectives: Sequence[str] | None = None,
+    reward: Mapping[str, Any] | None = None,
 ) -> Comparison:
     """Run every method for every seed on one benchmark; store each run; write JSON and a plot; print a table.
 
@@ -304,6 +314,12 @@ def run_comparison(
         executor: Where the runs execute; default :class:`~agents.harness.executor.SerialExecutor`
             for ``n_jobs == 1``, else a :class:`~agents.harness.executor.LocalExecutor` of
             ``n_jobs`` workers with one torch thread each.
+        objectives: Two or more metric names (:data:`dgpo_env.rewards.METRICS`): a multi-objective
+            comparison. Multi-objective methods optimise them, every run keeps its queried keys, and a
+            Pareto report (:mod:`agents.harness.pareto`) is added to the JSON, printed and plotted
+            (``<stem>_pareto.png``); needs the extra ``moo``.
+        reward: Keyword arguments of :func:`dgpo_env.rewards.reward_from_options` for the RL methods'
+            reward (budgets or a trade-off); the other methods ignore it.
 
     Returns:
         The complete :class:`~agents.harness.report.Comparison`.
@@ -333,7 +349,17 @@ def run_comparison(
     if resume and out_dir is None:
         raise ValueError("resuming needs an output directory (out_dir)")
     methods = {name: get_method(name) for name in dict.fromkeys(algos)}
-    benchmark_kwargs = benchmark_kwargs_for(env, table_path)
+    needs = sorted(MULTI_OBJECTIVE_METHODS & set(methods))
+    if needs and objectives is None:
+        raise ValueError(f"{', '.join(needs)} optimise several objectives: give objectives (--objectives acc,latency)")
+    benchmark_kwargs = benchmark_kwargs_for(env, table_path, objectives, reward)
+    if objectives is not None:
+        from agents.harness.pareto import require_moocore
+
+        try:
+            require_moocore()  # the Pareto report's library, checked before any run
+        except ImportError as err:
+            raise ValueError(str(err)) from None
     if out_dir is not None:
         try:
             ensure_writable_dir(out_dir)
@@ -354,7 +380,9 @@ def run_comparison(
             results.update(_json_runs(json_path, settings))
             results.update(_store_runs(run_store, settings))  # a stored run is newer than the JSON's
 
-        prepare_outputs([paths.json, paths.png], store, settings, resume=resume, force=force, check=read_finished)
+        prepare_outputs(
+            [paths.json, paths.png, paths.pareto_png], store, settings, resume=resume, force=force, check=read_finished
+        )
         if nothing and echo:
             print(NOTHING_TO_RESUME, file=sys.stderr)
 
@@ -387,8 +415,19 @@ def run_comparison(
         methods=list(methods),
         missing=[(m, s) for m in methods for s in seed_list if (m, s) not in results],
     )
+    pareto = None
+    if objectives is not None and runs:
+        from agents.harness.pareto import ObjectiveTable, pareto_report
+
+        table = ObjectiveTable.build(reference, benchmark_kwargs["objectives"])
+        pareto = pareto_report(runs, table, points, max_queries)
+        comparison.pareto = pareto.to_dict()
     if paths is not None and store is not None and runs:
         comparison.json_path, comparison.png_path = paths.json, paths.png
+        if pareto is not None:
+            from agents.harness.pareto import plot_pareto
+
+            plot_pareto(pareto, paths.pareto_png, reference.name)
         atomic_write_text(paths.json, dumps_json(comparison.to_dict()) + "\n")
         plot_comparison(comparison, paths.png, log_x=log_x)
         if comparison.complete:
@@ -396,7 +435,12 @@ def run_comparison(
     if echo:
         if runs:
             print(comparison.table())
-        for path in (comparison.json_path, comparison.png_path):
+            if pareto is not None:
+                print(pareto.table())
+        written = [comparison.json_path, comparison.png_path]
+        if pareto is not None and paths is not None:
+            written.append(paths.pareto_png)
+        for path in written:
             if path is not None:
                 print(f"wrote {path}")
         sys.stdout.flush()

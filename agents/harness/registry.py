@@ -12,9 +12,10 @@ A *method* is any callable ``fn(benchmark_kwargs, seed, max_queries) -> SearchRe
 * to run in worker processes it must be picklable: a module-level function, or a
   :func:`functools.partial` of one with picklable arguments (bind method options that way).
 
-"rs", "rea", "ls" and "reinforce" are registered here, "dgpo", "dgpo-elite", "ppo" and
+"rs", "rea", "ls" and "reinforce" are registered here, "dgpo", "dgpo-elite", "dgpo-mo", "ppo" and
 "ppo-mlp" by path (:data:`DIFFUSION_METHODS`, imported on first use), and so are the peer optimisers
-"tpe" and "smac" (:data:`PEER_METHODS`), which need the optional extra ``peers``: without it,
+"tpe", "smac" and the multi-objective "nsga2" and "motpe" (:data:`PEER_METHODS`), which need the
+optional extra ``peers``: without it,
 :func:`get_method` raises a one-line :class:`ValueError` naming ``pip install "dgpo-env[peers]"``.
 Adding a method is one call, for example in the module that defines it::
 
@@ -32,7 +33,7 @@ or, without importing that module until the method is used, ``register_method("d
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -56,14 +57,20 @@ DIFFUSION_METHODS: dict[str, str] = {
     "dgpo-elite": "agents.dgpo.compare_methods:run_dgpo_elite",
     "ppo": "agents.dgpo.compare_methods:run_ppo",
     "ppo-mlp": "agents.dgpo.compare_methods:run_ppo_mlp",
+    "dgpo-mo": "agents.dgpo.compare_methods:run_dgpo_mo",
 }
 """RL methods registered by path (:mod:`agents.dgpo.compare_methods`), imported only when used."""
 
 PEER_METHODS: dict[str, str] = {
     "tpe": "agents.baselines.tpe:run_tpe",
     "smac": "agents.baselines.smac:run_smac",
+    "nsga2": "agents.baselines.multi_objective:run_nsga2",
+    "motpe": "agents.baselines.multi_objective:run_motpe",
 }
 """Peer optimisers of the optional extra ``peers`` (Optuna's TPE, SMAC3), registered by path."""
+
+MULTI_OBJECTIVE_METHODS: frozenset[str] = frozenset({"nsga2", "motpe", "dgpo-mo"})
+"""Methods that optimise the run spec's ``"objectives"``: a comparison with them needs objectives."""
 
 _REGISTRY: dict[str, MethodFn | str] = {}
 _RESOLVED: dict[str, MethodFn] = {}
@@ -171,13 +178,20 @@ for _name, _path in {**DIFFUSION_METHODS, **PEER_METHODS}.items():
     register_method(_name, _path)
 
 
+RUN_SPEC_KEYS: tuple[str, ...] = ("objectives", "reward")
+"""Keys of a benchmark spec that describe the task rather than the benchmark (docs/howto-pareto.md):
+``"objectives"`` (metric names of :data:`dgpo_env.rewards.METRICS` for multi-objective methods and the
+Pareto report) and ``"reward"`` (keyword arguments of :func:`dgpo_env.rewards.reward_from_options` for
+the RL methods). :func:`build_benchmark` leaves them out."""
+
+
 def build_benchmark(benchmark_kwargs: Mapping[str, Any]) -> Benchmark:
-    """A fresh benchmark from ``{"name": ..., **make_benchmark kwargs}``.
+    """A fresh benchmark from ``{"name": ..., **make_benchmark kwargs}`` (:data:`RUN_SPEC_KEYS` are left out).
 
     Raises:
         ValueError: If ``"name"`` is missing (or from :func:`~dgpo_env.benchmarks.make_benchmark`).
     """
-    kwargs = dict(benchmark_kwargs)
+    kwargs = {k: v for k, v in benchmark_kwargs.items() if k not in RUN_SPEC_KEYS}
     if "name" not in kwargs:
         raise ValueError(f"benchmark kwargs need a 'name' ('nb201', 'toy', 'nb101'), got {kwargs}")
     return make_benchmark(kwargs.pop("name"), **kwargs)
@@ -190,7 +204,26 @@ def known_envs() -> tuple[str, ...]:
     return (*sorted(ENV_SPECS), *BENCHMARK_SHORTHANDS)
 
 
-def benchmark_kwargs_for(env: str, table_path: str | Path | None = None) -> dict[str, Any]:
+def objectives_of(benchmark_kwargs: Mapping[str, Any], method: str) -> tuple[str, ...]:
+    """The ``"objectives"`` of a run spec, for a multi-objective method.
+
+    Raises:
+        ValueError: If the spec has none (naming the method and the flag that sets them).
+    """
+    objectives = benchmark_kwargs.get("objectives")
+    if not objectives:
+        raise ValueError(
+            f"method {method!r} is multi-objective: give objectives (dgpo compare --objectives acc,latency)"
+        )
+    return tuple(str(o) for o in objectives)
+
+
+def benchmark_kwargs_for(
+    env: str,
+    table_path: str | Path | None = None,
+    objectives: Sequence[str] | None = None,
+    reward: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Benchmark kwargs for a Gymnasium id (``"dgpo_env/NB201-CIFAR10-v0"``) or a shorthand.
 
     Gymnasium ids are read from :data:`dgpo_env.registration.ENV_SPECS`, so every registered
@@ -199,12 +232,17 @@ def benchmark_kwargs_for(env: str, table_path: str | Path | None = None) -> dict
     Args:
         env: The environment id or shorthand.
         table_path: Optional extended NB201 table (``nb201.npz`` schema) that adds test accuracies.
+        objectives: Metric names for multi-objective methods and the Pareto report (checked against
+            :data:`dgpo_env.rewards.METRICS`).
+        reward: Keyword arguments of :func:`dgpo_env.rewards.reward_from_options` for the RL methods.
 
     Returns:
         ``{"name": ..., **make_benchmark kwargs}`` for :func:`build_benchmark`.
 
     Raises:
-        ValueError: For an unknown spec, or a table path for a non-NB201 benchmark.
+        TypeError: If ``objectives`` is a string or not a sequence.
+        ValueError: For an unknown spec, a table path for a non-NB201 benchmark, unknown or fewer than
+            two objectives (the message lists the known metrics), or a reward the builders refuse.
     """
     from dgpo_env.registration import ENV_SPECS
 
@@ -221,13 +259,29 @@ def benchmark_kwargs_for(env: str, table_path: str | Path | None = None) -> dict
         if kwargs["name"] != "nb201":
             raise ValueError(f"table_path is an NB201 table, but {env!r} is a {kwargs['name']!r} benchmark")
         kwargs["table_path"] = str(table_path)
+    if objectives is not None:
+        from dgpo_env.rewards import check_metric
+
+        if isinstance(objectives, (str, bytes)) or not isinstance(objectives, Sequence):
+            raise TypeError(f"objectives must be a list of metric names such as ['acc', 'latency'], got {objectives!r}")
+        names = [check_metric(o).name for o in objectives]
+        if len(names) < 2 or len(set(names)) != len(names):
+            raise ValueError(f"objectives must be at least two distinct metrics, got {list(objectives)}")
+        kwargs["objectives"] = names
+    if reward:
+        from dgpo_env.rewards import reward_from_options
+
+        reward_from_options(**reward)  # checked now, before any run
+        kwargs["reward"] = dict(reward)
     return kwargs
 
 
 __all__ = [
     "BENCHMARK_SHORTHANDS",
     "DIFFUSION_METHODS",
+    "MULTI_OBJECTIVE_METHODS",
     "PEER_METHODS",
+    "RUN_SPEC_KEYS",
     "MethodFn",
     "available_methods",
     "benchmark_kwargs_for",
@@ -235,6 +289,7 @@ __all__ = [
     "get_method",
     "installed_peer_methods",
     "known_envs",
+    "objectives_of",
     "register_method",
     "run_baseline",
 ]

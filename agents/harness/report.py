@@ -145,6 +145,8 @@ class Comparison:
         png_path: Where the plot went (``None`` if not written).
         methods: Every method asked for, in order (defaults to those in ``runs``).
         missing: ``(method, seed)`` runs asked for that did not finish (empty when complete).
+        pareto: The Pareto report of a multi-objective comparison
+            (:meth:`agents.harness.pareto.ParetoReport.to_dict`), else ``None``.
     """
 
     env: str
@@ -161,6 +163,7 @@ class Comparison:
     png_path: Path | None = None
     methods: list[str] = field(default_factory=list)
     missing: list[tuple[str, int]] = field(default_factory=list)
+    pareto: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.methods:
@@ -195,6 +198,7 @@ class Comparison:
                 {**dataclasses.asdict(s), "checkpoints": {str(q): list(v) for q, v in s.checkpoints.items()}}
                 for s in self.summaries
             ],
+            **({} if self.pareto is None else {"pareto": self.pareto}),
         }
 
 

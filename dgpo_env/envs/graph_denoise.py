@@ -180,7 +180,11 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
       ``benchmark.marginals()``); a diffusion policy must use the same prior.
     * ``reward_scale``: ``"fraction"`` or ``"percent"``.
     * ``reward_fn``: optional callable ``CellResult -> float`` (a finite real number) replacing the
-      accuracy reward (e.g. accuracy minus a parameter penalty); called for valid cells only.
+      accuracy reward (e.g. accuracy minus a parameter penalty); called for valid cells only. Ready-made
+      ones in :mod:`dgpo_env.rewards` (docs/howto-constrained.md): ``AccuracyUnderBudget(max_latency_ms=12,
+      max_params_m=0.8)`` (hard budgets; an over-budget cell gets ``infeasible_reward``, never its
+      accuracy), ``WeightedSum`` and ``Chebyshev`` (trade-offs of ``acc``, ``latency``, ``params``,
+      ``train_time``). ``reward_scale`` does not apply to it.
     * ``inverse``: ``bool``, negate the reward.
     * ``invalid_reward``: reward of an invalid cell, a finite real number.
     * ``noisy``: ``bool``, reward one training seed's accuracy instead of the mean.
@@ -191,7 +195,8 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
     * v0: the first version. Later additions that change no dynamics: ``reset`` options
       ``start_cell``/``start_step``; the ``ledger`` argument and ``info["budget_exhausted"]``; the
       opt-in ``gym.make`` flags ``mask_in_obs`` and ``flatten_obs`` (wrappers; the default observation
-      is unchanged).
+      is unchanged); the ready-made ``reward_fn`` objects of :mod:`dgpo_env.rewards` (budgets and
+      trade-offs; the default reward is unchanged).
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}  # noqa: RUF012 (Gymnasium's convention)
