@@ -59,8 +59,8 @@ def test_without_ray_the_package_imports_and_the_errors_name_the_fix(tmp_path: P
 @pytest.mark.parametrize(
     ("argv", "words"),
     [
-        (["--address", "auto"], "--address only apply with --backend ray"),
-        (["--cpus-per-run", "2", "--gpus-per-run", "1"], "--cpus-per-run, --gpus-per-run only apply with"),
+        (["--address", "auto"], "--address applies only with --backend ray"),
+        (["--cpus-per-run", "2", "--gpus-per-run", "1"], "--cpus-per-run, --gpus-per-run apply only with"),
         (["--backend", "ray", "--jobs", "2"], "drop --jobs"),
     ],
 )

@@ -68,7 +68,8 @@ def executor_from_args(args: argparse.Namespace, max_runs_per_worker: int | None
     given = [name for name, value in ray_options.items() if value is not None]
     if args.backend == "local":
         if given:
-            raise BackendError(f"{', '.join(given)} only apply with --backend ray")
+            verb = "applies" if len(given) == 1 else "apply"
+            raise BackendError(f"{', '.join(given)} {verb} only with --backend ray")
         return None, LOCAL_JOBS if args.jobs is None else args.jobs
     if args.jobs is not None:
         raise BackendError(
