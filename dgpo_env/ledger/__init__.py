@@ -5,6 +5,7 @@ See :mod:`dgpo_env.ledger.base` for the interface and docs/ledger.md for the gua
 
 from dgpo_env.ledger.base import BUDGET_EXHAUSTED, Admission, LedgerError, QueryLedger, QueryRecord, check_budget
 from dgpo_env.ledger.memory import InMemoryLedger
+from dgpo_env.ledger.ray import RayLedger  # imports Ray only when a RayLedger is made
 from dgpo_env.ledger.sqlite import SQLiteLedger
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "LedgerError",
     "QueryLedger",
     "QueryRecord",
+    "RayLedger",
     "SQLiteLedger",
     "check_budget",
 ]
