@@ -1,5 +1,10 @@
 """RayVecEnv on a real local Ray runtime: same numbers as DummyVecEnv, concurrent steps, SB3 agents and DGPO on it,
-one exact query budget across actor copies (docs/ray.md)."""
+one exact query budget across actor copies (docs/ray.md).
+
+Actors take seconds to start, so most tests share four copies (a module fixture) counting into one
+:class:`~dgpo_env.ledger.RayLedger`, emptied before each test. The module's tests run on one pytest-xdist
+worker, with the other Ray tests (``xdist_group``).
+"""
 
 from __future__ import annotations
 
@@ -24,11 +29,16 @@ from agents.dgpo import DGPO
 from agents.diffusion.denoiser import DenoiserConfig
 from agents.diffusion.model import DiffusionModel
 from agents.diffusion.sampling import mean_sample_accuracy
-from agents.policies import GraphDiffusionPolicy, MaskableGraphDiffusionPolicy, RayVecEnv, make_env_for_model
-from agents.policies.ray_vec_env import import_ray
+from agents.policies import (
+    GraphDiffusionPolicy,
+    MaskableGraphDiffusionPolicy,
+    RayVecEnv,
+    env_ledger,
+    make_env_for_model,
+)
 from dgpo_env.benchmarks import ToyBenchmark
 from dgpo_env.envs.graph_denoise import GraphDenoiseEnv
-from dgpo_env.ledger import BUDGET_EXHAUSTED, InMemoryLedger, LedgerError, SQLiteLedger
+from dgpo_env.ledger import BUDGET_EXHAUSTED, InMemoryLedger, LedgerError, QueryLedger, RayLedger, SQLiteLedger
 from dgpo_env.search_spaces import ToySearchSpace
 
 TINY = DenoiserConfig(hidden_dim=16, edge_dim=8, n_layers=2, n_heads=2, time_dim=8)
@@ -36,11 +46,15 @@ TOY = "dgpo_env/ToyDAG-v0"
 N_ENVS = 4
 ACTOR_CPUS = {"num_cpus": 0.25}  # 4 copies on one of the 2 logical CPUs the test runtime has
 
+pytestmark = pytest.mark.xdist_group("ray")
+
 
 @pytest.fixture(scope="module")
 def ray_runtime() -> Iterator[None]:
-    ray = pytest.importorskip("ray", reason='needs Ray: pip install "dgpo-env[ray]"')
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray = pytest.importorskip("ray", reason='needs the ray extra: pip install "dgpo-env[ray]"')
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     # this module is not importable in Ray's workers: send its classes (the barrier wrapper) by value
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     yield
@@ -53,10 +67,9 @@ def toy_model() -> DiffusionModel:
 
 
 @pytest.fixture(scope="module")
-def shared(ray_runtime: None, toy_model: DiffusionModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """Four toy copies in Ray actors, built for the model, counting into one SQLite ledger (reused: actors are slow
-    to start)."""
-    ledger = SQLiteLedger(tmp_path_factory.mktemp("ray") / "queries.sqlite")
+def shared(ray_runtime: None, toy_model: DiffusionModel) -> Iterator[Any]:
+    """Four toy copies in Ray actors, built for the model, counting into one ledger actor."""
+    ledger = RayLedger()
     env = make_env_for_model(
         toy_model,
         TOY,
@@ -68,10 +81,11 @@ def shared(ray_runtime: None, toy_model: DiffusionModel, tmp_path_factory: pytes
     )
     yield env, ledger
     env.close()
+    ledger.kill()
 
 
 @pytest.fixture
-def ray_env(shared: Any) -> tuple[VecEnv, SQLiteLedger]:
+def ray_env(shared: Any) -> tuple[VecEnv, QueryLedger]:
     """The shared actor copies with a fresh ledger (no records, no budget)."""
     env, ledger = shared
     ledger.reset()
@@ -94,7 +108,7 @@ def _allowed_actions(masks: np.ndarray, nvec: np.ndarray, rng: np.random.Generat
 
 # ---------------------------------------------------------------------------------------------- the VecEnv contract
 def test_same_observations_rewards_and_infos_as_dummy_vec_env(
-    ray_env: tuple[VecEnv, SQLiteLedger], toy_model: DiffusionModel
+    ray_env: tuple[VecEnv, QueryLedger], toy_model: DiffusionModel
 ) -> None:
     env, _ = ray_env
     local = _local_twin(toy_model, seed=5)
@@ -123,7 +137,7 @@ def test_same_observations_rewards_and_infos_as_dummy_vec_env(
     assert np.all(obs["t"] == toy_model.diffusion_steps)  # reset after the last episode, as SB3 does
 
 
-def test_attributes_methods_and_wrappers_of_the_copies(ray_env: tuple[VecEnv, SQLiteLedger]) -> None:
+def test_attributes_methods_and_wrappers_of_the_copies(ray_env: tuple[VecEnv, QueryLedger]) -> None:
     env, ledger = ray_env
     assert env.num_envs == N_ENVS and env.get_attr("ledger_id") == [ledger.ledger_id] * N_ENVS
     assert env.env_is_wrapped(Monitor) == [True] * N_ENVS and env.env_is_wrapped(gym.wrappers.TimeLimit, [0]) == [False]
@@ -139,7 +153,7 @@ def test_attributes_methods_and_wrappers_of_the_copies(ray_env: tuple[VecEnv, SQ
     assert len(images) == N_ENVS and all(image is not None and image.shape[-1] == 3 for image in images)
 
 
-def test_an_error_in_a_copy_reaches_the_caller(ray_env: tuple[VecEnv, SQLiteLedger]) -> None:
+def test_an_error_in_a_copy_reaches_the_caller(ray_env: tuple[VecEnv, QueryLedger]) -> None:
     env, _ = ray_env
     env.reset()
     bad = np.full((N_ENVS, len(env.action_space.nvec)), 99, dtype=np.int64)  # type: ignore[attr-defined]
@@ -171,25 +185,31 @@ class _Barrier(gym.Wrapper):
         return result
 
 
-def test_copies_step_concurrently(ray_runtime: None, tmp_path: Path) -> None:
-    folder, parties = str(tmp_path), 2
-    env = RayVecEnv(
-        [lambda: _Barrier(GraphDenoiseEnv(benchmark="toy", n_steps=1), folder, parties)] * parties, **ACTOR_CPUS
-    )
+def test_copies_step_concurrently_and_share_an_sqlite_ledger(ray_runtime: None, tmp_path: Path) -> None:
+    folder, parties = tmp_path / "barrier", 2
+    folder.mkdir()
+    ledger = SQLiteLedger(tmp_path / "queries.sqlite")  # one machine: a file every actor opens
+
+    def make() -> gym.Env:
+        return _Barrier(GraphDenoiseEnv(benchmark="toy", n_steps=1, ledger=ledger), str(folder), parties)
+
+    env = RayVecEnv([make] * parties, **ACTOR_CPUS)
     try:
+        assert env_ledger(env).ledger_id == ledger.ledger_id
         env.reset()
         actions = np.stack([env.action_space.sample() for _ in range(parties)])
-        _, _, dones, _ = env.step(actions)  # returns only if both copies were inside step() together
+        _, _, dones, infos = env.step(actions)  # returns only if both copies were inside step() together
         with pytest.warns(UserWarning, match="rgb_array"):  # built without a render mode
             assert env.get_images() == [None] * parties
     finally:
         env.close()
-    assert dones.all() and len(list(tmp_path.iterdir())) == parties and env.closed
+    assert dones.all() and len(list(folder.iterdir())) == parties and env.closed
+    assert ledger.n_lookups == sum(info["valid"] for info in infos)  # both copies counted into the one file
 
 
 # ---------------------------------------------------------------------------------------------- agents on it
 def test_dgpo_learns_on_ray_copies_exactly_as_on_local_copies(
-    ray_env: tuple[VecEnv, SQLiteLedger], toy_model: DiffusionModel
+    ray_env: tuple[VecEnv, QueryLedger], toy_model: DiffusionModel
 ) -> None:
     """Measured: toy mean accuracy 38.0 -> 57.8 after 15 batches of 16 (seed 0), on both VecEnvs."""
     settings = {"batch_size": 16, "learning_rate": 5e-3, "freeze_fraction": 0.0, "seed": 0}
@@ -212,7 +232,7 @@ def test_dgpo_learns_on_ray_copies_exactly_as_on_local_copies(
 
 
 def test_dgpo_budget_is_exact_across_actor_copies(
-    ray_env: tuple[VecEnv, SQLiteLedger], toy_model: DiffusionModel
+    ray_env: tuple[VecEnv, QueryLedger], toy_model: DiffusionModel
 ) -> None:
     env, ledger = ray_env
     agent = DGPO("GraphDiffusionPolicy", env, policy_kwargs={"model": toy_model}, batch_size=8, max_queries=10, seed=1)
@@ -222,7 +242,7 @@ def test_dgpo_budget_is_exact_across_actor_copies(
     assert agent.num_timesteps <= 3 * 8 * 4  # stopped long before total_timesteps
 
 
-def test_random_cells_never_overshoot_the_budget(ray_env: tuple[VecEnv, SQLiteLedger]) -> None:
+def test_random_cells_never_overshoot_the_budget(ray_env: tuple[VecEnv, QueryLedger]) -> None:
     env, ledger = ray_env
     ledger.set_budget(20)
     env.reset()
@@ -240,7 +260,7 @@ def test_random_cells_never_overshoot_the_budget(ray_env: tuple[VecEnv, SQLiteLe
 
 @pytest.mark.parametrize("algo", [PPO, A2C, MaskablePPO])
 def test_sb3_algorithms_run_on_ray_copies(
-    ray_env: tuple[VecEnv, SQLiteLedger], toy_model: DiffusionModel, algo: type
+    ray_env: tuple[VecEnv, QueryLedger], toy_model: DiffusionModel, algo: type
 ) -> None:
     env, ledger = ray_env
     kwargs = {"model": toy_model, "task": env.get_attr("task", [0])[0]}
@@ -281,7 +301,5 @@ def test_arguments_are_checked(kwargs: dict[str, Any], error: type[Exception], m
 
 def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray now fails as if it were not installed
-    with pytest.raises(ImportError, match=r'pip install "dgpo-env\[ray\]"'):
-        import_ray()
-    with pytest.raises(ImportError, match="Ray is not installed"):
+    with pytest.raises(ImportError, match=r'RayVecEnv needs Ray.*pip install "dgpo-env\[ray\]"'):
         make_vec_env(TOY, n_envs=1, vec_env_cls=RayVecEnv)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from types import ModuleType
 from typing import Any
 
 import gymnasium as gym
@@ -34,29 +33,14 @@ from stable_baselines3.common.env_util import is_wrapped
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
+from dgpo_env.ledger.ray import require_ray
 from dgpo_env.validation import check_callable, check_mapping, check_real
-
-RAY_INSTALL_HINT = 'pip install "dgpo-env[ray]"'
-"""How to install Ray with the versions this package is tested with (quoted in the import error)."""
 
 RESOURCE_OPTIONS = ("num_cpus", "num_gpus")
 """Actor options set by :class:`RayVecEnv`'s own arguments (not allowed in ``actor_options``)."""
 
 StepResult = tuple[Any, float, bool, dict[str, Any], dict[str, Any]]
 """One copy's answer to a step: observation, reward, done, info, reset info (empty unless it was reset)."""
-
-
-def import_ray() -> ModuleType:
-    """The ``ray`` module.
-
-    Raises:
-        ImportError: If Ray is not installed, naming the extra that installs it.
-    """
-    try:
-        import ray
-    except ImportError as error:
-        raise ImportError(f"Ray is not installed; {RAY_INSTALL_HINT} installs it (docs/ray.md)") from error
-    return ray
 
 
 class EnvActor:
@@ -227,7 +211,7 @@ class RayVecEnv(VecEnv):
             raise ValueError(f"actor_options must not set {clash}; pass them as RayVecEnv arguments")
         options["num_cpus"] = check_real("num_cpus", num_cpus, minimum=0.0)
         options["num_gpus"] = check_real("num_gpus", num_gpus, minimum=0.0)
-        self._ray = import_ray()
+        self._ray = require_ray("RayVecEnv")
         self.actor_options = options
         remote_class = self._ray.remote(EnvActor).options(**options)
         self.actors = [remote_class.remote(fn) for fn in env_fns]
@@ -337,4 +321,4 @@ class RayVecEnv(VecEnv):
         return self._call("is_wrapped", indices, wrapper_class)
 
 
-__all__ = ["RAY_INSTALL_HINT", "EnvActor", "RayVecEnv", "import_ray", "stack_observations", "writable"]
+__all__ = ["EnvActor", "RayVecEnv", "stack_observations", "writable"]
