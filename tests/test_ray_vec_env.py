@@ -1,5 +1,5 @@
 """RayVecEnv on a real local Ray runtime: same numbers as DummyVecEnv, concurrent steps, SB3 agents and DGPO on it,
-one exact query budget across actor copies (docs/ray.md).
+one exact query budget across actor copies; and the Ray Tune example in its smoke mode (docs/ray.md).
 
 Actors take seconds to start, so most tests share four copies (a module fixture) counting into one
 :class:`~dgpo_env.ledger.RayLedger`, emptied before each test. The module's tests run on one pytest-xdist
@@ -8,11 +8,14 @@ worker, with the other Ray tests (``xdist_group``).
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import sys
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import gymnasium as gym
@@ -46,12 +49,20 @@ TOY = "dgpo_env/ToyDAG-v0"
 N_ENVS = 4
 ACTOR_CPUS = {"num_cpus": 0.25}  # 4 copies on one of the 2 logical CPUs the test runtime has
 
+TUNE_EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "ray_tune_sweep.py"
+
 pytestmark = pytest.mark.xdist_group("ray")
+
+try:
+    import ray
+except ImportError:  # the tests that need it skip
+    ray = None
 
 
 @pytest.fixture(scope="module")
 def ray_runtime() -> Iterator[None]:
-    ray = pytest.importorskip("ray", reason='needs the ray extra: pip install "dgpo-env[ray]"')
+    if ray is None:
+        pytest.skip('needs the ray extra: pip install "dgpo-env[ray]"')
     if ray.is_initialized():
         ray.shutdown()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
@@ -303,3 +314,62 @@ def test_missing_ray_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray now fails as if it were not installed
     with pytest.raises(ImportError, match=r'RayVecEnv needs Ray.*pip install "dgpo-env\[ray\]"'):
         make_vec_env(TOY, n_envs=1, vec_env_cls=RayVecEnv)
+
+
+# ---------------------------------------------------------------------------------------------- the Ray Tune example
+@pytest.fixture(scope="module")
+def tune_example() -> Iterator[ModuleType]:
+    """examples/ray_tune_sweep.py as a module (importable by name, so Ray can send its trial function by value)."""
+    spec = importlib.util.spec_from_file_location("ray_tune_sweep", TUNE_EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        if ray is not None:
+            ray.cloudpickle.register_pickle_by_value(module)
+        yield module
+    finally:
+        del sys.modules[spec.name]
+
+
+def test_query_efficiency_is_the_mean_of_the_padded_best_so_far_curve(tune_example: ModuleType) -> None:
+    query_efficiency = tune_example.query_efficiency
+    assert query_efficiency(np.array([80.0, 85.0, 85.0, 90.0]), 4) == pytest.approx(85.0)
+    assert query_efficiency(np.array([80.0, 90.0]), 4) == pytest.approx((80 + 90 * 3) / 4)  # stopped early
+    assert np.isnan(query_efficiency(np.array([]), 4))
+
+
+def test_tune_sweep_smoke_ranks_settings_and_reports_held_out_seeds(
+    ray_runtime: None, tune_example: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("ray.tune", reason='needs Ray Tune: pip install "dgpo-env[ray]"')
+    out = tmp_path / "sweep.json"
+    argv = ["--smoke", "--cpus-per-trial", "0.5", "--storage", str(tmp_path / "tune"), "--out", str(out)]
+    summary = tune_example.main(argv)
+    trials = summary["trials"]
+    assert {(t["learning_rate"], t["batch_size"]) for t in trials} == {(1e-4, 4), (1e-4, 8), (1e-3, 4), (1e-3, 8)}
+    scores = [t["query_efficiency"] for t in trials]
+    assert scores == sorted(scores, reverse=True) and all(50.0 < s <= 91.61 for s in scores)  # NB201 oracle 91.6067
+    assert all(t["n_queries"] == 8 and t["query_efficiency"] <= t["best_val_acc"] for t in trials)
+    assert summary["best"] == {k: trials[0][k] for k in ("learning_rate", "batch_size")}
+    assert summary["held_out"]["n_queries"] == 8 and json.loads(out.read_text()) == summary
+    assert "held-out seeds [100]" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--seeds", "0,100"], "--seeds must be below 100"),
+        (["--report-seeds", "5"], "--report-seeds must be 100 or above"),
+        (["--seeds", "1,1"], "distinct seeds"),
+        (["--learning-rates", "0"], "expected a finite number > 0"),
+        (["--batch-sizes", "2.5"], "expected an integer"),
+    ],
+)
+def test_tune_example_arguments_are_checked(
+    tune_example: ModuleType, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        tune_example.parse_args(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
