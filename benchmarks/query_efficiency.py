@@ -20,6 +20,9 @@ finished run is stored as it ends; after Ctrl-C (exit 130) or a failed run (exit
 (alias ``--reuse``) continues, also from a complete comparison, which is then only read; existing
 outputs are never replaced without ``--resume`` or ``--force`` (see docs/harness.md).
 
+Runs execute in ``--jobs`` local processes, or with ``--backend ray [--address auto] [--cpus-per-run N]
+[--gpus-per-run N]`` as Ray tasks on a cluster (docs/ray.md); the results are the same.
+
 Usage::
 
     python benchmarks/query_efficiency.py --seeds 100-119 --jobs 2 --table-path ../shared/data/nb201/nb201.npz
@@ -36,9 +39,11 @@ from pathlib import Path
 from typing import Any
 
 from agents.baselines.peers import PEERS_INSTALL
+from agents.commands.backend import LOCAL_JOBS, BackendError, add_backend_arguments, executor_from_args
 from agents.harness import (
     ComparisonFailed,
     ComparisonInterrupted,
+    Executor,
     comparison_paths,
     comparison_settings,
     run_comparison,
@@ -179,9 +184,17 @@ def legacy_json(
 
 
 def load_or_run(
-    json_path: Path, dataset: str, algos: list[str], budgets: list[int], args: argparse.Namespace
+    json_path: Path,
+    dataset: str,
+    algos: list[str],
+    budgets: list[int],
+    args: argparse.Namespace,
+    backend: tuple[Executor | None, int] = (None, LOCAL_JOBS),
 ) -> dict[str, Any]:
-    """The comparison's JSON dict (plus its ``json_path``): run, or with ``--resume`` continue, the comparison."""
+    """The comparison's JSON dict (plus its ``json_path``): run, or with ``--resume`` continue, the comparison.
+
+    ``backend`` is ``(executor, n_jobs)`` from :func:`agents.commands.backend.executor_from_args`.
+    """
     if args.resume and not json_path.exists():
         legacy = legacy_json(args.out_dir, dataset, algos, budgets, args)
         if legacy is not None:
@@ -192,7 +205,8 @@ def load_or_run(
         algos,
         args.seeds,
         max(budgets),
-        n_jobs=args.jobs,
+        n_jobs=backend[1],
+        executor=backend[0],
         out_dir=args.out_dir,
         table_path=args.table_path,
         checkpoints=budgets,
@@ -265,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         default=list(BUDGETS),
         help=f"comma-separated budgets; the largest is the run's (default {','.join(map(str, BUDGETS))})",
     )
-    parser.add_argument("--jobs", type=int, default=2)
+    add_backend_arguments(parser)  # --jobs, --backend {local,ray}, --address, --cpus-per-run, --gpus-per-run
     parser.add_argument("--table-path", default=None, help="extended NB201 .npz (adds test accuracy)")
     parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results/query_efficiency"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/query_efficiency.json"))
@@ -289,6 +303,10 @@ def main(argv: list[str] | None = None) -> int:
         ensure_writable_dir(args.out.parent)
     except OSError as err:
         parser.error(str(err.strerror or err))
+    try:
+        backend = executor_from_args(args)
+    except BackendError as err:
+        parser.error(str(err))
     report: dict[str, Any] = {
         "command": " ".join(["python", *map(shlex.quote, [sys.argv[0], *(argv or sys.argv[1:])])]),
         "versions": versions(),
@@ -302,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         paths = comparison_paths(args.out_dir, f"nb201-{dataset}", max(budgets), algos, args.seeds)
         try:
-            comparison = load_or_run(paths.json, dataset, algos, budgets, args)
+            comparison = load_or_run(paths.json, dataset, algos, budgets, args, backend)
         except ValueError as err:
             parser.exit(2, f"{parser.prog}: error: {err}\n")
         except ComparisonFailed as err:

@@ -20,7 +20,11 @@
 4. **Cost**: every job runs in its own process; its wall time and peak resident memory are recorded.
    One full reproduction run = the ``full`` pretraining + one fine-tuning run.
 
-Jobs run in the harness's :class:`~agents.harness.LocalExecutor` (a fresh process per job) and each
+Jobs run in the harness's :class:`~agents.harness.LocalExecutor` (a fresh process per job), or with
+``--backend ray [--address auto] [--cpus-per-run N] [--gpus-per-run N]`` as Ray tasks, a fresh Ray
+worker process per job (docs/ray.md; on a cluster of several machines, ``--models`` and ``--out``
+must be on a file system every node shares: pretraining jobs write the checkpoints that fine-tuning
+jobs read). Each
 finished job is stored at once in ``<out>.runs/``; after Ctrl-C (exit 130) or a failed job (exit 1),
 ``--resume`` runs only the jobs not finished. Existing outputs are never replaced without ``--resume``
 or ``--force`` (see docs/harness.md).
@@ -44,7 +48,17 @@ from typing import Any
 
 import numpy as np
 
-from agents.harness import Job, JobFailed, LocalExecutor, RunStore, decode_curve, encode_curve, prepare_outputs
+from agents.commands.backend import add_backend_arguments, executor_from_args
+from agents.harness import (
+    Executor,
+    Job,
+    JobFailed,
+    LocalExecutor,
+    RunStore,
+    decode_curve,
+    encode_curve,
+    prepare_outputs,
+)
 from agents.harness.store import SettingsMismatchError, check_settings
 from dgpo_env.io import atomic_write_text, dumps_json, ensure_writable_dir
 
@@ -208,8 +222,11 @@ def record_id(record: dict[str, Any]) -> str:
     return f"finetune/{record['dataset']}/{record['pretraining']}/seed{record['seed']}"
 
 
-def _run(jobs: list[Job], store: RunStore, n_workers: int) -> list[dict[str, Any]]:
+def _run(jobs: list[Job], store: RunStore, n_workers: int, executor: Executor | None = None) -> list[dict[str, Any]]:
     """Run jobs, each in a fresh process (so peak memory is per job); store and print each as it ends.
+
+    ``executor`` (from :func:`agents.commands.backend.executor_from_args`) runs them; ``None``: a
+    :class:`~agents.harness.LocalExecutor` of ``n_workers`` processes.
 
     Raises:
         JobFailed: For the first job that raises or loses its process (the others are stopped).
@@ -217,7 +234,7 @@ def _run(jobs: list[Job], store: RunStore, n_workers: int) -> list[dict[str, Any
     records: list[dict[str, Any]] = []
     if not jobs:
         return records
-    executor = LocalExecutor(min(n_workers, len(jobs)), max_jobs_per_worker=1)
+    executor = executor or LocalExecutor(min(n_workers, len(jobs)), max_jobs_per_worker=1)
     with closing(executor.run(jobs)) as stream:
         for outcome in stream:
             if not outcome.ok:
@@ -298,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-steps", type=int, default=25, help="denoising steps per episode")
     parser.add_argument("--no-inverse", action="store_true", help="skip the inverse-reward control")
     parser.add_argument("--pretrain-steps", type=int, default=None, help="gradient steps (default: PretrainConfig's)")
-    parser.add_argument("--jobs", type=int, default=2, help="worker processes")
+    add_backend_arguments(parser)  # --jobs, --backend {local,ray}, --address, --cpus-per-run, --gpus-per-run
     parser.add_argument("--table-path", default=None, help="extended NB201 .npz (adds test accuracy)")
     parser.add_argument("--models", type=Path, default=Path("runs/reproduce_paper"), help="checkpoint folder")
     parser.add_argument("--reuse-models", action="store_true", help="keep checkpoints already in --models")
@@ -336,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
         "models": str(args.models),
     }
     store = RunStore(args.out.with_suffix(".runs"))
-    try:  # before any work: a writable --out, no silent overwrite, same settings when resuming
+    try:  # before any work: the backend, a writable --out, no silent overwrite, same settings when resuming
+        executor, n_workers = executor_from_args(args, max_runs_per_worker=1)  # a fresh process per job
         ensure_writable_dir(args.out.parent)
         prepare_outputs([args.out, png], store, identity, resume=args.resume, force=args.force)
         done = finished_records(args.out, store, identity) if args.resume else {}
@@ -385,8 +403,8 @@ def main(argv: list[str] | None = None) -> int:
             for seed in range(args.seeds)
         ]
     try:
-        records = list(done.values()) + _run(pre_jobs, store, args.jobs)
-        records += _run([job for job in jobs if job.job_id not in done], store, args.jobs)
+        records = list(done.values()) + _run(pre_jobs, store, n_workers, executor)
+        records += _run([job for job in jobs if job.job_id not in done], store, n_workers, executor)
     except JobFailed as err:
         print(
             f"{err}\nfinished jobs are kept in {store.directory}; run the same command with --resume", file=sys.stderr

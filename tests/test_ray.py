@@ -6,30 +6,98 @@ the module's tests run on one pytest-xdist worker (``xdist_group``).
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import closing
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import harness_jobs
 import numpy as np
 import pytest
 
+from agents.cli import main as cli_main
+from agents.harness import (
+    ComparisonFailed,
+    Job,
+    RunStore,
+    SerialExecutor,
+    comparison_paths,
+    register_method,
+    run_comparison,
+)
+from agents.harness import registry as harness_registry
+from agents.harness.ray_executor import RayExecutor, check_address, check_resource
 from dgpo_env.ledger import Admission, LedgerError, RayLedger
 
 pytestmark = pytest.mark.xdist_group("ray")
 
 
-def test_the_package_imports_without_ray_and_names_the_fix() -> None:
+def test_without_ray_the_package_imports_and_the_errors_name_the_fix(tmp_path: Path) -> None:
     code = (
         "import sys; sys.modules['ray'] = None\n"  # as if Ray were not installed
         "from dgpo_env.ledger import RayLedger\n"
         "try:\n    RayLedger(max_queries=3)\nexcept ImportError as err:\n    print(err)\n"
+        "from agents.cli import main\n"
+        f"code = main(['compare', '--env', 'toy', '--algos', 'rs', '--backend', 'ray', '--out', {str(tmp_path)!r}])\n"
+        "print('exit', code)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert "RayLedger needs Ray" in out.stdout and 'pip install "dgpo-env[ray]"' in out.stdout
+    assert "exit 2" in out.stdout and "needs Ray, which is not installed" in out.stderr
+    assert 'install the Ray extra: pip install "dgpo-env[ray]"' in out.stderr
+    assert not any(tmp_path.iterdir())  # nothing was run or written
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--address", "auto"], "--address applies only with --backend ray"),
+        (["--cpus-per-run", "2", "--gpus-per-run", "1"], "--cpus-per-run, --gpus-per-run apply only with"),
+        (["--backend", "ray", "--jobs", "2"], "drop --jobs"),
+    ],
+)
+def test_backend_options_that_do_not_fit_are_refused(
+    argv: list[str], words: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli_main(["compare", "--env", "toy", "--algos", "rs", "--out", str(tmp_path), *argv]) == 2
+    assert words in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("value", "error", "words"),
+    [
+        ("2", TypeError, "finite real number"),
+        (True, TypeError, "finite real number"),
+        (None, TypeError, "finite real number"),
+        (-1, ValueError, ">= 0"),
+        (float("nan"), ValueError, "finite"),
+        (0.00001, ValueError, "0.0001"),
+    ],
+)
+def test_resource_amounts_are_validated_not_coerced(value: object, error: type[Exception], words: str) -> None:
+    with pytest.raises(error, match=words):
+        check_resource("cpus_per_run", value)
+
+
+def test_resource_amounts_and_addresses_that_ray_accepts() -> None:
+    assert check_resource("cpus_per_run", 2.0) == 2 and type(check_resource("cpus_per_run", 2.0)) is int
+    assert check_resource("gpus_per_run", 0.25) == 0.25 and check_resource("cpus_per_run", 0) == 0
+    with pytest.raises(ValueError, match="whole number of GPUs"):
+        check_resource("gpus_per_run", 1.5)
+    for address in (None, "auto", "local", "10.0.0.5:6379", "head-node.example:6379", "ray://10.0.0.5:10001"):
+        assert check_address(address) == address
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        check_address("10.0.0.5")
+    with pytest.raises(TypeError, match="string"):
+        check_address(6379)
 
 
 try:
@@ -151,3 +219,99 @@ def test_four_actor_environments_share_one_exact_budget() -> None:
     assert n_lookups == len(answered)  # each answered look-up counted once, repeats included
     assert max(i["n_queries"] for i in infos) == 25
     ledger.kill()
+
+
+# ---------------------------------------------------------------------- executor
+def _strip(path: Path) -> dict[str, Any]:
+    """A comparison JSON without what differs between equal runs: versions and measured wall times."""
+    data = json.loads(path.read_text())
+    data.pop("versions")
+    for runs in data["runs"].values():
+        for run in runs:
+            run.pop("wall_time_s")
+    for summary in data["summary"]:
+        summary.pop("mean_wall_time_s")
+    return dict(data)
+
+
+@pytest.mark.usefixtures("ray_runtime")
+def test_compare_on_ray_equals_the_local_backend(tmp_path: Path) -> None:
+    argv = ["compare", "--env", "toy", "--algos", "rs,rea,ls", "--seeds", "0,3", "--max-queries", "15", "--no-progress"]
+    assert cli_main([*argv, "--backend", "ray", "--cpus-per-run", "1", "--out", str(tmp_path / "ray")]) == 0
+    assert cli_main([*argv, "--jobs", "1", "--out", str(tmp_path / "local")]) == 0
+    name = comparison_paths(".", "toy", 15, ["rs", "rea", "ls"], [0, 3]).json.name
+    on_ray, local = _strip(tmp_path / "ray" / name), _strip(tmp_path / "local" / name)
+    assert on_ray["complete"] and sorted(on_ray["runs"]) == ["ls", "rea", "rs"]
+    assert on_ray == local  # every run identical: curves, best cells, query counts
+
+
+@pytest.fixture
+def registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Undo registrations made by a test."""
+    monkeypatch.setattr(harness_registry, "_REGISTRY", dict(harness_registry._REGISTRY))
+    monkeypatch.setattr(harness_registry, "_RESOLVED", dict(harness_registry._RESOLVED))
+
+
+@pytest.mark.usefixtures("ray_runtime", "registry")
+def test_a_failed_ray_run_is_kept_and_resume_completes_it_on_the_local_backend(tmp_path: Path) -> None:
+    flag = tmp_path / "fail"
+    flag.touch()
+    register_method("flaky", partial(harness_jobs.rs_failing_on_seed1_while, str(flag)))
+    settings: dict[str, Any] = {"progress": False, "echo": False}
+    with pytest.raises(ComparisonFailed, match="seed 1 fails while the flag file exists"):
+        run_comparison("toy", ["flaky"], 3, 12, out_dir=tmp_path / "out", executor=RayExecutor(), **settings)
+    paths = comparison_paths(tmp_path / "out", "toy", 12, ["flaky"], [0, 1, 2])
+    stored = set(RunStore(paths.store).load())
+    assert "flaky-seed1" not in stored  # the failed run is not stored; the others may have finished first
+    flag.unlink()
+    done = run_comparison("toy", ["flaky"], 3, 12, out_dir=tmp_path / "out", resume=True, n_jobs=1, **settings)
+    ref = run_comparison("toy", ["flaky"], 3, 12, out_dir=tmp_path / "ref", executor=SerialExecutor(), **settings)
+    assert done.complete and done.json_path is not None and ref.json_path is not None
+    assert _strip(done.json_path) == _strip(ref.json_path)
+
+
+@pytest.mark.usefixtures("ray_runtime")
+def test_ray_executor_yields_failures_as_results() -> None:
+    jobs = [
+        Job("square", harness_jobs.square, (7,)),
+        Job("fail", harness_jobs.fail, ("boom",)),
+        Job("die", harness_jobs.die),
+        Job("unpicklable", harness_jobs.square, (threading.Lock(),)),
+    ]
+    with closing(RayExecutor(cpus_per_run=0.5).run(jobs)) as stream:
+        results = {r.job_id: r for r in stream}
+    assert results["square"].ok and results["square"].value == 49
+    assert results["square"].worker_pid not in (None, os.getpid())  # ran in a Ray worker
+    assert not results["fail"].ok and "ValueError: boom" in str(results["fail"].error)
+    assert not results["die"].ok and "lost its Ray worker" in str(results["die"].error)
+    assert not results["unpicklable"].ok and "could not be pickled" in str(results["unpicklable"].error)
+    with pytest.raises(ValueError, match="repeated: a"):
+        list(RayExecutor().run([Job("a", harness_jobs.square, (1,)), Job("a", harness_jobs.square, (2,))]))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.usefixtures("ray_runtime")
+def test_closing_the_ray_stream_early_cancels_queued_and_running_jobs(tmp_path: Path) -> None:
+    # 2 CPUs, 1 per job: at most two sleepers run at once, the third waits in Ray's queue.
+    sleepers = [Job(f"sleep{i}", harness_jobs.sleep_and_tell, (str(tmp_path / f"pid{i}"), 120.0)) for i in range(3)]
+    stream = RayExecutor(cpus_per_run=1).run([Job("quick", harness_jobs.square, (3,)), *sleepers])
+    assert next(stream).job_id == "quick"
+    deadline = time.monotonic() + 30
+    while not list(tmp_path.glob("pid*")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    stream.close()  # what `break` inside `with closing(...)` does
+    started = [int(p.read_text()) for p in tmp_path.glob("pid*")]
+    assert started  # at least one sleeper was running
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in started) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in started)  # running jobs were killed, not left to sleep
+    time.sleep(2.0)  # time enough for a queued job to start, were it not cancelled
+    assert len(list(tmp_path.glob("pid*"))) <= 2

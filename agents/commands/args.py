@@ -37,6 +37,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def nonnegative_float(text: str) -> float:
+    """A finite real number ``>= 0`` (resource amounts such as CPUs per run)."""
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
 def _number(text: str) -> float:
     try:
         value = float(text)

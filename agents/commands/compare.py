@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from agents.commands.args import positive_int
+from agents.commands.backend import BackendError, add_backend_arguments, executor_from_args
 
 
 def _seeds(text: str) -> list[int]:
@@ -51,7 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     )
     parser.add_argument("--seeds", type=_seeds, default=[0, 1, 2], help="a count S (seeds 0..S-1) or a list")
     parser.add_argument("--max-queries", type=positive_int, default=300, help="budget of distinct cells per run")
-    parser.add_argument("--jobs", type=positive_int, default=2, help="worker processes (1 = in this process)")
+    add_backend_arguments(parser)  # --jobs, --backend {local,ray}, --address, --cpus-per-run, --gpus-per-run
     parser.add_argument("--out", type=Path, default=Path("runs/compare"), help="output directory")
     parser.add_argument("--table-path", type=Path, default=None, help="extended NB201 .npz (adds test accuracy)")
     parser.add_argument("--log-x", action="store_true", help="logarithmic query axis in the plot")
@@ -92,18 +93,24 @@ def _run(args: argparse.Namespace) -> int:
             print(f"dgpo compare: error: --tensorboard needs the tensorboard package: {need}", file=sys.stderr)
             return 2
     try:
+        executor, n_jobs = executor_from_args(args)
+    except BackendError as err:
+        print(f"dgpo compare: error: {err}", file=sys.stderr)
+        return 2
+    try:
         comparison = run_comparison(
             env=args.env,
             algos=[a.strip() for a in args.algos.split(",") if a.strip()],
             seeds=args.seeds,
             max_queries=args.max_queries,
-            n_jobs=args.jobs,
+            n_jobs=n_jobs,
             out_dir=args.out,
             table_path=args.table_path,
             log_x=args.log_x,
             progress=not args.no_progress,
             resume=args.resume,
             force=args.force,
+            executor=executor,
         )
     except ValueError as err:
         print(f"dgpo compare: error: {err}", file=sys.stderr)

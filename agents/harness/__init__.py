@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         SerialExecutor,
         single_torch_thread,
     )
+    from agents.harness.ray_executor import RayExecutor
     from agents.harness.registry import (
         BENCHMARK_SHORTHANDS,
         DIFFUSION_METHODS,
@@ -87,6 +88,7 @@ _SUBMODULE: dict[str, str] = {
     "MethodSummary": "report",
     "OutputDirError": "comparison",
     "OutputsExistError": "store",
+    "RayExecutor": "ray_executor",
     "RunStore": "store",
     "SerialExecutor": "executor",
     "SettingsMismatchError": "store",
@@ -150,6 +152,7 @@ __all__ = [
     "MethodSummary",
     "OutputDirError",
     "OutputsExistError",
+    "RayExecutor",
     "RunStore",
     "SerialExecutor",
     "SettingsMismatchError",

@@ -14,7 +14,8 @@ in the consumer) cancels the jobs not started and stops the running ones.
   :data:`TERMINATE_TIMEOUT_S`) when the parent stops early, and die with the parent even when it is
   killed with SIGKILL (``PR_SET_PDEATHSIG`` on Linux, plus a thread that watches the parent's pid).
 
-Another backend (Ray, a batch scheduler) implements :meth:`Executor.run` with the same contract.
+:class:`~agents.harness.ray_executor.RayExecutor` runs them as Ray tasks, on this machine or a cluster
+(docs/ray.md); another backend (a batch scheduler) implements :meth:`Executor.run` with the same contract.
 """
 
 from __future__ import annotations
@@ -117,7 +118,8 @@ class Executor(ABC):
         """
 
 
-def _check_ids(jobs: list[Job]) -> None:
+def check_job_ids(jobs: list[Job]) -> None:
+    """Raise :class:`ValueError` naming the repeated ids if ``jobs`` do not have distinct ids."""
     ids = [job.job_id for job in jobs]
     if len(set(ids)) != len(ids):
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
@@ -142,7 +144,7 @@ class SerialExecutor(Executor):
 
     def run(self, jobs: Iterable[Job]) -> Generator[JobResult, None, None]:  # noqa: D102 (see Executor.run)
         todo = list(jobs)
-        _check_ids(todo)
+        check_job_ids(todo)
         for job in todo:
             yield run_job(job)
 
@@ -241,7 +243,7 @@ class LocalExecutor(Executor):
 
     def run(self, jobs: Iterable[Job]) -> Generator[JobResult, None, None]:  # noqa: D102 (see Executor.run)
         pending = deque(jobs)
-        _check_ids(list(pending))
+        check_job_ids(list(pending))
         workers: list[_Worker] = []
         finished = False
         try:
@@ -358,6 +360,7 @@ __all__ = [
     "JobResult",
     "LocalExecutor",
     "SerialExecutor",
+    "check_job_ids",
     "describe_exit",
     "run_job",
     "single_torch_thread",

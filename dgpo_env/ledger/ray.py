@@ -13,6 +13,7 @@ and imports Ray only when a ledger is made or attached. See docs/ray.md, "Ledger
 
 from __future__ import annotations
 
+import time
 import uuid
 from types import ModuleType
 from typing import Any
@@ -202,9 +203,27 @@ class RayLedger(QueryLedger):
         """The handle itself (a copied environment keeps counting into the same actor)."""
         return self
 
-    def kill(self) -> None:
-        """End the ledger actor (its records are lost); every handle is unusable afterwards."""
-        require_ray("RayLedger").kill(self._actor)
+    def kill(self, timeout_s: float = 30.0) -> None:
+        """End the ledger actor (its records are lost) and wait until it is gone.
+
+        Every handle is unusable afterwards (its calls raise :class:`LedgerError`).
+
+        Args:
+            timeout_s: How long to wait for Ray to report the actor dead (seconds).
+
+        Raises:
+            LedgerError: If the actor still answers after ``timeout_s``.
+        """
+        ray = require_ray("RayLedger")
+        ray.kill(self._actor)  # asynchronous: wait below until calls fail
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                ray.get(self._actor.ledger_id.remote(), timeout=max(0.0, deadline - time.monotonic()))
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+                return
+            time.sleep(0.05)
+        raise LedgerError(f"the ledger actor {self._id} still answers {timeout_s} s after it was killed")
 
     def _call(self, method: str, *args: Any) -> Any:
         """Call ``method`` on the actor and wait for its answer.
