@@ -60,19 +60,6 @@ except ImportError:  # the tests that need it skip
 
 
 @pytest.fixture(scope="module")
-def ray_runtime() -> Iterator[None]:
-    if ray is None:
-        pytest.skip('needs the ray extra: pip install "dgpo-env[ray]"')
-    if ray.is_initialized():
-        ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    # this module is not importable in Ray's workers: send its classes (the barrier wrapper) by value
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def toy_model() -> DiffusionModel:
     return DiffusionModel.create(ToySearchSpace(), diffusion_steps=100, config=TINY, seed=0)
 
