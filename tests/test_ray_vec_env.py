@@ -271,6 +271,17 @@ def test_sb3_algorithms_run_on_ray_copies(
 
 
 # ---------------------------------------------------------------------------------------------- arguments
+def test_a_failing_factory_is_reported_and_the_started_actors_ended(ray_runtime: None) -> None:
+    assert ray is not None
+    free = ray.available_resources().get("CPU", 0.0)
+    with pytest.raises(ray.exceptions.RayActorError, match=r"must return a gymnasium\.Env, got int") as error:
+        RayVecEnv([lambda: GraphDenoiseEnv(benchmark="toy"), lambda: 3], num_cpus=0.5)
+    deadline = time.monotonic() + 60.0  # the good copy's actor (alive until killed: the traceback holds it)
+    while ray.available_resources().get("CPU", 0.0) < free and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ray.available_resources().get("CPU", 0.0) >= free and error.value is not None
+
+
 def test_in_process_ledger_is_refused(ray_runtime: None, toy_model: DiffusionModel) -> None:
     with pytest.raises(LedgerError, match="SQLiteLedger"):
         make_env_for_model(

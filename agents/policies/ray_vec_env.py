@@ -178,11 +178,12 @@ class RayVecEnv(VecEnv):
     Raises:
         ImportError: If Ray is not installed (the message gives the ``pip install`` line).
         TypeError: If ``env_fns`` is not a list of callables, a resource is not a number, or
-            ``actor_options`` is not a mapping; also (from the actor) if a factory does not return a
-            ``gymnasium.Env``.
-        ValueError: If ``env_fns`` is empty, a resource is negative or ``actor_options`` sets a
-            resource that has its own argument.
+            ``actor_options`` is not a mapping.
+        ValueError: If ``env_fns`` is empty, a resource is negative, ``actor_options`` sets a
+            resource that has its own argument, or the copies' spaces differ.
         LedgerError: If a factory carries an in-process query ledger (it cannot be sent to an actor).
+        ray.exceptions.RayActorError: If a factory fails in its actor; Ray's message holds the factory's
+            exception and traceback. The actors already started are ended.
 
     Example:
         >>> ledger = SQLiteLedger("runs/queries.sqlite", max_queries=300)  # doctest: +SKIP
@@ -218,8 +219,19 @@ class RayVecEnv(VecEnv):
         self._pending: list[Any] = []
         self.waiting = False
         self.closed = False
-        observation_space, action_space = self._ray.get(self.actors[0].spaces.remote())
-        super().__init__(len(self.actors), observation_space, action_space)
+        try:  # every copy built (start-up is paid here, not in the first step) and with the same spaces
+            all_spaces = self._ray.get([actor.spaces.remote() for actor in self.actors])
+            different = [i for i, pair in enumerate(all_spaces) if pair != all_spaces[0]]
+            if different:
+                raise ValueError(
+                    f"environment copies {different} have other observation or action spaces than copy 0: "
+                    f"{all_spaces[different[0]]} vs {all_spaces[0]}"
+                )
+        except BaseException:
+            for actor in self.actors:
+                self._ray.kill(actor)
+            raise
+        super().__init__(len(self.actors), *all_spaces[0])
 
     # ------------------------------------------------------------------ stepping
     def step_async(self, actions: np.ndarray) -> None:
