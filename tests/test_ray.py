@@ -6,7 +6,6 @@ module (Ray takes seconds to start), and the module's tests run on one pytest-xd
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import subprocess
@@ -21,6 +20,7 @@ from typing import Any
 import harness_jobs
 import numpy as np
 import pytest
+from test_harness import _strip, registry  # noqa: F401  (a fixture: used by name)
 
 from agents.cli import main as cli_main
 from agents.harness import (
@@ -32,7 +32,6 @@ from agents.harness import (
     register_method,
     run_comparison,
 )
-from agents.harness import registry as harness_registry
 from agents.harness.ray_executor import RayExecutor, check_address, check_resource
 from dgpo_env.ledger import Admission, LedgerError, RayLedger
 
@@ -201,18 +200,6 @@ def test_four_actor_environments_share_one_exact_budget() -> None:
 
 
 # ---------------------------------------------------------------------- executor
-def _strip(path: Path) -> dict[str, Any]:
-    """A comparison JSON without what differs between equal runs: versions and measured wall times."""
-    data = json.loads(path.read_text())
-    data.pop("versions")
-    for runs in data["runs"].values():
-        for run in runs:
-            run.pop("wall_time_s")
-    for summary in data["summary"]:
-        summary.pop("mean_wall_time_s")
-    return dict(data)
-
-
 @pytest.mark.usefixtures("ray_runtime")
 def test_compare_on_ray_equals_the_local_backend(tmp_path: Path) -> None:
     argv = ["compare", "--env", "toy", "--algos", "rs,rea,ls", "--seeds", "0,3", "--max-queries", "15", "--no-progress"]
@@ -222,13 +209,6 @@ def test_compare_on_ray_equals_the_local_backend(tmp_path: Path) -> None:
     on_ray, local = _strip(tmp_path / "ray" / name), _strip(tmp_path / "local" / name)
     assert on_ray["complete"] and sorted(on_ray["runs"]) == ["ls", "rea", "rs"]
     assert on_ray == local  # every run identical: curves, best cells, query counts
-
-
-@pytest.fixture
-def registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Undo registrations made by a test."""
-    monkeypatch.setattr(harness_registry, "_REGISTRY", dict(harness_registry._REGISTRY))
-    monkeypatch.setattr(harness_registry, "_RESOLVED", dict(harness_registry._RESOLVED))
 
 
 @pytest.mark.usefixtures("ray_runtime", "registry")
