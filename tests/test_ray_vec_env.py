@@ -147,6 +147,7 @@ def test_attributes_methods_and_wrappers_of_the_copies(ray_env: tuple[VecEnv, Qu
     with pytest.raises(ValueError, match="one row per environment copy"):
         env.step_async(np.zeros((N_ENVS - 1, len(env.action_space.nvec)), dtype=np.int64))  # type: ignore[attr-defined]
     assert env.render_mode == "rgb_array"  # the registered ids' default
+    env.reset()  # Gymnasium renders only after a reset
     images = env.get_images()
     assert len(images) == N_ENVS and all(image is not None and image.shape[-1] == 3 for image in images)
 
