@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.commands.args import positive_int
 from dgpo_env.io import atomic_write_text, dumps_json
 from dgpo_env.ledger import Admission, RayLedger
 
@@ -130,16 +131,16 @@ def measure_actors(ray: Any, n_actors: int, n_lookups: int, budget: int) -> dict
 def main(argv: list[str] | None = None) -> int:
     """Run the three measurements; print them and write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray instance")
-    parser.add_argument("--n-lookups", type=int, default=2000, help="look-ups per caller")
-    parser.add_argument("--n-episodes", type=int, default=1000, help="one-step episodes per ledger kind")
-    parser.add_argument("--n-actors", type=int, default=4)
-    parser.add_argument("--budget", type=int, default=3000, help="distinct cells allowed in the actors run")
+    parser.add_argument("--cpus", type=positive_int, default=2, help="CPUs of the local Ray instance")
+    parser.add_argument("--n-lookups", type=positive_int, default=2000, help="look-ups per caller")
+    parser.add_argument("--n-episodes", type=positive_int, default=1000, help="one-step episodes per ledger kind")
+    parser.add_argument("--n-actors", type=positive_int, default=4)
+    parser.add_argument("--budget", type=positive_int, default=3000, help="distinct cells allowed in the actors run")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/ray_ledger.json"))
     args = parser.parse_args(argv)
     import ray
 
-    ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         report: dict[str, Any] = {
             "command": " ".join(["python", sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),

@@ -54,6 +54,7 @@ def ray_runtime() -> Iterator[None]:
     # The workers import test modules and tests/harness_jobs.py by name, hence tests/ on their path.
     path = os.pathsep.join(p for p in (str(Path(__file__).parent), os.environ.get("PYTHONPATH")) if p)
     ray.init(
+        address="local",  # a new instance of our own, even if a cluster runs on this machine
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,

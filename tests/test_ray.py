@@ -122,6 +122,12 @@ def test_ray_ledger_records_new_known_refused_like_the_other_ledgers() -> None:
     assert ledger.max_queries == 3 and ledger.record("c", 90.0, None) is Admission.NEW
     ledger.reset()
     assert copy.counts() == (0, 0) and copy.max_queries == 3
+    assert ledger.record_with_extra("e", 80.0, None, {"params_m": 0.5, "curve": [1.0, 2.0]}) is Admission.NEW
+    stored = copy.stored("e")
+    assert stored is not None and stored.extra == {"params_m": 0.5, "curve": [1.0, 2.0]} and copy.stored("f") is None
+    with pytest.raises(TypeError, match="finite"):
+        ledger.record_with_extra("f", 1.0, None, {"loss": float("nan")})
+    assert ledger.counts() == (1, 1)
     with pytest.raises(TypeError, match="max_queries"):
         ledger.set_budget(2.9)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="max_queries"):

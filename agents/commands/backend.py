@@ -37,8 +37,8 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--address",
         default=None,
-        help="with --backend ray: the cluster (auto, HOST:PORT or ray://HOST:PORT; default: RAY_ADDRESS, "
-        "else a cluster started on this machine, else a new local Ray instance)",
+        help="with --backend ray: the cluster (auto, HOST:PORT, ray://HOST:PORT or local; default: RAY_ADDRESS, "
+        "else a cluster started with `ray start` on this machine, else a new local Ray instance)",
     )
     parser.add_argument(
         "--cpus-per-run", type=nonnegative_float, default=None, help="with --backend ray: CPUs per run (default 1)"

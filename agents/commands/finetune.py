@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from agents.commands import load_model
 from agents.commands.args import nonnegative_int, positive_int
 from agents.dgpo.config import EPOCHS, DGPOConfig
 from agents.dgpo.elite import EliteConfig
@@ -107,7 +108,6 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from agents.dgpo.variants import make_dgpo
-    from agents.diffusion.model import DiffusionModel
     from agents.policies import QueryProgressCallback
     from agents.policies.envs import benchmark_for_env_id
 
@@ -118,14 +118,8 @@ def run(args: argparse.Namespace) -> int:
     if foreign:
         print(f"dgpo finetune: error: {', '.join(foreign)} only apply to --variant elite", file=sys.stderr)
         return 2
-    if (args.checkpoint is None) == (args.pretrained is None):
-        print("dgpo finetune: error: give a checkpoint file or --pretrained NAME (one of them)", file=sys.stderr)
-        return 2
     try:
-        if args.pretrained is not None:
-            model = DiffusionModel.from_pretrained(args.pretrained)
-        else:
-            model = DiffusionModel.load(args.checkpoint)
+        model = load_model(args)
         tables = {} if args.table_path is None else {"table_path": args.table_path}
         benchmark = benchmark_for_env_id(args.env, **tables)
         agent = make_dgpo(

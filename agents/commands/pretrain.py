@@ -6,17 +6,20 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from agents.commands.args import finite_float, nonnegative_int, positive_float, positive_int, unit_fraction
 from agents.diffusion.denoiser import DenoiserConfig
-from agents.diffusion.model import DivergenceError, search_space_by_name
-from agents.diffusion.pretrain import PretrainConfig, pretrain_on_benchmark, pretraining_summary
+from agents.diffusion.model import DiffusionModel, DivergenceError, search_space_by_name
+from agents.diffusion.pretrain import PretrainConfig, pretrain, pretrain_on_benchmark, pretraining_summary
 from dgpo_env.benchmarks import Benchmark, make_benchmark
 from dgpo_env.benchmarks.nb201_data import DATASETS
 from dgpo_env.diffusion.schedule import DEFAULT_DIFFUSION_STEPS
 from dgpo_env.search_spaces.base import SearchSpace
+from dgpo_env.search_spaces.custom import CustomSearchSpace
+from dgpo_env.search_spaces.graph_files import load_search_space, read_graphs
 
 _DEFAULTS = PretrainConfig()
 _NET = DenoiserConfig()
@@ -35,9 +38,32 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     source.add_argument(
         "--space",
         default=None,
-        choices=["nb201", "toy", "nb101"],
-        help="a structure prior from the search space's own rules: no data file, no labels (nb101: with --n-random)",
+        type=space_argument,
+        metavar="{nb201,toy,nb101,MODULE:NAME,FILE.py:NAME}",
+        help="a structure prior from the search space's own rules: no data file, no labels (nb101: with --n-random); "
+        "your own space as 'package.module:NAME' or 'path/file.py:NAME' (docs/howto-custom-space.md)",
     )
+    # --- custom spaces: the user's graphs (docs/howto-custom-space.md) ---
+    graphs = parser.add_argument_group("your own graphs (a custom search space)")
+    graphs.add_argument(
+        "--graphs",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="FILE",
+        help="pretrain on these graphs (.json node-link lists, .graphml); with --space MODULE:NAME they are "
+        "encoded in that space, without --space a space is derived from them",
+    )
+    graphs.add_argument("--space-name", default="custom", help="name of the space derived from --graphs")
+    graphs.add_argument("--node-attr", default="op", help="node attribute holding the node type")
+    graphs.add_argument("--edge-attr", default=None, help="edge attribute holding the edge type (default: untyped)")
+    graphs.add_argument(
+        "--choices",
+        default="observed",
+        choices=["observed", "all"],
+        help="a derived space's free positions allow the values seen there, or every type",
+    )
+    # --- end custom spaces ---
     parser.add_argument("--dataset", default="cifar10", choices=list(DATASETS), help="nb201 only")
     choose = parser.add_argument_group("training set (default: every cell)")
     choose.add_argument("--fraction", type=unit_fraction, default=None, help="random share of the cells, e.g. 0.07")
@@ -83,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     benchmark: Benchmark | SearchSpace
+    if args.graphs is not None or isinstance(args.space, SearchSpace):
+        return _run_custom(args, _config(args))
     if args.space is not None:
         if args.max_val_acc is not None:
             raise ValueError("--max-val-acc reads accuracies from a benchmark: use --benchmark, not --space")
@@ -90,17 +118,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         kwargs = {"dataset": args.dataset} if args.benchmark == "nb201" else {}
         benchmark = make_benchmark(args.benchmark, **kwargs)
-    config = PretrainConfig(
-        steps=args.train_steps,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        diffusion_steps=args.diffusion_steps,
-        seed=args.seed,
-        denoiser=DenoiserConfig(
-            hidden_dim=args.width, edge_dim=args.edge_width, n_layers=args.layers, n_heads=args.heads
-        ),
-    )
+    config = _config(args)
     try:
         model, history = pretrain_on_benchmark(
             benchmark,
@@ -113,10 +131,104 @@ def run(args: argparse.Namespace) -> int:
     except DivergenceError as err:  # nothing is saved: an existing --out file stays as it was
         print(f"dgpo pretrain: error: {err}", file=sys.stderr)
         return 1
-    path = model.save(args.out)
+    return _save_and_report(model, history, args.out)
+
+
+def _config(args: argparse.Namespace) -> PretrainConfig:
+    return PretrainConfig(
+        steps=args.train_steps,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        diffusion_steps=args.diffusion_steps,
+        seed=args.seed,
+        denoiser=DenoiserConfig(
+            hidden_dim=args.width, edge_dim=args.edge_width, n_layers=args.layers, n_heads=args.heads
+        ),
+    )
+
+
+def _save_and_report(model: DiffusionModel, history: dict[str, Any], out: Path) -> int:
+    if isinstance(model.space, CustomSearchSpace):  # lets DiffusionModel.load rebuild a space without a rule
+        model.info["search_space_spec"] = model.space.to_dict()
+    path = model.save(out)
     summary = {"checkpoint": str(path), "benchmark": model.info["benchmark"], **pretraining_summary(model, history)}
     summary["wall_time_s"] = round(summary["wall_time_s"], 1)
     for key in ("final_train_loss", "final_val_loss"):
         summary[key] = None if summary[key] is None else round(summary[key], 4)
     print(json.dumps(summary, indent=2))
     return 0
+
+
+# --- custom spaces (docs/howto-custom-space.md) ---
+BUILTIN_SPACES: tuple[str, ...] = ("nb201", "toy", "nb101")
+
+
+def space_argument(text: str) -> str | SearchSpace:
+    """``--space``: a built-in space name, or a ``MODULE:NAME`` / ``FILE.py:NAME`` reference, loaded."""
+    if text in BUILTIN_SPACES:
+        return text
+    if ":" not in text:
+        raise argparse.ArgumentTypeError(
+            f"expected one of {', '.join(BUILTIN_SPACES)} or 'package.module:NAME' / 'path/file.py:NAME', got {text!r}"
+        )
+    try:
+        return load_search_space(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _run_custom(args: argparse.Namespace, config: PretrainConfig) -> int:
+    """Pretrain on the user's graphs (``--graphs``) or on a Python-defined space's own cells."""
+    if args.max_val_acc is not None:
+        raise ValueError("--max-val-acc reads accuracies from a benchmark; a custom space has none here")
+    space = args.space if isinstance(args.space, SearchSpace) else None
+    if args.graphs is None:  # a Python-defined space, no graphs: its cells (listed or drawn), like --space nb201
+        assert space is not None
+        try:
+            model, history = pretrain_on_benchmark(
+                space, config, fraction=args.fraction, progress=not args.no_progress, n_random=args.n_random
+            )
+        except DivergenceError as err:
+            print(f"dgpo pretrain: error: {err}", file=sys.stderr)
+            return 1
+        return _save_and_report(model, history, args.out)
+    if args.fraction is not None or args.n_random is not None:
+        raise ValueError("--fraction and --n-random choose among a space's cells; with --graphs every graph is used")
+    graphs = [g for path in args.graphs for g in read_graphs(path)]
+    if isinstance(args.space, str):
+        raise ValueError(f"--graphs goes with a space of your own (MODULE:NAME), not the built-in {args.space!r}")
+    if space is None:
+        space = CustomSearchSpace.from_graphs(
+            graphs, args.space_name, node_attr=args.node_attr, edge_attr=args.edge_attr, choices=args.choices
+        )
+    cells = [_encode(space, g, i) for i, g in enumerate(graphs)]
+    info = {
+        "benchmark": f"graphs:{','.join(str(p) for p in args.graphs)}",
+        "selection": f"{len(cells)} given graphs",
+        "n_selected": len(cells),
+        "n_candidates": len(cells),
+        "selection_queries": 0,
+    }
+    try:
+        model, history = pretrain(space, cells, config, not args.no_progress, info)
+    except DivergenceError as err:
+        print(f"dgpo pretrain: error: {err}", file=sys.stderr)
+        return 1
+    history["n_queries"], history["n_selected"] = 0, len(cells)
+    return _save_and_report(model, history, args.out)
+
+
+def _encode(space: SearchSpace, graph: Any, index: int) -> Any:
+    """Graph ``index`` as a valid cell of ``space`` (``CustomSearchSpace.encode`` or ``from_networkx``)."""
+    try:
+        dag = space.encode(graph) if isinstance(space, CustomSearchSpace) else space.from_networkx(graph)
+    except ValueError as err:
+        raise ValueError(f"graph {index}: {err}") from err
+    reason = space.validate(dag)
+    if reason is not None:
+        raise ValueError(f"graph {index} is not a valid cell of {space.name}: {reason}")
+    return dag
+
+
+# --- end custom spaces ---

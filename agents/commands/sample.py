@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
+from agents.commands import load_model
 from agents.commands.args import nonnegative_int, positive_int
-from agents.diffusion.model import CheckpointError, DiffusionModel
 from agents.diffusion.sampling import evaluate_model, format_metrics
 from agents.pretrained import available
 from dgpo_env.benchmarks import BenchmarkDataError, make_benchmark
@@ -51,15 +51,9 @@ def run(args: argparse.Namespace) -> int:
     """Load, sample, print."""
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    if (args.checkpoint is None) == (args.pretrained is None):
-        print("dgpo sample: error: give a checkpoint file or --pretrained NAME (one of them)", file=sys.stderr)
-        return 2
     try:
-        if args.pretrained is not None:
-            model = DiffusionModel.from_pretrained(args.pretrained)
-        else:
-            model = DiffusionModel.load(args.checkpoint)
-    except CheckpointError as err:
+        model = load_model(args)
+    except ValueError as err:  # CheckpointError included
         print(f"dgpo sample: error: {err}", file=sys.stderr)
         return 2
     benchmark = None

@@ -73,7 +73,10 @@ def search_space_by_name(name: str) -> SearchSpace:
         from dgpo_env.search_spaces.nb101 import NB101SearchSpace
 
         return NB101SearchSpace()
-    raise ValueError(f"unknown search space {name!r}; known: 'nb201', 'nb101', 'toy'")
+    raise ValueError(
+        f"unknown search space {name!r}; built-in: 'nb201', 'nb101', 'toy'; for a space of your own pass the "
+        "space object (e.g. DiffusionModel.load(path, search_space=space))"
+    )
 
 
 @dataclass(frozen=True)
@@ -382,6 +385,8 @@ class DiffusionModel(nn.Module):
                 f"{source} holds NaN or infinite weights in {len(bad)} tensor(s) (first: {bad[0]!r}); "
                 "it comes from a diverged training and cannot be used: pretrain again with a lower learning rate"
             )
+        if search_space is None or isinstance(search_space, str):
+            search_space = _custom_space(data, source)  # None for the built-in spaces
         try:
             space = (
                 search_space if isinstance(search_space, SearchSpace) else search_space_by_name(data["search_space"])
@@ -392,6 +397,26 @@ class DiffusionModel(nn.Module):
             return cls(denoiser, noise, space, data.get("info"))
         except (KeyError, ValueError, RuntimeError, TypeError) as err:
             raise CheckpointError(f"{source} is inconsistent or damaged: {err}") from err
+
+
+def _custom_space(data: dict[str, Any], source: str) -> SearchSpace | None:
+    """The custom search space a checkpoint describes in ``info["search_space_spec"]``, else ``None``.
+
+    Raises:
+        CheckpointError: If the space had a validity rule (Python code, not stored): pass the space.
+    """
+    info = data.get("info")
+    spec = info.get("search_space_spec") if isinstance(info, dict) else None
+    if spec is None:
+        return None
+    from dgpo_env.search_spaces.custom import CustomSearchSpace
+
+    try:
+        return CustomSearchSpace.from_dict(spec)
+    except ValueError as err:
+        raise CheckpointError(
+            f"{source}: {err}; load it with DiffusionModel.load(path, search_space=<your space>)"
+        ) from err
 
 
 def non_finite_tensors(state: Mapping[str, Any]) -> list[str]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import re
-import time
 import traceback
 from collections.abc import Generator, Iterable, Mapping
 from typing import Any
@@ -92,9 +91,10 @@ class RayExecutor(Executor):
 
     Args:
         address: Where the cluster is: ``None`` (the cluster in ``RAY_ADDRESS`` or the latest one
-            started on this machine, else a new local instance), ``"auto"`` (a running cluster; an
-            error if there is none), ``"local"`` (always a new local instance), ``"HOST:PORT"`` (the
-            head node's address, port 6379 by default) or ``"ray://HOST:PORT"`` (Ray Client).
+            started with ``ray start`` on this machine, else a new local instance), ``"auto"`` (the
+            same, but any Ray instance running on this machine before an error if there is none),
+            ``"local"`` (always a new local instance), ``"HOST:PORT"`` (the head node's address, port
+            6379 by default) or ``"ray://HOST:PORT"`` (Ray Client).
         cpus_per_run: CPUs reserved for each job (Ray's ``num_cpus``); a finite number >= 0.
             Torch in the job uses ``max(1, floor(cpus_per_run))`` threads.
         gpus_per_run: GPUs reserved for each job (Ray's ``num_gpus``): >= 0, fractional below 1.
@@ -161,7 +161,6 @@ class RayExecutor(Executor):
         task = ray.remote(_run_on_worker).options(**options)
         threads = max(1, math.floor(self.cpus_per_run))
         pending: dict[Any, Job] = {}
-        started: dict[str, float] = {}
         try:
             for job in todo:
                 try:
@@ -170,26 +169,28 @@ class RayExecutor(Executor):
                     yield JobResult(job.job_id, None, "the job could not be pickled:\n" + traceback.format_exc())
                     continue
                 pending[ref] = job
-                started[job.job_id] = time.perf_counter()
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_TIMEOUT_S)
                 for ref in ready:
                     job = pending.pop(ref)
-                    yield self._outcome(ref, job, time.perf_counter() - started[job.job_id])
+                    yield self._outcome(ref, job)
         finally:
             for ref in pending:  # closed early: queued tasks never start, running ones are killed
-                ray.cancel(ref, force=True)
+                try:
+                    ray.cancel(ref, force=True)
+                except ray.exceptions.RayError:  # the cluster is gone: nothing left to cancel
+                    pass
 
-    def _outcome(self, ref: Any, job: Job, elapsed_s: float) -> JobResult:
+    def _outcome(self, ref: Any, job: Job) -> JobResult:
         """The finished task's :class:`JobResult`, or a failed one saying how its worker or task was lost."""
         ray = self._ray
         try:
             result = ray.get(ref)
         except ray.exceptions.RayTaskError as err:  # raised outside run_job (e.g. its result could not be stored)
-            return JobResult(job.job_id, None, f"the Ray task of job {job.job_id!r} failed:\n{err}", elapsed_s)
+            return JobResult(job.job_id, None, f"the Ray task of job {job.job_id!r} failed:\n{err}")
         except ray.exceptions.RayError as err:  # worker or node died, out of memory, cancelled
             message = f"job {job.job_id!r} lost its Ray worker ({type(err).__name__}): {err}"
-            return JobResult(job.job_id, None, message, elapsed_s)
+            return JobResult(job.job_id, None, message)
         if not isinstance(result, JobResult):
             return JobResult(job.job_id, None, f"the Ray task returned {type(result).__name__}, not a JobResult")
         return result

@@ -4,6 +4,7 @@ from typing import Any
 
 from dgpo_env.benchmarks.base import Benchmark, CellResult, Oracle
 from dgpo_env.benchmarks.cache import CacheWarning
+from dgpo_env.benchmarks.callable import CallableBenchmark, EvaluationError
 from dgpo_env.benchmarks.nb201 import NB201Benchmark
 from dgpo_env.benchmarks.nb201_data import BenchmarkDataError
 from dgpo_env.benchmarks.toy import ToyBenchmark
@@ -13,7 +14,9 @@ __all__ = [
     "Benchmark",
     "BenchmarkDataError",
     "CacheWarning",
+    "CallableBenchmark",
     "CellResult",
+    "EvaluationError",
     "NB201Benchmark",
     "Oracle",
     "QueryRecord",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -35,6 +36,7 @@ class CellResult:
         latency_s: Inference latency, seconds.
         train_time_s: Training time, seconds.
         index: The official index, when the benchmark has one.
+        extra: Further metrics a benchmark reports (a JSON object; :class:`~dgpo_env.benchmarks.CallableBenchmark`).
     """
 
     key: str | None
@@ -47,6 +49,7 @@ class CellResult:
     latency_s: float | None = None
     train_time_s: float | None = None
     index: int | None = None
+    extra: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, object]:
         """Plain dict (JSON-ready)."""

@@ -9,15 +9,22 @@ up, in order.
 
 Implementations: :class:`~dgpo_env.ledger.memory.InMemoryLedger` (one process, the default) and
 :class:`~dgpo_env.ledger.sqlite.SQLiteLedger` (worker processes on one machine). A ledger served by
-another engine only has to implement the five abstract members below.
+another engine only has to implement the abstract members below. Two optional members,
+:meth:`QueryLedger.record_with_extra` (store a JSON mapping of extra metrics with a new cell) and
+:meth:`QueryLedger.stored` (read one cell's record back, for resuming without re-evaluating), have
+working defaults; the two ledgers here override them with indexed, extra-aware versions.
 """
 
 from __future__ import annotations
 
 import enum
+import json
+import math
 import numbers
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -51,11 +58,14 @@ class QueryRecord:
         key: Canonical key of the cell.
         val_acc_mean: Its mean validation accuracy (percent).
         test_acc: Its test accuracy (percent), when known.
+        extra: Extra metrics stored with the cell (a JSON object, :meth:`QueryLedger.record_with_extra`),
+            when any; :attr:`QueryLedger.history` leaves them out, :meth:`QueryLedger.stored` reads them.
     """
 
     key: str
     val_acc_mean: float
     test_acc: float | None
+    extra: dict[str, Any] | None = None
 
 
 def check_budget(max_queries: object) -> int | None:
@@ -133,6 +143,43 @@ class QueryLedger(ABC):
     def reset(self) -> None:
         """Forget every record and count (the budget stays)."""
 
+    # ------------------------------------------------------------------ optional members (with defaults)
+    def record_with_extra(
+        self, key: str, val_acc_mean: float | None, test_acc: float | None, extra: Mapping[str, Any] | None
+    ) -> Admission:
+        """:meth:`record`, storing ``extra`` (a JSON object of further metrics) with a new cell.
+
+        ``extra`` is kept only when the cell is new (a known cell keeps what it has). This default
+        stores no extras: it records when ``extra`` is ``None`` and refuses otherwise; ledgers that can
+        keep them (:class:`~dgpo_env.ledger.InMemoryLedger`, :class:`~dgpo_env.ledger.SQLiteLedger`)
+        override it.
+
+        Raises:
+            TypeError: If ``extra`` is not a JSON object of finite numbers, strings, booleans, ``None``,
+                lists and objects (:func:`encode_extra`).
+            LedgerError: If ``extra`` is given and this ledger cannot store it.
+        """
+        if extra is not None:
+            encode_extra(extra)
+            raise LedgerError(
+                f"{type(self).__name__} does not store extra metrics; use an InMemoryLedger or a SQLiteLedger, "
+                "or return only a score"
+            )
+        return self.record(key, val_acc_mean, test_acc)
+
+    def stored(self, key: str) -> QueryRecord | None:
+        """The record of the cell ``key`` (values NaN-free: ``None`` when unknown), or ``None`` if not recorded.
+
+        This default scans every record (``O(Q)``); the ledgers here answer from their index and
+        include :attr:`QueryRecord.extra`. It counts nothing: record the look-up with :meth:`record`.
+        """
+        keys, val, test = self._records()
+        try:
+            k = keys.index(key)
+        except ValueError:
+            return None
+        return QueryRecord(key, float(val[k]), None if np.isnan(test[k]) else float(test[k]))
+
     # ------------------------------------------------------------------ derived views
     @property
     def n_queries(self) -> int:
@@ -184,6 +231,59 @@ def as_nullable(value: float | None) -> float | None:
     return None if np.isnan(number) else number
 
 
+def encode_extra(extra: Mapping[str, Any] | None) -> str | None:
+    """``extra`` as canonical JSON text (sorted keys), ``None`` for ``None``.
+
+    Raises:
+        TypeError: If ``extra`` is not a mapping with string keys whose values are finite numbers,
+            strings, booleans, ``None``, lists or such mappings (NaN and infinities are refused, not
+            written as non-standard JSON); the message names the offending entry.
+    """
+    if extra is None:
+        return None
+    if not isinstance(extra, Mapping):
+        raise TypeError(f"extra metrics must be a mapping of names to JSON values, got {type(extra).__name__}")
+    return json.dumps(_plain("extra", extra), sort_keys=True, allow_nan=False, separators=(",", ":"))
+
+
+def _plain(where: str, value: object) -> Any:
+    """``value`` as plain Python JSON data (NumPy scalars become ``int``/``float``), checked on the way."""
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        if not math.isfinite(float(value)):
+            raise TypeError(f"{where} is {value!r}: extra metrics must be finite numbers")
+        return float(value)
+    if isinstance(value, Mapping):
+        bad = [k for k in value if not isinstance(k, str)]
+        if bad:
+            raise TypeError(f"{where} has the key {bad[0]!r}: keys of extra metrics must be strings")
+        return {k: _plain(f"{where}[{k!r}]", v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(f"{where}[{i}]", v) for i, v in enumerate(value)]
+    raise TypeError(
+        f"{where} is a {type(value).__name__} ({value!r}): extra metrics must be JSON values "
+        "(numbers, strings, booleans, None, lists, dicts)"
+    )
+
+
+def stored_record(key: str, val_acc_mean: float | None, test_acc: float | None, extra: str | None) -> QueryRecord:
+    """A :class:`QueryRecord` from a stored row: SQL NULL values, extras as JSON text (both ledgers' layout)."""
+    return QueryRecord(key, as_float(val_acc_mean), as_nullable(test_acc), decode_extra(extra))
+
+
+def decode_extra(text: str | None) -> dict[str, Any] | None:
+    """Inverse of :func:`encode_extra`."""
+    if text is None:
+        return None
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise LedgerError(f"stored extra metrics are not a JSON object: {text[:80]!r}")
+    return value
+
+
 __all__ = [
     "BUDGET_EXHAUSTED",
     "Admission",
@@ -193,4 +293,7 @@ __all__ = [
     "as_float",
     "as_nullable",
     "check_budget",
+    "decode_extra",
+    "encode_extra",
+    "stored_record",
 ]

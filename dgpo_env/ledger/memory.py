@@ -18,21 +18,33 @@ import os
 import sqlite3
 import threading
 import uuid
+from collections.abc import Mapping
 from typing import Any, NoReturn
 
 import numpy as np
 
-from dgpo_env.ledger.base import Admission, LedgerError, QueryLedger, as_float, as_nullable, check_budget
+from dgpo_env.ledger.base import (
+    Admission,
+    LedgerError,
+    QueryLedger,
+    QueryRecord,
+    as_float,
+    as_nullable,
+    check_budget,
+    encode_extra,
+    stored_record,
+)
 
 _SCHEMA = """
 CREATE TABLE queries (
     key TEXT PRIMARY KEY,
     seq INTEGER NOT NULL,
     val_acc_mean REAL,
-    test_acc REAL
+    test_acc REAL,
+    extra TEXT
 ) WITHOUT ROWID
 """
-_INSERT = "INSERT OR IGNORE INTO queries (key, seq, val_acc_mean, test_acc) VALUES (?, ?, ?, ?)"
+_INSERT = "INSERT OR IGNORE INTO queries (key, seq, val_acc_mean, test_acc, extra) VALUES (?, ?, ?, ?, ?)"
 _EXISTS = "SELECT 1 FROM queries WHERE key = ?"
 
 
@@ -78,11 +90,23 @@ class InMemoryLedger(QueryLedger):
         Raises:
             LedgerError: In a process forked after the ledger was made (the count would fork).
         """
+        return self.record_with_extra(key, val_acc_mean, test_acc, None)
+
+    def record_with_extra(
+        self, key: str, val_acc_mean: float | None, test_acc: float | None, extra: Mapping[str, Any] | None
+    ) -> Admission:
+        """Record one look-up, keeping ``extra`` with a new cell (see :meth:`QueryLedger.record_with_extra`).
+
+        Raises:
+            TypeError: If ``extra`` is not a JSON object of finite values.
+            LedgerError: In a process forked after the ledger was made (the count would fork).
+        """
+        text = encode_extra(extra)
         db = self._connection()
         with self._lock:
             if self._max_queries is None or self._n_queries < self._max_queries:
                 before = db.total_changes
-                db.execute(_INSERT, (key, self._n_queries, as_nullable(val_acc_mean), as_nullable(test_acc)))
+                db.execute(_INSERT, (key, self._n_queries, as_nullable(val_acc_mean), as_nullable(test_acc), text))
                 admission = Admission.NEW if db.total_changes != before else Admission.KNOWN
             elif db.execute(_EXISTS, (key,)).fetchone() is not None:
                 admission = Admission.KNOWN
@@ -115,6 +139,13 @@ class InMemoryLedger(QueryLedger):
         db = self._connection()
         with self._lock:
             return db.execute(_EXISTS, (key,)).fetchone() is not None
+
+    def stored(self, key: str) -> QueryRecord | None:
+        """The record of ``key`` with its extra metrics, or ``None`` (see :meth:`QueryLedger.stored`)."""
+        db = self._connection()
+        with self._lock:
+            row = db.execute("SELECT val_acc_mean, test_acc, extra FROM queries WHERE key = ?", (key,)).fetchone()
+        return None if row is None else stored_record(key, *row)
 
     def _records(self) -> tuple[list[str], np.ndarray, np.ndarray]:
         db = self._connection()

@@ -13,14 +13,16 @@ and imports Ray only when a ledger is made or attached. See docs/ray.md, "Ledger
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
+from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from dgpo_env.ledger.base import Admission, LedgerError, QueryLedger, check_budget
+from dgpo_env.ledger.base import Admission, LedgerError, QueryLedger, QueryRecord, check_budget, encode_extra
 from dgpo_env.ledger.memory import InMemoryLedger
 
 RAY_INSTALL_HINT = 'install the Ray extra: pip install "dgpo-env[ray]" (with torch==2.13.0 on CPU machines)'
@@ -62,6 +64,14 @@ class _LedgerState:
 
     def record(self, key: str, val_acc_mean: float | None, test_acc: float | None) -> str:
         return self._ledger.record(key, val_acc_mean, test_acc).value
+
+    def record_with_extra(
+        self, key: str, val_acc_mean: float | None, test_acc: float | None, extra: dict[str, Any] | None
+    ) -> str:
+        return self._ledger.record_with_extra(key, val_acc_mean, test_acc, extra).value
+
+    def stored(self, key: str) -> QueryRecord | None:
+        return self._ledger.stored(key)
 
     def max_queries(self) -> int | None:
         return self._ledger.max_queries
@@ -248,6 +258,24 @@ class RayLedger(QueryLedger):
             LedgerError: If the ledger actor is gone.
         """
         return Admission(self._call("record", key, val_acc_mean, test_acc))
+
+    def record_with_extra(
+        self, key: str, val_acc_mean: float | None, test_acc: float | None, extra: Mapping[str, Any] | None
+    ) -> Admission:
+        """:meth:`record`, keeping ``extra`` (a JSON object of further metrics) with a new cell; one actor call.
+
+        Raises:
+            TypeError: If ``extra`` is not a JSON object of finite values (checked here, before the call).
+            LedgerError: If the ledger actor is gone.
+        """
+        text = encode_extra(extra)  # refuse bad extras here, and send plain JSON data
+        plain = None if text is None else json.loads(text)
+        return Admission(self._call("record_with_extra", key, val_acc_mean, test_acc, plain))
+
+    def stored(self, key: str) -> QueryRecord | None:
+        """The record of ``key`` with its extra metrics, or ``None``; one actor call, counts nothing."""
+        record: QueryRecord | None = self._call("stored", key)
+        return record
 
     @property
     def ledger_id(self) -> str:

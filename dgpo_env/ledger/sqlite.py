@@ -16,15 +16,32 @@ import os
 import sqlite3
 import threading
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dgpo_env.ledger.base import Admission, LedgerError, QueryLedger, as_float, as_nullable, check_budget
+from dgpo_env.ledger.base import (
+    Admission,
+    LedgerError,
+    QueryLedger,
+    QueryRecord,
+    as_float,
+    as_nullable,
+    check_budget,
+    encode_extra,
+    stored_record,
+)
 
-FORMAT_VERSION = 1
-"""Schema version stored in the file; a file of another version is refused."""
+FORMAT_VERSION = 2
+"""Schema version stored in the file. Version 1 files (no ``extra`` column) are migrated when opened;
+files of a later version are refused."""
+
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: ("ALTER TABLE queries ADD COLUMN extra TEXT",),
+}
+"""Statements that bring a file of format ``k`` to format ``k + 1`` (run in the opening transaction)."""
 
 BUSY_TIMEOUT_S = 60.0
 """How long a handle waits for another process's write lock before giving up (seconds)."""
@@ -42,7 +59,8 @@ CREATE TABLE IF NOT EXISTS queries (
     seq INTEGER PRIMARY KEY,
     key TEXT NOT NULL UNIQUE,
     val_acc_mean REAL,
-    test_acc REAL
+    test_acc REAL,
+    extra TEXT
 );
 """
 
@@ -147,26 +165,36 @@ class SQLiteLedger(QueryLedger):
     def _initialise(self) -> str:
         """Create the schema if missing, check the format; return the ledger's uuid."""
 
-        def body(connection: sqlite3.Connection) -> str:
+        def body(connection: sqlite3.Connection) -> tuple[int, str]:
             tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if tables and not {"state", "queries"} <= tables:
                 raise sqlite3.DatabaseError(
                     f"not a database of this format: it holds other tables: {', '.join(sorted(tables))}"
                 )
-            for statement in filter(str.strip, _SCHEMA.split(";")):
-                connection.execute(statement)
-            connection.execute(
-                "INSERT OR IGNORE INTO state VALUES (0, ?, ?, NULL, 0, 0)", (FORMAT_VERSION, uuid.uuid4().hex)
-            )
+            if not tables:
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    connection.execute(statement)
+                connection.execute("INSERT INTO state VALUES (0, ?, ?, NULL, 0, 0)", (FORMAT_VERSION, uuid.uuid4().hex))
             row = connection.execute("SELECT format, ledger_uuid FROM state WHERE id = 0").fetchone()
-            return row  # type: ignore[no-any-return]
+            if row is None:
+                raise sqlite3.DatabaseError("not a database of this format: its state row is missing")
+            fmt, ledger_uuid = row
+            while fmt in _MIGRATIONS:  # an older file: bring it up to date in this transaction
+                for statement in _MIGRATIONS[fmt]:
+                    connection.execute(statement)
+                fmt += 1
+                connection.execute("UPDATE state SET format = ? WHERE id = 0", (fmt,))
+            return fmt, ledger_uuid
 
         try:
             fmt, ledger_uuid = self._transaction(body)
         except sqlite3.DatabaseError as err:
             raise LedgerError(_open_error(self.path, err)) from err
         if fmt != FORMAT_VERSION:
-            raise LedgerError(f"{self.path} is a query ledger of format {fmt}; this version reads {FORMAT_VERSION}")
+            raise LedgerError(
+                f"{self.path} is a query ledger of format {fmt}; this version reads formats 1 to {FORMAT_VERSION}: "
+                "open it with the dgpo-env version that wrote it, or start a new ledger file"
+            )
         return str(ledger_uuid)
 
     def close(self) -> None:
@@ -183,6 +211,17 @@ class SQLiteLedger(QueryLedger):
     # ------------------------------------------------------------------ QueryLedger
     def record(self, key: str, val_acc_mean: float | None, test_acc: float | None) -> Admission:
         """Record one look-up in one write transaction (see :meth:`QueryLedger.record`)."""
+        return self.record_with_extra(key, val_acc_mean, test_acc, None)
+
+    def record_with_extra(
+        self, key: str, val_acc_mean: float | None, test_acc: float | None, extra: Mapping[str, Any] | None
+    ) -> Admission:
+        """Record one look-up, keeping ``extra`` with a new cell (see :meth:`QueryLedger.record_with_extra`).
+
+        Raises:
+            TypeError: If ``extra`` is not a JSON object of finite values.
+        """
+        text = encode_extra(extra)
 
         def body(connection: sqlite3.Connection) -> Admission:
             if connection.execute("SELECT 1 FROM queries WHERE key = ?", (key,)).fetchone() is not None:
@@ -192,8 +231,8 @@ class SQLiteLedger(QueryLedger):
             if budget is not None and n_queries >= budget:
                 return Admission.REFUSED
             connection.execute(
-                "INSERT INTO queries (key, val_acc_mean, test_acc) VALUES (?, ?, ?)",
-                (key, as_nullable(val_acc_mean), as_nullable(test_acc)),
+                "INSERT INTO queries (key, val_acc_mean, test_acc, extra) VALUES (?, ?, ?, ?)",
+                (key, as_nullable(val_acc_mean), as_nullable(test_acc), text),
             )
             connection.execute("UPDATE state SET n_queries = n_queries + 1, n_lookups = n_lookups + 1 WHERE id = 0")
             return Admission.NEW
@@ -225,6 +264,11 @@ class SQLiteLedger(QueryLedger):
     def was_queried(self, key: str) -> bool:
         """Whether any process has recorded ``key``."""
         return bool(self._read("SELECT 1 FROM queries WHERE key = ?", (key,)))
+
+    def stored(self, key: str) -> QueryRecord | None:
+        """The record of ``key`` as committed by any process, with its extra metrics, or ``None``."""
+        rows = self._read("SELECT val_acc_mean, test_acc, extra FROM queries WHERE key = ?", (key,))
+        return stored_record(key, *rows[0]) if rows else None
 
     def _records(self) -> tuple[list[str], np.ndarray, np.ndarray]:
         rows = self._read("SELECT key, val_acc_mean, test_acc FROM queries ORDER BY seq")
