@@ -1,7 +1,8 @@
-"""Shared fixtures: isolated cache directory and the optional ../shared reference data."""
+"""Shared fixtures: isolated cache directory, the optional ../shared reference data, a local Ray runtime."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,3 +37,29 @@ def nb201_table_path() -> Path:
     if not NB201_TABLE.is_file():
         pytest.skip(f"reference data not present at {NB201_TABLE}")
     return NB201_TABLE
+
+
+@pytest.fixture(scope="module")
+def ray_runtime() -> Iterator[None]:
+    """A local Ray runtime of 2 CPUs for the requesting module, shut down afterwards (skips without Ray).
+
+    Modules using it mark themselves ``xdist_group("ray")`` so that one runtime runs at a time.
+    """
+    try:
+        import ray
+    except ImportError:
+        pytest.skip('needs the ray extra: pip install "dgpo-env[ray]"')
+    if ray.is_initialized():
+        ray.shutdown()
+    # The workers import test modules and tests/harness_jobs.py by name, hence tests/ on their path.
+    path = os.pathsep.join(p for p in (str(Path(__file__).parent), os.environ.get("PYTHONPATH")) if p)
+    ray.init(
+        address="local",  # a new instance of our own, even if a cluster runs on this machine
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        runtime_env={"env_vars": {"PYTHONPATH": path}},
+    )
+    yield
+    ray.shutdown()

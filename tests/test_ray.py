@@ -1,7 +1,7 @@
 """Ray: the ledger actor and the Ray executor, on a real local Ray runtime (skipped without the ``ray`` extra).
 
-One runtime (``ray.init(num_cpus=2)``) is shared by the whole module (Ray takes seconds to start), and
-the module's tests run on one pytest-xdist worker (``xdist_group``).
+One runtime (``ray.init(num_cpus=2)``, the ``ray_runtime`` fixture of conftest.py) is shared by the whole
+module (Ray takes seconds to start), and the module's tests run on one pytest-xdist worker (``xdist_group``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from contextlib import closing
 from functools import partial
 from pathlib import Path
@@ -103,27 +102,6 @@ try:
     import ray
 except ImportError:  # the tests below skip
     ray = None
-
-
-@pytest.fixture(scope="module")
-def ray_runtime() -> Iterator[None]:
-    """A local Ray runtime of 2 CPUs for this module, shut down afterwards (skips without Ray)."""
-    if ray is None:
-        pytest.skip('needs the ray extra: pip install "dgpo-env[ray]"')
-    if ray.is_initialized():
-        ray.shutdown()
-    # The workers import this module and tests/harness_jobs.py by name, hence tests/ on their path.
-    path = os.pathsep.join(p for p in (str(Path(__file__).parent), os.environ.get("PYTHONPATH")) if p)
-    ray.init(
-        address="local",  # a new instance of our own, even if a cluster runs on this machine
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-        runtime_env={"env_vars": {"PYTHONPATH": path}},
-    )
-    yield
-    ray.shutdown()
 
 
 # ---------------------------------------------------------------------- ledger actor

@@ -16,6 +16,7 @@ from agents.policies.distributions import (
 )
 from agents.policies.envs import make_env_for_model
 from agents.policies.observations import GraphBatch, GraphCriticFeatures, graph_from_obs
+from agents.policies.ray_vec_env import RayVecEnv
 
 __all__ = [
     "BUDGET_EXHAUSTED",
@@ -29,6 +30,7 @@ __all__ = [
     "MaskableGraphDiffusionPolicy",
     "QueryBudgetCallback",
     "QueryProgressCallback",
+    "RayVecEnv",
     "apply_budget",
     "check_model_spaces",
     "check_model_task",

@@ -45,11 +45,15 @@ def make_env_for_model(
     env_kwargs: Mapping[str, Any] | None = None,
     benchmark: Benchmark | None = None,
     max_queries: int | None = None,
+    vec_env_cls: type[VecEnv] = DummyVecEnv,
+    vec_env_kwargs: Mapping[str, Any] | None = None,
 ) -> VecEnv:
-    """A ``DummyVecEnv`` of ``n_envs`` copies of ``env_id`` built with the model's ``T`` and prior.
+    """A ``DummyVecEnv`` (or ``vec_env_cls``) of ``n_envs`` copies of ``env_id`` built with the model's ``T`` and prior.
 
     All copies share one :class:`Benchmark` instance, so they count into one query ledger
-    (docs/ledger.md) and a budget is exact.
+    (docs/ledger.md) and a budget is exact. Copies in other processes (``SubprocVecEnv``,
+    :class:`~agents.policies.ray_vec_env.RayVecEnv`) get a copy of the benchmark, so its ledger must
+    be one they can all reach (an :class:`~dgpo_env.ledger.SQLiteLedger`, or a ledger served by Ray).
     Each copy is wrapped in SB3's ``Monitor`` (episode statistics for the logger).
 
     Args:
@@ -64,6 +68,8 @@ def make_env_for_model(
         benchmark: The shared benchmark (default: a fresh one as ``env_id`` defines it).
         max_queries: If given, the budget of the benchmark's ledger: new cells beyond this many
             distinct queries are refused (an exact budget).
+        vec_env_cls: The SB3 ``VecEnv`` class holding the copies.
+        vec_env_kwargs: Its further constructor arguments (e.g. ``{"num_cpus": 0.5}`` for ``RayVecEnv``).
 
     Returns:
         The vectorised environment.
@@ -72,6 +78,8 @@ def make_env_for_model(
         ValueError: If ``env_kwargs`` tries to override the model's prior or ``T``, ``n_envs < 1``,
             neither ``env_id`` nor ``benchmark`` is given, the benchmark's search space is not the model's,
             or its ledger already has a different budget.
+        LedgerError: If ``vec_env_cls`` keeps the copies in other processes but the benchmark's ledger is
+            an in-process one (it cannot be sent to them; the message says which ledger to use).
     """
     if n_envs < 1:
         raise ValueError(f"n_envs must be >= 1, got {n_envs}")
@@ -106,7 +114,8 @@ def make_env_for_model(
         n_envs=n_envs,
         seed=seed,
         env_kwargs=kwargs,
-        vec_env_cls=DummyVecEnv,
+        vec_env_cls=vec_env_cls,  # type: ignore[arg-type]  # SB3 annotates its own two classes only
+        vec_env_kwargs=None if vec_env_kwargs is None else dict(vec_env_kwargs),
     )
     env_ledger(env)  # every copy counts into the shared benchmark's ledger
     return env
