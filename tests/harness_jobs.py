@@ -7,6 +7,8 @@ import signal
 import time
 from pathlib import Path
 
+from dgpo_env.io import atomic_write_text
+
 
 def square(x: int) -> int:
     return x * x
@@ -26,7 +28,7 @@ def die() -> None:
 
 def sleep_and_tell(path: str, seconds: float) -> None:
     """Write this process's pid to ``path``, then sleep."""
-    Path(path).write_text(str(os.getpid()))
+    atomic_write_text(Path(path), str(os.getpid()))  # a reader never sees an empty file
     time.sleep(seconds)
 
 
