@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from agents.commands.args import positive_int
-from agents.commands.reward_args import add_reward_flags, reward_options
 from agents.commands.backend import BackendError, add_backend_arguments, executor_from_args
+from agents.commands.reward_args import add_reward_flags, reward_options
 
 
 def _seeds(text: str) -> list[int]:
