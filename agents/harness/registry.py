@@ -12,7 +12,7 @@ A *method* is any callable ``fn(benchmark_kwargs, seed, max_queries) -> SearchRe
 * to run in worker processes it must be picklable: a module-level function, or a
   :func:`functools.partial` of one with picklable arguments (bind method options that way).
 
-"rs", "rea", "ls" and "reinforce" are registered here, "dgpo", "dgpo-elite", "ppo" and
+"rs", "rea", "ls" and "reinforce" are registered here, "dgpo", "dgpo-elite", "dgpo-surrogate", "ppo" and
 "ppo-mlp" by path (:data:`DIFFUSION_METHODS`, imported on first use), and so are the peer optimisers
 "tpe" and "smac" (:data:`PEER_METHODS`), which need the optional extra ``peers``: without it,
 :func:`get_method` raises a one-line :class:`ValueError` naming ``pip install "dgpo-env[peers]"``.
@@ -54,6 +54,7 @@ BENCHMARK_SHORTHANDS: dict[str, dict[str, Any]] = {
 DIFFUSION_METHODS: dict[str, str] = {
     "dgpo": "agents.dgpo.compare_methods:run_dgpo",
     "dgpo-elite": "agents.dgpo.compare_methods:run_dgpo_elite",
+    "dgpo-surrogate": "agents.dgpo.compare_methods:run_dgpo_surrogate",
     "ppo": "agents.dgpo.compare_methods:run_ppo",
     "ppo-mlp": "agents.dgpo.compare_methods:run_ppo_mlp",
 }
