@@ -65,7 +65,7 @@ class SurrogateConfig(Settings):
     """
 
     surrogate_after: int = 10
-    """Tuned on seeds 0-19 (docs/dgpo.md §4): rank candidates once 10 cells are known."""
+    """Not tuned: 10 cells before the first ranking, as Optuna TPE's 10 start-up trials (docs/dgpo.md §4)."""
     n_candidates: int = 32
     """Tuned on seeds 0-19 (docs/dgpo.md §4): 32 policy draws per copy and round (16 and 64 were worse)."""
     neighbour_top_k: int = 0
