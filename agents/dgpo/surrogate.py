@@ -33,7 +33,7 @@ from stable_baselines3.common.type_aliases import GymEnv
 from torch import Tensor
 
 from agents.dgpo.cell_gp import CellGP
-from agents.dgpo.config import DGPOConfig, Setting, Settings
+from agents.dgpo.config import DGPOConfig, Setting, Settings, adopt_loaded, settings_from
 from agents.dgpo.elite import EliteConfig, EliteDGPO
 from agents.policies.diffusion_policy import GraphDiffusionPolicy
 from dgpo_env.diffusion.noise import sample_categorical
@@ -140,10 +140,7 @@ class SurrogateDGPO(EliteDGPO):
         surrogate: SurrogateConfig | None = None,
         **kwargs: Any,
     ) -> None:
-        if surrogate is not None and not isinstance(surrogate, SurrogateConfig):
-            raise TypeError(f"surrogate must be a SurrogateConfig or None, got {type(surrogate).__name__}")
-        overrides = {name: kwargs.pop(name) for name in SurrogateConfig.field_names() if name in kwargs}
-        self.surrogate = (surrogate or SurrogateConfig()).replace(**overrides)
+        self.surrogate = settings_from("surrogate", SurrogateConfig, surrogate, kwargs)
         self.n_ranked_rounds = 0
         super().__init__(policy, env, config, elite, **kwargs)
 
@@ -159,10 +156,7 @@ class SurrogateDGPO(EliteDGPO):
     def _adopt_loaded_settings(self) -> None:
         """As :meth:`EliteDGPO._adopt_loaded_settings`, for the surrogate settings too."""
         super()._adopt_loaded_settings()
-        state = vars(self)
-        found = {name: state.pop(name) for name in SurrogateConfig.field_names() if name in state}
-        if found:
-            self.surrogate = self.surrogate.replace(**found)
+        self.surrogate = adopt_loaded(vars(self), self.surrogate)
 
     # ------------------------------------------------------------------ ranked final step
     def _final_step_actions(self, actions: np.ndarray, node_probs: Tensor, edge_probs: Tensor) -> np.ndarray:
