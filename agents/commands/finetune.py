@@ -14,6 +14,7 @@ from agents.commands.reward_args import BestByReward, add_reward_flags, reward_o
 from agents.dgpo.config import EPOCHS, DGPOConfig
 from agents.dgpo.elite import EliteConfig
 from agents.dgpo.losses import GRADIENTS
+from agents.dgpo.surrogate import SurrogateConfig
 from agents.dgpo.variants import PRESETS, get_preset
 from agents.pretrained import available
 from dgpo_env.benchmarks import Benchmark
@@ -39,8 +40,16 @@ SETTING_FLAGS: dict[str, tuple[str, str]] = {
     "anchor_after": ("--anchor-after", "distinct cells looked up before the first anchored batch"),
     "novelty_retries": ("--novelty-retries", "redraws of a known final cell"),
     "archive_score": ("--archive-score", "rank archived cells by val_acc or by the reward"),
+    "surrogate_after": ("--surrogate-after", "distinct cells looked up before the reward model ranks candidates"),
+    "n_candidates": ("--n-candidates", "policy draws per environment copy ranked at the last step"),
+    "neighbour_top_k": ("--neighbour-top-k", "single-edit neighbours of this many best cells join the candidates"),
+    "n_prior_candidates": ("--n-prior-candidates", "cells drawn from the prior's marginals per round as candidates"),
+    "ranked_share": ("--ranked-share", "share of a round's copies given the best candidates of all"),
+    "per_copy": ("--per-copy", "the other copies propose the best of their own draws"),
+    "ucb_beta": ("--ucb-beta", "exploration weight of the reward model's upper confidence bound"),
 }
-"""Setting -> (flag, help): one flag per :class:`DGPOConfig` and :class:`EliteConfig` field (docs/dgpo.md §3-§4)."""
+"""Setting -> (flag, help): one flag per :class:`DGPOConfig`, :class:`EliteConfig` and :class:`SurrogateConfig`
+field (docs/dgpo.md §3-§4)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
@@ -70,7 +79,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
         "--variant",
         choices=sorted(PRESETS),
         default="published",
-        help="DGPO as published, or the elite variant (docs/dgpo.md §5); the setting flags below override it",
+        help="DGPO as published, the elite variant, or elite with surrogate-ranked candidates (docs/dgpo.md §5); "
+        "the setting flags below override it",
     )
     add_setting_flags(parser)
     parser.add_argument("--inverse", action="store_true", help="negate the reward (control experiment)")
@@ -93,14 +103,24 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
 
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
     """One optional flag per setting (:data:`SETTING_FLAGS`); unset flags leave the preset's value."""
-    published, elite = DGPOConfig(), EliteConfig()
+    published, elite, surrogate = DGPOConfig(), EliteConfig(), SurrogateConfig()
     for name, (flag, text) in SETTING_FLAGS.items():
         if name in DGPOConfig.field_names():
             default, source = getattr(published, name), "official"
+        elif name in EliteConfig.field_names():
+            default, source = getattr(elite, name), "--variant elite or surrogate only; preset"
         else:
-            default, source = getattr(elite, name), "--variant elite only; preset"
+            default, source = getattr(surrogate, name), "--variant surrogate only; preset"
         shown = default if isinstance(default, str) else f"{default:g}"
-        if name == "gradient":
+        if isinstance(default, bool):
+            parser.add_argument(
+                flag,
+                dest=name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"{text} ({source} {default})",
+            )
+        elif name == "gradient":
             parser.add_argument(flag, dest=name, choices=GRADIENTS, default=None, help=f"{text} ({source} {shown})")
         else:
             parser.add_argument(flag, dest=name, type=type(default), default=None, help=f"{text} ({source} {shown})")
@@ -117,9 +137,11 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     preset = get_preset(args.variant)
     overrides = {name: getattr(args, name) for name in SETTING_FLAGS if getattr(args, name) is not None}
-    foreign = [SETTING_FLAGS[name][0] for name in overrides if name not in preset.algorithm.setting_names()]
+    foreign = [name for name in overrides if name not in preset.algorithm.setting_names()]
     if foreign:
-        print(f"dgpo finetune: error: {', '.join(foreign)} only apply to --variant elite", file=sys.stderr)
+        variants = "elite or surrogate" if all(name in EliteConfig.field_names() for name in foreign) else "surrogate"
+        flags = ", ".join(SETTING_FLAGS[name][0] for name in foreign)
+        print(f"dgpo finetune: error: {flags} only apply to --variant {variants}", file=sys.stderr)
         return 2
     tracker: BestByReward | None = None
     try:

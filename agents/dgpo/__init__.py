@@ -1,8 +1,9 @@
 """DGPO: REINFORCE fine-tuning of a graph-diffusion model with GDPO's eager gradient (docs/dgpo.md).
 
 :class:`DGPO` is the published algorithm with its settings in :class:`DGPOConfig`; :class:`EliteDGPO`
-adds the elite reuse of looked-up cells (:class:`EliteConfig`); :data:`PRESETS` and :func:`make_dgpo`
-name the two configurations.
+adds the elite reuse of looked-up cells (:class:`EliteConfig`); :class:`SurrogateDGPO` also ranks the
+policy's candidates with a reward model fitted on the looked-up cells (:class:`SurrogateConfig`);
+:data:`PRESETS` and :func:`make_dgpo` name the configurations.
 """
 
 from agents.dgpo.advantages import RewardNormalizer, batch_advantages, first_occurrences
@@ -11,6 +12,7 @@ from agents.dgpo.dgpo import DGPO
 from agents.dgpo.elite import CellArchive, EliteConfig, EliteDGPO
 from agents.dgpo.losses import TrajectoryBatch, clean_log_likelihood, freeze_layers
 from agents.dgpo.policies import GraphDiffusionPolicy, MaskableGraphDiffusionPolicy, MultiInputPolicy
+from agents.dgpo.surrogate import SurrogateConfig, SurrogateDGPO
 from agents.dgpo.variants import PRESETS, Preset, make_dgpo
 
 __all__ = [
@@ -25,6 +27,8 @@ __all__ = [
     "MultiInputPolicy",
     "Preset",
     "RewardNormalizer",
+    "SurrogateConfig",
+    "SurrogateDGPO",
     "TrajectoryBatch",
     "batch_advantages",
     "clean_log_likelihood",

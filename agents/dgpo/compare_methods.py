@@ -254,6 +254,11 @@ def run_dgpo_elite(benchmark_kwargs: dict[str, Any], seed: int, max_queries: int
     return run_dgpo(benchmark_kwargs, seed, max_queries, variant="elite", **kwargs)
 
 
+def run_dgpo_surrogate(benchmark_kwargs: dict[str, Any], seed: int, max_queries: int, **kwargs: Any) -> SearchResult:
+    """:func:`run_dgpo` with the ``"surrogate"`` preset (:class:`~agents.dgpo.surrogate.SurrogateDGPO`)."""
+    return run_dgpo(benchmark_kwargs, seed, max_queries, variant="surrogate", **kwargs)
+
+
 def run_ppo(
     benchmark_kwargs: dict[str, Any],
     seed: int,
@@ -359,6 +364,7 @@ __all__ = [
     "run_dgpo",
     "run_dgpo_elite",
     "run_dgpo_mo",
+    "run_dgpo_surrogate",
     "run_ppo",
     "run_ppo_mlp",
     "spec_reward",

@@ -212,4 +212,28 @@ class Setting(Generic[T]):
         )
 
 
-__all__ = ["EPOCHS", "DGPOConfig", "Setting", "Settings"]
+def settings_from(
+    name: str, cls: type[SelfSettings], given: SelfSettings | None, kwargs: dict[str, Any]
+) -> SelfSettings:
+    """``given`` (default ``cls()``) with the fields of ``cls`` found in ``kwargs`` popped and applied.
+
+    The constructor step of the algorithms with an extra settings dataclass (``elite=``, ``surrogate=``).
+
+    Raises:
+        TypeError: If ``given`` is not a ``cls`` (the message names ``name``), or from :meth:`Settings.replace`.
+        ValueError: From :meth:`Settings.replace`.
+    """
+    if given is not None and not isinstance(given, cls):
+        article = "an" if cls.__name__[0] in "AEIOU" else "a"
+        raise TypeError(f"{name} must be {article} {cls.__name__} or None, got {type(given).__name__}")
+    overrides = {field: kwargs.pop(field) for field in cls.field_names() if field in kwargs}
+    return (given or cls()).replace(**overrides)
+
+
+def adopt_loaded(state: dict[str, Any], current: SelfSettings) -> SelfSettings:
+    """``current`` with the fields a loaded agent's ``state`` (its ``vars``) holds loose, popped from ``state``."""
+    found = {field: state.pop(field) for field in current.field_names() if field in state}
+    return current.replace(**found) if found else current
+
+
+__all__ = ["EPOCHS", "DGPOConfig", "Setting", "Settings", "adopt_loaded", "settings_from"]

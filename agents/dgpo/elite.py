@@ -31,7 +31,7 @@ import torch
 from stable_baselines3.common.type_aliases import GymEnv
 from torch import Tensor
 
-from agents.dgpo.config import DGPOConfig, Setting, Settings
+from agents.dgpo.config import DGPOConfig, Setting, Settings, adopt_loaded, settings_from
 from agents.dgpo.dgpo import DGPO, check_finite_loss
 from agents.dgpo.losses import TrajectoryBatch
 from agents.diffusion.pretrain import denoising_loss
@@ -192,10 +192,7 @@ class EliteDGPO(DGPO):
         elite: EliteConfig | None = None,
         **kwargs: Any,
     ) -> None:
-        if elite is not None and not isinstance(elite, EliteConfig):
-            raise TypeError(f"elite must be an EliteConfig or None, got {type(elite).__name__}")
-        elite_overrides = {name: kwargs.pop(name) for name in EliteConfig.field_names() if name in kwargs}
-        self.elite = (elite or EliteConfig()).replace(**elite_overrides)
+        self.elite = settings_from("elite", EliteConfig, elite, kwargs)
         super().__init__(policy, env, config, **kwargs)
 
     @classmethod
@@ -215,10 +212,7 @@ class EliteDGPO(DGPO):
     def _adopt_loaded_settings(self) -> None:
         """As :meth:`DGPO._adopt_loaded_settings`, for the elite settings too."""
         super()._adopt_loaded_settings()
-        state = vars(self)
-        found = {name: state.pop(name) for name in EliteConfig.field_names() if name in state}
-        if found:
-            self.elite = self.elite.replace(**found)
+        self.elite = adopt_loaded(vars(self), self.elite)
 
     # ------------------------------------------------------------------ elite-anchored starts
     @property

@@ -33,6 +33,7 @@ from typing import Any, Literal, overload
 from agents.dgpo.config import DGPOConfig
 from agents.dgpo.dgpo import DGPO
 from agents.dgpo.elite import EliteConfig, EliteDGPO
+from agents.dgpo.surrogate import SurrogateConfig, SurrogateDGPO
 from agents.policies.compat import ModelSpec
 
 
@@ -44,21 +45,30 @@ class Preset:
         name: The preset's name (a key of :data:`PRESETS`).
         algorithm: :class:`~agents.dgpo.dgpo.DGPO` or a subclass.
         config: Its DGPO settings.
-        elite: The elite settings (only for :class:`~agents.dgpo.elite.EliteDGPO`).
+        elite: The elite settings (only for :class:`~agents.dgpo.elite.EliteDGPO` and its subclasses).
+        surrogate: The ranking settings (only for :class:`~agents.dgpo.surrogate.SurrogateDGPO`).
     """
 
     name: str
     algorithm: type[DGPO]
     config: DGPOConfig
     elite: EliteConfig | None = None
+    surrogate: SurrogateConfig | None = None
 
     def __post_init__(self) -> None:
         if (self.elite is not None) != issubclass(self.algorithm, EliteDGPO):
             raise ValueError(f"preset {self.name!r}: elite settings go with EliteDGPO and only with it")
+        if (self.surrogate is not None) != issubclass(self.algorithm, SurrogateDGPO):
+            raise ValueError(f"preset {self.name!r}: surrogate settings go with SurrogateDGPO and only with it")
 
     def constructor_kwargs(self) -> dict[str, Any]:
-        """``{"config": ..., ["elite": ...]}`` for the algorithm's constructor or ``for_env_id``."""
-        return {"config": self.config} if self.elite is None else {"config": self.config, "elite": self.elite}
+        """``{"config": ..., ["elite": ..., ["surrogate": ...]]}`` for the algorithm's constructor or ``for_env_id``."""
+        kwargs: dict[str, Any] = {"config": self.config}
+        if self.elite is not None:
+            kwargs["elite"] = self.elite
+        if self.surrogate is not None:
+            kwargs["surrogate"] = self.surrogate
+        return kwargs
 
     def sets(self, name: str) -> bool:
         """Whether the preset changes DGPO setting ``name`` from the published default (or it is an elite setting).
@@ -68,16 +78,21 @@ class Preset:
         """
         if self.elite is not None and name in EliteConfig.field_names():
             return True
+        if self.surrogate is not None and name in SurrogateConfig.field_names():
+            return True
         DGPOConfig.check_names([name])
         return bool(getattr(self.config, name) != getattr(DGPOConfig(), name))
 
     def flat_kwargs(self) -> dict[str, Any]:
         """The preset as flat keyword settings (the form of the former ``variant_kwargs``).
 
-        The DGPO settings it changes from the published defaults, and every elite setting.
+        The DGPO settings it changes from the published defaults, and every elite and surrogate setting.
         """
         flat = {name: value for name, value in self.config.to_dict().items() if self.sets(name)}
-        return flat if self.elite is None else {**flat, **self.elite.to_dict()}
+        for extra in (self.elite, self.surrogate):
+            if extra is not None:
+                flat.update(extra.to_dict())
+        return flat
 
 
 PRESETS: Mapping[str, Preset] = MappingProxyType(
@@ -88,6 +103,13 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
             EliteDGPO,
             DGPOConfig(learning_rate=3e-3, batch_size=10, n_inner_passes=1, freeze_fraction=0.0),
             EliteConfig(),
+        ),
+        "surrogate": Preset(
+            "surrogate",
+            SurrogateDGPO,
+            DGPOConfig(learning_rate=3e-3, batch_size=10, n_inner_passes=1, freeze_fraction=0.0),
+            EliteConfig(),
+            SurrogateConfig(),
         ),
     }
 )

@@ -12,7 +12,8 @@ A *method* is any callable ``fn(benchmark_kwargs, seed, max_queries) -> SearchRe
 * to run in worker processes it must be picklable: a module-level function, or a
   :func:`functools.partial` of one with picklable arguments (bind method options that way).
 
-"rs", "rea", "ls" and "reinforce" are registered here, "dgpo", "dgpo-elite", "dgpo-mo", "ppo" and
+"rs", "rea", "ls" and "reinforce" are registered here, "dgpo", "dgpo-elite", "dgpo-surrogate", "dgpo-mo",
+"ppo" and
 "ppo-mlp" by path (:data:`DIFFUSION_METHODS`, imported on first use), and so are the peer optimisers
 "tpe", "smac" and the multi-objective "nsga2" and "motpe" (:data:`PEER_METHODS`), which need the
 optional extra ``peers``: without it,
@@ -55,6 +56,7 @@ BENCHMARK_SHORTHANDS: dict[str, dict[str, Any]] = {
 DIFFUSION_METHODS: dict[str, str] = {
     "dgpo": "agents.dgpo.compare_methods:run_dgpo",
     "dgpo-elite": "agents.dgpo.compare_methods:run_dgpo_elite",
+    "dgpo-surrogate": "agents.dgpo.compare_methods:run_dgpo_surrogate",
     "ppo": "agents.dgpo.compare_methods:run_ppo",
     "ppo-mlp": "agents.dgpo.compare_methods:run_ppo_mlp",
     "dgpo-mo": "agents.dgpo.compare_methods:run_dgpo_mo",
