@@ -254,6 +254,16 @@ def test_ray_executor_yields_failures_as_results() -> None:
         list(RayExecutor().run([Job("a", harness_jobs.square, (1,)), Job("a", harness_jobs.square, (2,))]))
 
 
+@pytest.mark.usefixtures("ray_runtime")
+def test_a_job_no_node_can_hold_is_refused_not_queued_forever() -> None:
+    stream = RayExecutor(cpus_per_run=2.5).run([Job("big", harness_jobs.square, (3,))])  # the runtime has 2 CPUs
+    with pytest.raises(ValueError, match=r"no node of the Ray cluster has 2\.5 CPUs.*largest has 2 CPUs"):
+        list(stream)
+    stream = RayExecutor(cpus_per_run=1, gpus_per_run=1).run([Job("gpu", harness_jobs.square, (3,))])
+    with pytest.raises(ValueError, match=r"0 GPUs.*lower --cpus-per-run / --gpus-per-run"):
+        list(stream)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

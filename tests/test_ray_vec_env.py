@@ -283,6 +283,11 @@ def test_a_failing_factory_is_reported_and_the_started_actors_ended(ray_runtime:
     assert ray.available_resources().get("CPU", 0.0) >= free and error.value is not None
 
 
+def test_copies_no_node_can_hold_are_refused_not_waited_for(ray_runtime: None) -> None:
+    with pytest.raises(ValueError, match=r"has 3 CPUs and 0 GPUs.*lower num_cpus / num_gpus"):
+        RayVecEnv([lambda: GraphDenoiseEnv(benchmark="toy")], num_cpus=3)
+
+
 def test_in_process_ledger_is_refused(ray_runtime: None, toy_model: DiffusionModel) -> None:
     with pytest.raises(LedgerError, match="SQLiteLedger"):
         make_env_for_model(

@@ -22,7 +22,7 @@ from collections.abc import Generator, Iterable, Mapping
 from typing import Any
 
 from agents.harness.executor import Executor, Job, JobResult, check_job_ids, run_job
-from dgpo_env.ledger.ray import require_ray
+from dgpo_env.ledger.ray import check_feasible, require_ray
 from dgpo_env.validation import check_count, check_real
 
 WAIT_TIMEOUT_S = 0.5
@@ -154,6 +154,7 @@ class RayExecutor(Executor):
         if not todo:
             return
         self.connect()
+        check_feasible(self._ray, self.cpus_per_run, self.gpus_per_run, "--cpus-per-run / --gpus-per-run")
         ray = self._ray
         options: dict[str, Any] = {"num_cpus": self.cpus_per_run, "num_gpus": self.gpus_per_run, "max_retries": 0}
         if self.max_runs_per_worker is not None:

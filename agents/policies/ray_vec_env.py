@@ -33,7 +33,7 @@ from stable_baselines3.common.env_util import is_wrapped
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
-from dgpo_env.ledger.ray import require_ray
+from dgpo_env.ledger.ray import check_feasible, require_ray
 from dgpo_env.validation import check_callable, check_mapping, check_real
 
 RESOURCE_OPTIONS = ("num_cpus", "num_gpus")
@@ -214,6 +214,9 @@ class RayVecEnv(VecEnv):
         options["num_gpus"] = check_real("num_gpus", num_gpus, minimum=0.0)
         self._ray = require_ray("RayVecEnv")
         self.actor_options = options
+        if not self._ray.is_initialized():
+            self._ray.init()  # what Ray's first remote call would do; the check below needs the cluster
+        check_feasible(self._ray, options["num_cpus"], options["num_gpus"], "num_cpus / num_gpus")
         remote_class = self._ray.remote(EnvActor).options(**options)
         self.actors = [remote_class.remote(fn) for fn in env_fns]
         self._pending: list[Any] = []

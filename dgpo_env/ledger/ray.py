@@ -29,6 +29,28 @@ RAY_INSTALL_HINT = 'install the Ray extra: pip install "dgpo-env[ray]" (with tor
 """The fix quoted when Ray is needed but not installed."""
 
 
+def check_feasible(ray: Any, cpus: float, gpus: float, fix: str) -> None:
+    """Refuse work that no live node of the connected cluster can hold (Ray would queue it forever, silently).
+
+    Args:
+        ray: The ``ray`` module, connected.
+        cpus: CPUs one task or actor asks for.
+        gpus: GPUs one task or actor asks for.
+        fix: The options to lower, named in the message.
+
+    Raises:
+        ValueError: If no alive node has ``cpus`` CPUs and ``gpus`` GPUs; the message gives the largest node.
+            (A cluster that adds nodes on demand is checked as it is now.)
+    """
+    nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+    if nodes and not any(r.get("CPU", 0) >= cpus and r.get("GPU", 0) >= gpus for r in nodes):
+        raise ValueError(
+            f"no node of the Ray cluster has {cpus:g} CPUs and {gpus:g} GPUs for one job (the largest has "
+            f"{max(r.get('CPU', 0) for r in nodes):g} CPUs, {max(r.get('GPU', 0) for r in nodes):g} GPUs); "
+            f"lower {fix}"
+        )
+
+
 def require_ray(feature: str) -> ModuleType:
     """Import Ray, or say how to install it.
 
@@ -320,4 +342,4 @@ class RayLedger(QueryLedger):
         return f"RayLedger(id={self._id!r}, queries={n_queries}, lookups={n_lookups}, max_queries={budget})"
 
 
-__all__ = ["RAY_INSTALL_HINT", "RayLedger", "require_ray"]
+__all__ = ["RAY_INSTALL_HINT", "RayLedger", "check_feasible", "require_ray"]
