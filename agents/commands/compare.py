@@ -75,6 +75,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     return parser
 
 
+BUDGET_FLAGS = {
+    "--max-latency-ms": "max_latency_ms",
+    "--max-params-m": "max_params_m",
+    "--max-train-time-s": "max_train_time_s",
+}
+"""Flags refused by ``dgpo compare``: its tables rank by unconstrained accuracy."""
+
+
 def _rl_reward(args: argparse.Namespace) -> dict[str, object] | None:
     """The RL methods' reward options: budgets, or a trade-off with ``--weights``/``--scalarisation``.
 
@@ -106,6 +114,15 @@ def _run(args: argparse.Namespace) -> int:
             need = 'pip install "dgpo-env[integrations]"'
             print(f"dgpo compare: error: --tensorboard needs the tensorboard package: {need}", file=sys.stderr)
             return 2
+    budgets = [flag for flag, value in BUDGET_FLAGS.items() if getattr(args, value) is not None]
+    if budgets:
+        print(
+            f"dgpo compare: error: {', '.join(budgets)}: the comparison ranks every method by validation accuracy "
+            "alone, so a budget would crown over-budget cells; use `dgpo finetune` with the budget, or "
+            "--objectives acc,latency for a Pareto comparison (docs/howto-constrained.md)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         executor, n_jobs = executor_from_args(args)
     except BackendError as err:

@@ -39,7 +39,10 @@ SETTING_FLAGS: dict[str, tuple[str, str]] = {
     "anchor_top_k": ("--anchor-top-k", "anchors are drawn from this many best cells"),
     "anchor_after": ("--anchor-after", "distinct cells looked up before the first anchored batch"),
     "novelty_retries": ("--novelty-retries", "redraws of a known final cell"),
-    "archive_score": ("--archive-score", "rank archived cells by val_acc or by the reward"),
+    "archive_score": (
+        "--archive-score",
+        "rank archived cells by val_acc or by the reward (default: reward with a budget or trade-off, else val_acc)",
+    ),
     "surrogate_after": ("--surrogate-after", "distinct cells looked up before the reward model ranks candidates"),
     "n_candidates": ("--n-candidates", "policy draws per environment copy ranked at the last step"),
     "neighbour_top_k": ("--neighbour-top-k", "single-edit neighbours of this many best cells join the candidates"),
@@ -149,6 +152,8 @@ def run(args: argparse.Namespace) -> int:
 
         reward_fn = reward_from_options(**reward_options(args), seed=args.seed)
         tracker = None if reward_fn is None else BestByReward(reward_fn)
+        if tracker is not None and "archive_score" in preset.algorithm.setting_names():
+            overrides.setdefault("archive_score", "reward")  # replay and anchors follow the budget or trade-off
         model = load_model(args)
         tables = {} if args.table_path is None else {"table_path": args.table_path}
         benchmark = benchmark_for_env_id(args.env, **tables)
@@ -188,6 +193,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  no valid cell found; queries: {benchmark.n_queries} distinct cells")
         return 1
     oracle = benchmark.oracle
+    if tracker is not None:
+        print("  (the lines below rank by validation accuracy alone: this cell may break the budget or trade-off)")
     print(f"  best cell: {best['cell']}")
     if best["val_acc"] >= oracle.val_acc:
         print(f"  validation accuracy {best['val_acc']:.4f}%: the oracle, the best cell of the benchmark")
