@@ -90,6 +90,8 @@ def test_pretrain_with_a_python_space(tmp_path: Path) -> None:
         (["--graphs", "{graphs}", "--fraction", "0.5"], "every graph is used"),
         (["--graphs", "{bad}"], "graph 0"),
         (["--graphs", "{graphs}", "--max-val-acc", "80"], "max-val-acc"),
+        (["--graphs", "{missing}"], "check the --graphs path"),
+        (["--graphs", "{same}"], "nothing to learn"),  # one graph repeated: every position fixed
     ],
 )
 def test_bad_pretrain_arguments(
@@ -99,7 +101,8 @@ def test_bad_pretrain_arguments(
     cyclic = flows(1)[0]
     cyclic.add_edge(3, 0)
     bad = write_graphs(tmp_path / "bad.json", [cyclic])
-    argv = [a.format(graphs=graphs, bad=bad) for a in args]
+    same = write_graphs(tmp_path / "same.json", flows(1) * 5)
+    argv = [a.format(graphs=graphs, bad=bad, same=same, missing=tmp_path / "missing.json") for a in args]
     try:
         code = dgpo(["pretrain", *argv, *TINY, "--out", str(tmp_path / "x.pt")])
     except SystemExit as exit_:  # argparse's own errors

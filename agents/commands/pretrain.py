@@ -195,7 +195,10 @@ def _run_custom(args: argparse.Namespace, config: PretrainConfig) -> int:
         return _save_and_report(model, history, args.out)
     if args.fraction is not None or args.n_random is not None:
         raise ValueError("--fraction and --n-random choose among a space's cells; with --graphs every graph is used")
-    graphs = [g for path in args.graphs for g in read_graphs(path)]
+    try:
+        graphs = [g for path in args.graphs for g in read_graphs(path)]
+    except FileNotFoundError as err:
+        raise ValueError(f"{err}; check the --graphs path") from None
     if isinstance(args.space, str):
         raise ValueError(f"--graphs goes with a space of your own (MODULE:NAME), not the built-in {args.space!r}")
     if space is None:

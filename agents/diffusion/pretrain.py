@@ -306,13 +306,18 @@ def pretrain(
         holds every selected cell (both splits) as flat ``uint8`` rows, the novelty reference.
 
     Raises:
-        ValueError: If ``cells`` is empty or holds an invalid cell.
+        ValueError: If ``cells`` is empty or holds an invalid cell, or if the space fixes every entry.
         DivergenceError: If a training loss, or a weight at the end, is NaN or infinite (the training
             diverged, typically from too large a learning rate); no model is returned.
     """
     config = config or PretrainConfig()
     if not cells:
         raise ValueError("pretrain needs at least one training cell")
+    if space.free_positions.size == 0:
+        raise ValueError(
+            f"every node and edge of the space {space.name!r} is fixed (one cell only): nothing to learn; "
+            "let the types of some positions vary (for --graphs: give graphs that differ, or --choices all)"
+        )
     for cell in cells:
         reason = space.validate(cell)
         if reason is not None:
