@@ -247,7 +247,7 @@ def test_finetune_command_runs_a_variant_and_flags_override_it(
     assert published.config == DGPOConfig(learning_rate=1e-3, batch_size=4)
     # an elite flag does not apply to published DGPO; a bad value is an error, not a traceback
     assert main([*args, "--anchor-prob", "0.5"]) == 2
-    assert "--anchor-prob only apply to --variant elite" in capsys.readouterr().err
+    assert "--anchor-prob: only for --variant elite" in capsys.readouterr().err
     assert main([*args, "--variant", "elite", "--anchor-skip", "1.5"]) == 2
     assert "EliteConfig.anchor_skip must be a real number in (0, 1), got 1.5" in capsys.readouterr().err
     with pytest.raises(SystemExit):

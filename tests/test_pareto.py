@@ -103,7 +103,7 @@ def test_compare_command_objectives_and_their_errors(tmp_path: Path, capsys: pyt
     assert main([*args, "--algos", "rs", "--objectives", "acc,lat", "--out", str(tmp_path / "b")]) == 2
     assert "unknown metric 'lat'; known metrics: acc, latency, params, train_time" in capsys.readouterr().err
     assert main([*args, "--algos", "nsga2", "--out", str(tmp_path / "c")]) == 2  # needs objectives
-    assert "nsga2 optimise several objectives: give objectives" in capsys.readouterr().err
+    assert "nsga2: multi-objective methods; give objectives" in capsys.readouterr().err
     # its tables rank by accuracy alone, so a budget would crown over-budget cells: refused before any run
     assert main([*args, "--algos", "rs,dgpo-elite", "--max-latency-ms", "12", "--out", str(tmp_path / "d")]) == 2
     assert "--max-latency-ms: the comparison ranks every method by validation accuracy" in capsys.readouterr().err

@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     if foreign:
         variants = "elite or surrogate" if all(name in EliteConfig.field_names() for name in foreign) else "surrogate"
         flags = ", ".join(SETTING_FLAGS[name][0] for name in foreign)
-        print(f"dgpo finetune: error: {flags} only apply to --variant {variants}", file=sys.stderr)
+        print(f"dgpo finetune: error: {flags}: only for --variant {variants}", file=sys.stderr)
         return 2
     tracker: BestByReward | None = None
     try:

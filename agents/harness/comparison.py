@@ -351,7 +351,7 @@ def run_comparison(
     methods = {name: get_method(name) for name in dict.fromkeys(algos)}
     needs = sorted(MULTI_OBJECTIVE_METHODS & set(methods))
     if needs and objectives is None:
-        raise ValueError(f"{', '.join(needs)} optimise several objectives: give objectives (--objectives acc,latency)")
+        raise ValueError(f"{', '.join(needs)}: multi-objective methods; give objectives (--objectives acc,latency)")
     benchmark_kwargs = benchmark_kwargs_for(env, table_path, objectives, reward)
     if objectives is not None:
         from agents.harness.pareto import require_moocore
