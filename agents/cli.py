@@ -60,7 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if parser is None:
         print("dgpo: interrupted", file=sys.stderr)
         return 130
-    args = parser.parse_args(argv)
+    from agents.commands.args import attach_list_values
+
+    args = parser.parse_args(attach_list_values(list(sys.argv[1:] if argv is None else argv)))
     from dgpo_env.benchmarks.errors import BenchmarkDataError
 
     try:

@@ -217,3 +217,14 @@ def test_finetune_command_with_a_latency_budget(tmp_path: Path, capsys: pytest.C
     assert "either budgets" in capsys.readouterr().err
     assert main([*args, "--objectives", "acc,flops"]) == 2
     assert "no FLOPs" in capsys.readouterr().err
+    # a list starting with a minus sign reaches the weights' own check (argparse took it for an option)
+    assert main([*args, "--objectives", "acc,latency", "--weights", "-1,2"]) == 2
+    assert "weights[0] must be >= 0" in capsys.readouterr().err
+
+
+def test_list_values_starting_with_a_minus_sign_are_attached_to_their_flag() -> None:
+    from agents.commands.args import attach_list_values
+
+    argv = ["compare", "--weights", "-1,2", "--seeds", "-3", "--lr", "-1", "--weights"]
+    assert attach_list_values(argv) == ["compare", "--weights=-1,2", "--seeds=-3", "--lr", "-1", "--weights"]
+    assert attach_list_values(["--weights", "-", "--seeds", "--x"]) == ["--weights", "-", "--seeds", "--x"]
