@@ -157,7 +157,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"dgpo compare: {err}; run the same command with --resume to continue", file=sys.stderr)
         return 130
     if args.tensorboard is not None:
-        from agents.harness.comparison import output_stem
+        from agents.harness.outputs import output_stem
         from agents.harness.tensorboard import write_tensorboard
 
         stem = output_stem(comparison.benchmark, comparison.max_queries, comparison.methods, comparison.seeds)

@@ -14,12 +14,7 @@ if TYPE_CHECKING:
     from agents.harness.comparison import (
         ComparisonFailed,
         ComparisonInterrupted,
-        ComparisonPaths,
         OutputDirError,
-        comparison_paths,
-        comparison_settings,
-        job_id,
-        output_stem,
         run_comparison,
     )
     from agents.harness.executor import (
@@ -31,6 +26,7 @@ if TYPE_CHECKING:
         SerialExecutor,
         single_torch_thread,
     )
+    from agents.harness.outputs import ComparisonPaths, comparison_paths, comparison_settings, job_id, output_stem
     from agents.harness.ray_executor import RayExecutor
     from agents.harness.registry import (
         BENCHMARK_SHORTHANDS,
@@ -74,7 +70,7 @@ _SUBMODULE: dict[str, str] = {
     "Comparison": "report",
     "ComparisonFailed": "comparison",
     "ComparisonInterrupted": "comparison",
-    "ComparisonPaths": "comparison",
+    "ComparisonPaths": "outputs",
     "DEFAULT_CHECKPOINTS": "report",
     "DamagedOutputError": "store",
     "DIFFUSION_METHODS": "registry",
@@ -95,17 +91,17 @@ _SUBMODULE: dict[str, str] = {
     "available_methods": "registry",
     "benchmark_kwargs_for": "registry",
     "build_benchmark": "registry",
-    "comparison_paths": "comparison",
-    "comparison_settings": "comparison",
+    "comparison_paths": "outputs",
+    "comparison_settings": "outputs",
     "curves_matrix": "report",
     "decode_curve": "report",
     "encode_curve": "report",
     "format_table": "report",
     "get_method": "registry",
     "installed_peer_methods": "registry",
-    "job_id": "comparison",
+    "job_id": "outputs",
     "known_envs": "registry",
-    "output_stem": "comparison",
+    "output_stem": "outputs",
     "plot_comparison": "report",
     "prepare_outputs": "store",
     "register_method": "registry",

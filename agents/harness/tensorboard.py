@@ -33,7 +33,7 @@ def write_tensorboard(comparison: Comparison, log_dir: str | Path, stem: str) ->
     Args:
         comparison: A (complete or partial) comparison.
         log_dir: TensorBoard's log directory (created if missing).
-        stem: The comparison's name (:func:`~agents.harness.comparison.output_stem`).
+        stem: The comparison's name (:func:`~agents.harness.outputs.output_stem`).
 
     Raises:
         ImportError: If the ``tensorboard`` package is not installed (the message says how to install it).
