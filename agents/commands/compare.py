@@ -65,7 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
         help='also write each method\'s curves as TensorBoard scalars under DIR (needs "dgpo-env[integrations]")',
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    add_reward_flags(parser, "the RL methods' reward")
+    add_reward_flags(parser, "every method (an over-budget cell counts as accuracy 0)")
     again = parser.add_mutually_exclusive_group()
     again.add_argument(
         "--resume", action="store_true", help="continue an earlier run with the same settings (skip finished runs)"
@@ -73,14 +73,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     again.add_argument("--force", action="store_true", help="delete the outputs of an earlier run and start over")
     parser.set_defaults(func=run)
     return parser
-
-
-BUDGET_FLAGS = {
-    "--max-latency-ms": "max_latency_ms",
-    "--max-params-m": "max_params_m",
-    "--max-train-time-s": "max_train_time_s",
-}
-"""Flags refused by ``dgpo compare``: its tables rank by unconstrained accuracy."""
 
 
 def _rl_reward(args: argparse.Namespace) -> dict[str, object] | None:
@@ -114,15 +106,6 @@ def _run(args: argparse.Namespace) -> int:
             need = 'pip install "dgpo-env[integrations]"'
             print(f"dgpo compare: error: --tensorboard needs the tensorboard package: {need}", file=sys.stderr)
             return 2
-    budgets = [flag for flag, value in BUDGET_FLAGS.items() if getattr(args, value) is not None]
-    if budgets:
-        print(
-            f"dgpo compare: error: {', '.join(budgets)}: the comparison ranks every method by validation accuracy "
-            "alone, so a budget would crown over-budget cells; use `dgpo finetune` with the budget, or "
-            "--objectives acc,latency for a Pareto comparison (docs/howto-constrained.md)",
-            file=sys.stderr,
-        )
-        return 2
     try:
         executor, n_jobs = executor_from_args(args)
     except BackendError as err:

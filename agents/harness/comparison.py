@@ -45,6 +45,7 @@ from agents.harness.report import (
     summarise,
 )
 from agents.harness.store import DamagedOutputError, RunStore, prepare_outputs
+from dgpo_env.benchmarks import ConstrainedBenchmark
 from dgpo_env.io import atomic_write_text, dumps_json, ensure_writable_dir
 from dgpo_env.validation import check_count
 
@@ -212,6 +213,8 @@ def run_comparison(
         except OSError as err:
             raise OutputDirError(str(err.strerror or err)) from err
     reference = build_benchmark(benchmark_kwargs)
+    if isinstance(reference, ConstrainedBenchmark):
+        _ = reference.oracle  # a budget no cell meets, or a space with no known best cell, fails before any run
     settings = comparison_settings(env, benchmark_kwargs, max_queries, list(methods), seed_list)
     paths = (
         None if out_dir is None else comparison_paths(out_dir, reference.name, max_queries, list(methods), seed_list)

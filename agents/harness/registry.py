@@ -184,11 +184,19 @@ RUN_SPEC_KEYS: tuple[str, ...] = ("objectives", "reward")
 """Keys of a benchmark spec that describe the task rather than the benchmark (docs/howto-pareto.md):
 ``"objectives"`` (metric names of :data:`dgpo_env.rewards.METRICS` for multi-objective methods and the
 Pareto report) and ``"reward"`` (keyword arguments of :func:`dgpo_env.rewards.reward_from_options` for
-the RL methods). :func:`build_benchmark` leaves them out."""
+the RL methods; budgets among them also constrain every method, see :func:`build_benchmark`)."""
+
+BUDGET_KEYS: tuple[str, ...] = ("max_latency_ms", "max_params_m", "max_train_time_s")
+"""Keys of a run spec's ``"reward"`` that are hard budgets."""
 
 
 def build_benchmark(benchmark_kwargs: Mapping[str, Any]) -> Benchmark:
     """A fresh benchmark from ``{"name": ..., **make_benchmark kwargs}`` (:data:`RUN_SPEC_KEYS` are left out).
+
+    When the spec's ``"reward"`` holds budgets (:data:`BUDGET_KEYS`), the benchmark is a
+    :class:`~dgpo_env.benchmarks.ConstrainedBenchmark`: every method, whatever it optimises, sees an
+    over-budget cell as accuracy 0, and the reports rank by the best feasible accuracy
+    (docs/howto-constrained.md).
 
     Raises:
         ValueError: If ``"name"`` is missing (or from :func:`~dgpo_env.benchmarks.make_benchmark`).
@@ -196,7 +204,15 @@ def build_benchmark(benchmark_kwargs: Mapping[str, Any]) -> Benchmark:
     kwargs = {k: v for k, v in benchmark_kwargs.items() if k not in RUN_SPEC_KEYS}
     if "name" not in kwargs:
         raise ValueError(f"benchmark kwargs need a 'name' ('nb201', 'toy', 'nb101'), got {kwargs}")
-    return make_benchmark(kwargs.pop("name"), **kwargs)
+    benchmark = make_benchmark(kwargs.pop("name"), **kwargs)
+    options = benchmark_kwargs.get("reward") or {}
+    if not any(options.get(key) is not None for key in BUDGET_KEYS):
+        return benchmark
+    from dgpo_env.benchmarks import ConstrainedBenchmark
+    from dgpo_env.rewards import AccuracyUnderBudget
+
+    budget = AccuracyUnderBudget(**{key: options[key] for key in BUDGET_KEYS if options.get(key) is not None})
+    return ConstrainedBenchmark(benchmark, budget, ledger=benchmark.ledger)
 
 
 def known_envs() -> tuple[str, ...]:
@@ -280,6 +296,7 @@ def benchmark_kwargs_for(
 
 __all__ = [
     "BENCHMARK_SHORTHANDS",
+    "BUDGET_KEYS",
     "DIFFUSION_METHODS",
     "MULTI_OBJECTIVE_METHODS",
     "PEER_METHODS",

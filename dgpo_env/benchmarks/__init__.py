@@ -5,6 +5,7 @@ from typing import Any
 from dgpo_env.benchmarks.base import Benchmark, CellResult, Oracle
 from dgpo_env.benchmarks.cache import CacheWarning
 from dgpo_env.benchmarks.callable import CallableBenchmark, EvaluationError
+from dgpo_env.benchmarks.constrained import ConstrainedBenchmark
 from dgpo_env.benchmarks.nb201 import NB201Benchmark
 from dgpo_env.benchmarks.nb201_data import BenchmarkDataError
 from dgpo_env.benchmarks.toy import ToyBenchmark
@@ -16,6 +17,7 @@ __all__ = [
     "CacheWarning",
     "CallableBenchmark",
     "CellResult",
+    "ConstrainedBenchmark",
     "EvaluationError",
     "NB201Benchmark",
     "Oracle",
