@@ -23,9 +23,13 @@ outputs are never replaced without ``--resume`` or ``--force`` (see docs/harness
 Runs execute in ``--jobs`` local processes, or with ``--backend ray [--address auto] [--cpus-per-run N]
 [--gpus-per-run N]`` as Ray tasks on a cluster (docs/ray.md); the results are the same.
 
+``--max-latency-ms`` / ``--max-params-m`` compare the methods under hard budgets: every method sees an
+over-budget cell as accuracy 0 and the oracle is the best feasible cell (docs/howto-constrained.md).
+
 Usage::
 
     python benchmarks/query_efficiency.py --seeds 100-119 --jobs 2 --table-path ../shared/data/nb201/nb201.npz
+    python benchmarks/query_efficiency.py --datasets cifar10 --max-latency-ms 12 --out latency12.json
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.baselines.peers import PEERS_INSTALL
+from agents.commands.args import positive_float
 from agents.commands.backend import LOCAL_JOBS, BackendError, add_backend_arguments, executor_from_args
 from agents.harness import (
     ComparisonFailed,
@@ -195,7 +200,7 @@ def load_or_run(
 
     ``backend`` is ``(executor, n_jobs)`` from :func:`agents.commands.backend.executor_from_args`.
     """
-    if args.resume and not json_path.exists():
+    if args.resume and not json_path.exists() and budget_options(args) is None:
         legacy = legacy_json(args.out_dir, dataset, algos, budgets, args)
         if legacy is not None:
             print(f"{dataset}: reusing {legacy}", flush=True)
@@ -213,8 +218,16 @@ def load_or_run(
         progress=False,
         resume=args.resume,
         force=args.force,
+        reward=budget_options(args),
     )
     return dict(comparison.to_dict(), json_path=str(comparison.json_path))
+
+
+def budget_options(args: argparse.Namespace) -> dict[str, float] | None:
+    """The hard budgets given (``{"max_latency_ms": 12.0}``), or ``None`` for the unconstrained task."""
+    options = {"max_latency_ms": args.max_latency_ms, "max_params_m": args.max_params_m}
+    given = {k: float(v) for k, v in options.items() if v is not None}
+    return given or None
 
 
 def verdicts(
@@ -281,6 +294,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_backend_arguments(parser)  # --jobs, --backend {local,ray}, --address, --cpus-per-run, --gpus-per-run
     parser.add_argument("--table-path", default=None, help="extended NB201 .npz (adds test accuracy)")
+    parser.add_argument(
+        "--max-latency-ms", type=positive_float, default=None, help="latency budget of every method's cells (ms)"
+    )
+    parser.add_argument(
+        "--max-params-m", type=positive_float, default=None, help="parameter budget of every method's cells (millions)"
+    )
     parser.add_argument("--out-dir", type=Path, default=Path("benchmarks/results/query_efficiency"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/query_efficiency.json"))
     again = parser.add_mutually_exclusive_group()
@@ -314,11 +333,12 @@ def main(argv: list[str] | None = None) -> int:
         "budgets": budgets,
         "algos": algos,
         "peers": peers,
+        "constraints": budget_options(args),
         "datasets": {},
     }
     for dataset in args.datasets.split(","):
         start = time.perf_counter()
-        paths = comparison_paths(args.out_dir, f"nb201-{dataset}", max(budgets), algos, args.seeds)
+        paths = comparison_paths(args.out_dir, f"nb201-{dataset}", max(budgets), algos, args.seeds)  # legacy name
         try:
             comparison = load_or_run(paths.json, dataset, algos, budgets, args, backend)
         except ValueError as err:

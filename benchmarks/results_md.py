@@ -162,6 +162,20 @@ def _shortfall(verdict: dict[str, Any]) -> str:
     return ", ".join(below)
 
 
+def _constraint_lines(constraints: dict[str, float] | None) -> list[str]:
+    """The hard budgets of a constrained comparison, in words (none for the unconstrained task)."""
+    if not constraints:
+        return []
+    units = {"max_latency_ms": ("latency", "ms"), "max_params_m": ("parameters", "M")}
+    text = ", ".join(f"{units[k][0]} <= {v:g} {units[k][1]}" for k, v in constraints.items())
+    return [
+        f"**Under hard budgets: {text}.** Every method sees an over-budget cell as validation accuracy 0 (the look-up "
+        "still counts); the oracle and the share at the optimum refer to the best feasible cell "
+        "(docs/howto-constrained.md).",
+        "",
+    ]
+
+
 def efficiency_section(
     report: dict[str, Any] | None, title: str = "## 2. Query efficiency against the peers"
 ) -> list[str]:
@@ -179,6 +193,7 @@ def efficiency_section(
         f"Seeds: {_seed_text(seeds)} ({n_seeds} per method, the same seeds for every method).  ",
         f"Peers: {', '.join(f'`{p}`' for p in peers)}.",
         "",
+        *_constraint_lines(report.get("constraints")),
         "Queries = distinct cells looked up (all counted, a repeated cell is free). Each cell of the first table: mean "
         "best validation accuracy ± std over seeds / share of seeds at the optimum. A DGPO method *matches or beats "
         "the peers* at a budget when its mean best validation accuracy is at least every peer's and its share of "

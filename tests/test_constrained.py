@@ -89,3 +89,27 @@ def test_compare_with_a_latency_budget_ranks_every_method_by_feasible_accuracy(t
                 result = plain.peek(cells[run["best_key"]])
                 assert result.latency_s * 1e3 <= LATENCY_MS, (method, run["best_key"])  # type: ignore[operator]
                 assert run["best_val_acc"] == result.val_acc_mean
+
+
+def test_query_efficiency_under_a_latency_budget_and_its_results_section(tmp_path: Path) -> None:
+    import importlib.util
+
+    scripts = Path(__file__).resolve().parents[1] / "benchmarks"
+    modules = {}
+    for name in ("query_efficiency", "results_md"):
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", scripts / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(modules[name])
+    out = tmp_path / "query_efficiency_latency12.json"
+    argv = ["--datasets", "cifar10", "--algos", "rea,ls,tpe", "--seeds", "100", "--budgets", "5,10"]
+    argv += ["--max-latency-ms", "12", "--jobs", "1", "--out-dir", str(tmp_path), "--out", str(out)]
+    assert modules["query_efficiency"].main(argv) == 0
+    report = json.loads(out.read_text())
+    assert report["constraints"] == {"max_latency_ms": 12.0}
+    entry = report["datasets"]["cifar10"]
+    assert entry["benchmark"] == "nb201-cifar10-lat12ms" and entry["oracle"]["val_acc"] < 90.0
+    lines = modules["results_md"].efficiency_section(report, "## 2x. test")
+    assert any(line.startswith("**Under hard budgets: latency <= 12 ms.**") for line in lines)
+    plain = modules["results_md"].efficiency_section(dict(report, constraints=None), "## 2x. test")
+    assert not any("Under hard budgets" in line for line in plain)
