@@ -65,7 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
         help='also write each method\'s curves as TensorBoard scalars under DIR (needs "dgpo-env[integrations]")',
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    add_reward_flags(parser, "every method (an over-budget cell counts as accuracy 0)")
+    add_reward_flags(parser, "every method's cells (over budget: accuracy 0)")
     again = parser.add_mutually_exclusive_group()
     again.add_argument(
         "--resume", action="store_true", help="continue an earlier run with the same settings (skip finished runs)"
