@@ -11,6 +11,11 @@ Ids live in the ``dgpo_env`` namespace and are versioned; keyword arguments give
   into a ``float32`` vector; with ``mask_in_obs=True`` too, the observation is
   ``Dict(observations=Box, action_mask=MultiBinary)``.
 
+``benchmark_kwargs`` given to ``gym.make`` are merged into the id's own (Gymnasium would replace the
+whole dict, so ``gym.make("dgpo_env/NB201-CIFAR100-v0", benchmark_kwargs={"table_path": p})`` would
+silently become CIFAR-10); a :class:`~dgpo_env.benchmarks.Benchmark` instance given as ``benchmark``
+replaces the id's benchmark and its ``benchmark_kwargs`` together.
+
 The entry point :data:`make_env` builds the environment and applies these wrappers, so they are part
 of ``env.spec`` (``gym.make(env.spec)`` rebuilds the same stack) and reach worker processes of
 ``gym.make_vec`` with the other arguments.
@@ -85,13 +90,37 @@ class EnvCreator:
 
         # Flags first, so a typo fails before any benchmark data is read.
         mask_in_obs, flatten_obs = _flag("mask_in_obs", mask_in_obs), _flag("flatten_obs", flatten_obs)
-        env: gym.Env[Any, Any] = GraphDenoiseEnv(**kwargs)
+        env: gym.Env[Any, Any] = GraphDenoiseEnv(**_with_id_defaults(kwargs))
         if flatten_obs:
             env = FlattenDenoiseObservation(env)
         if mask_in_obs:
             env = ActionMaskObservation(env, nest_key="observations" if flatten_obs else None)
         return env
 
+
+def _with_id_defaults(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with the id's benchmark defaults (``ID_DEFAULTS``) merged in or dropped.
+
+    The registered kwargs carry the id's benchmark twice: as ``benchmark`` / ``benchmark_kwargs``
+    (what ``gym.spec(id).kwargs`` shows) and under ``ID_DEFAULTS``, which ``gym.make``'s shallow update
+    leaves alone. A benchmark given by the id's name gets the id's ``benchmark_kwargs`` under the
+    caller's; a benchmark instance drops them when the caller did not pass any.
+    """
+    kwargs = dict(kwargs)
+    defaults = kwargs.pop(ID_DEFAULTS, None)
+    if defaults is None:  # the entry point called directly, not through a registered id
+        return kwargs
+    own = dict(defaults.get("benchmark_kwargs") or {})
+    given = kwargs.get("benchmark_kwargs")
+    if kwargs.get("benchmark") == defaults["benchmark"]:
+        kwargs["benchmark_kwargs"] = {**own, **dict(given or {})} or None
+    elif given == own:  # another benchmark: the id's kwargs do not apply to it
+        kwargs["benchmark_kwargs"] = None
+    return kwargs
+
+
+ID_DEFAULTS = "id_defaults"
+"""Key of the registered kwargs holding the id's own ``benchmark`` and ``benchmark_kwargs``."""
 
 make_env = EnvCreator()
 """The callable behind :data:`ENTRY_POINT`."""
@@ -101,4 +130,10 @@ def register_envs() -> None:
     """Register every id of :data:`ENV_SPECS` (idempotent)."""
     for env_id, kwargs in ENV_SPECS.items():
         if env_id not in gym.registry:
-            gym.register(id=env_id, entry_point=ENTRY_POINT, kwargs=kwargs, disable_env_checker=False)
+            defaults = {"benchmark": kwargs["benchmark"], "benchmark_kwargs": dict(kwargs.get("benchmark_kwargs", {}))}
+            gym.register(
+                id=env_id,
+                entry_point=ENTRY_POINT,
+                kwargs={**kwargs, ID_DEFAULTS: defaults},
+                disable_env_checker=False,
+            )

@@ -223,3 +223,20 @@ def test_render_modes(mode):
         assert "t=0" in frame and "nor_conv_3x3" in frame and "val_acc=91.6067" in frame
     else:
         assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3 and frame.std() > 0
+
+
+def test_gym_make_merges_benchmark_kwargs_into_the_ids_own_and_takes_a_benchmark_instance():
+    from dgpo_env.benchmarks import NB201Benchmark, ToyBenchmark
+
+    # a kwarg of the benchmark keeps the id's dataset (Gymnasium's update replaced the whole dict)
+    env = gym.make("dgpo_env/NB201-CIFAR100-v0", benchmark_kwargs={"table_path": None})
+    assert env.unwrapped.benchmark.name == "nb201-cifar100"
+    assert gym.make(env.spec).unwrapped.benchmark.name == "nb201-cifar100"  # the spec rebuilds the same env
+    assert gym.make(
+        "dgpo_env/NB201-CIFAR100-v0", benchmark_kwargs={"dataset": "imagenet16"}
+    ).unwrapped.benchmark.name == ("nb201-imagenet16")
+    instance = NB201Benchmark("imagenet16")
+    assert gym.make("dgpo_env/NB201-CIFAR10-v0", benchmark=instance).unwrapped.benchmark is instance
+    assert gym.make("dgpo_env/NB201-CIFAR10-v0", benchmark="toy").unwrapped.benchmark.name == "toy"
+    with pytest.raises(ValueError, match="benchmark_kwargs only apply when benchmark is given by name"):
+        gym.make("dgpo_env/ToyDAG-v0", benchmark=ToyBenchmark(), benchmark_kwargs={"dataset": "cifar10"})

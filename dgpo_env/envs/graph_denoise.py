@@ -196,7 +196,9 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
       ``start_cell``/``start_step``; the ``ledger`` argument and ``info["budget_exhausted"]``; the
       opt-in ``gym.make`` flags ``mask_in_obs`` and ``flatten_obs`` (wrappers; the default observation
       is unchanged); the ready-made ``reward_fn`` objects of :mod:`dgpo_env.rewards` (budgets and
-      trade-offs; the default reward is unchanged).
+      trade-offs; the default reward is unchanged). Fixed in v0: ``benchmark_kwargs`` given to
+      ``gym.make`` are merged into the id's (they replaced them, so a ``table_path`` alone turned
+      ``NB201-CIFAR100-v0`` into CIFAR-10), and a ``Benchmark`` instance works with every id.
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}  # noqa: RUF012 (Gymnasium's convention)
