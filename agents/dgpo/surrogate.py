@@ -168,17 +168,11 @@ class SurrogateDGPO(EliteDGPO):
             return super()._final_step_actions(actions, node_probs, edge_probs)
         batch = len(actions)
         n_global = round(self.ranked_share * batch)
-        free = self.policy.model.space.free_positions
-        keys = list(self.archive.cells)
-        x = np.stack([self.archive.cells[key][free] for key in keys])  # [n, P]
-        y = np.array([self.archive.scores[key] for key in keys])  # [n]
         # the first n_global copies: the best candidates of all; the others: the best of their own draws
         plan: list[int | None] = (
             [None] * n_global + list(range(n_global, batch)) if self.per_copy else [None] * n_global
         )
-        picks = np.array(
-            CellGP.fit(x, y).select_batch(flats[:, free], self.ucb_beta, plan, groups=rows), dtype=np.int64
-        )
+        picks = np.array(self._select(flats, rows, plan), dtype=np.int64)
         self.n_ranked_rounds += 1
         proposals = super()._final_step_actions(
             actions.copy(), node_probs, edge_probs
@@ -186,6 +180,20 @@ class SurrogateDGPO(EliteDGPO):
         found = picks >= 0
         proposals[: len(picks)][found] = flats[picks[found]]
         return proposals
+
+    def _select(self, flats: np.ndarray, rows: np.ndarray, plan: list[int | None]) -> list[int]:
+        """Candidate indices picked for ``plan`` (``-1``: none left) by the reward model of the looked-up cells.
+
+        Args:
+            flats: ``int64[C, N + M]`` the new candidates.
+            rows: ``int64[C]`` the copy each was drawn for.
+            plan: One entry per pick, as :meth:`~agents.dgpo.cell_gp.CellGP.select_batch`.
+        """
+        free = self.policy.model.space.free_positions
+        keys = list(self.archive.cells)
+        x = np.stack([self.archive.cells[key][free] for key in keys])  # [n, P]
+        y = np.array([self.archive.scores[key] for key in keys])  # [n]
+        return CellGP.fit(x, y).select_batch(flats[:, free], self.ucb_beta, plan, groups=rows)
 
     def _candidates(self, actions: np.ndarray, node_probs: Tensor, edge_probs: Tensor) -> tuple[np.ndarray, np.ndarray]:
         """New valid candidates ``int64[C, N + M]`` (clamped) and the copy each was drawn for (``-1``: none).
