@@ -12,8 +12,8 @@ from agents.dgpo.config import DGPOConfig
 from agents.dgpo.dgpo import DGPO
 from agents.dgpo.elite import CellArchive, EliteConfig, EliteDGPO
 from agents.dgpo.losses import TrajectoryBatch, clean_log_likelihood, freeze_layers
-from agents.dgpo.policies import GraphDiffusionPolicy, MaskableGraphDiffusionPolicy, MultiInputPolicy
 from agents.dgpo.pareto_surrogate import ParetoConfig, ParetoSurrogateDGPO
+from agents.dgpo.policies import GraphDiffusionPolicy, MaskableGraphDiffusionPolicy, MultiInputPolicy
 from agents.dgpo.surrogate import SurrogateConfig, SurrogateDGPO
 from agents.dgpo.variants import PRESETS, Preset, make_dgpo
 
