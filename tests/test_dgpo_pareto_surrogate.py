@@ -18,26 +18,11 @@ from agents.dgpo.compare_methods import run_dgpo_mo_gp
 from agents.dgpo.pareto_surrogate import ParetoConfig, ParetoSurrogateDGPO, epsilon_to_front, select_batch_hvi
 from agents.dgpo.surrogate import SurrogateConfig
 from agents.dgpo.variants import Preset
-from agents.diffusion.denoiser import DenoiserConfig
 from agents.diffusion.model import DiffusionModel
-from agents.harness import registry as harness_registry
 from dgpo_env.benchmarks import make_benchmark
 from dgpo_env.search_spaces import NB201SearchSpace
 
-TINY = DenoiserConfig(hidden_dim=16, edge_dim=8, n_layers=1, n_heads=2, time_dim=8)
 NB201 = "dgpo_env/NB201-CIFAR10-v0"
-
-
-@pytest.fixture(scope="module")
-def nb201_model() -> DiffusionModel:
-    return DiffusionModel.create(NB201SearchSpace(), diffusion_steps=100, config=TINY, seed=0)
-
-
-@pytest.fixture
-def registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Undo registrations made by a test."""
-    monkeypatch.setattr(harness_registry, "_REGISTRY", dict(harness_registry._REGISTRY))
-    monkeypatch.setattr(harness_registry, "_RESOLVED", dict(harness_registry._RESOLVED))
 
 
 # ---------------------------------------------------------------------------------------------- the acquisition
@@ -80,10 +65,10 @@ def test_the_models_learn_only_from_counted_queries_and_their_true_objectives(
 
     monkeypatch.setattr(cell_gp.CellGP, "fit", classmethod(spying_fit))
     agent = make_dgpo(
-        "pareto", nb201_model, None, benchmark=benchmark, n_envs=4, n_steps=3, batch_size=4, max_queries=30, seed=0
+        "pareto", nb201_model, None, benchmark=benchmark, n_envs=4, n_steps=3, batch_size=4, max_queries=24, seed=0
     )
     agent.learn(10**6)
-    assert agent.n_queries == 30 == benchmark.n_queries and agent.n_ranked_rounds > 0
+    assert agent.n_queries == 24 == benchmark.n_queries and agent.n_ranked_rounds > 0
     assert len(fits) == 2 * agent.n_ranked_rounds  # one model per objective and ranked round
     assert all(len(x) <= n_counted for x, n_counted in fits)
     queried = {record.key for record in benchmark.history}
@@ -133,7 +118,7 @@ def test_dgpo_mo_gp_runs_in_the_harness_on_budget_and_reproducibly(
             "nb201:cifar10",
             ["dgpo-mo-gp"],
             seeds,
-            25,
+            20,
             n_jobs=1,
             out_dir=tmp_path / folder,
             progress=False,
@@ -144,7 +129,7 @@ def test_dgpo_mo_gp_runs_in_the_harness_on_budget_and_reproducibly(
         return comparison.to_dict()["runs"]["dgpo-mo-gp"]
 
     runs = compare("a", [0, 1])
-    assert [r["n_queries"] for r in runs] == [25, 25] and all(len(r["queried"]) == 25 for r in runs)
+    assert [r["n_queries"] for r in runs] == [20, 20] and all(len(r["queried"]) == 20 for r in runs)
     assert all(r["settings"]["variant"] == "pareto" and r["settings"]["objectives"] == "acc,latency" for r in runs)
     again = compare("b", [0])
     assert again[0]["queried"] == runs[0]["queried"] and runs[1]["queried"] != runs[0]["queried"]

@@ -1,4 +1,4 @@
-"""Named DGPO presets: the published method and the elite variant (docs/dgpo.md §5).
+"""Named DGPO presets: the published method and its variants (docs/dgpo.md §5).
 
 A preset is an algorithm class with its settings: ``PRESETS["published"]`` is
 :class:`~agents.dgpo.dgpo.DGPO` with the official NB201 settings (``DGPOConfig()``);
@@ -17,6 +17,12 @@ comparison methods ``dgpo`` / ``dgpo-elite`` use it.
   efficiency on NAS-Bench-201 CIFAR-10/100 and ImageNet16-120 with 10 denoising steps and the
   comparison's small model (``benchmarks/query_efficiency.py``; the settings tried and their results
   are in ``benchmarks/RESULTS.md``).
+
+* ``"surrogate"`` — elite DGPO whose last denoising step looks up the policy's candidates a Gaussian
+  process fitted on the looked-up cells ranks best (:mod:`agents.dgpo.surrogate`).
+* ``"pareto"`` — the surrogate preset for several objectives: one Gaussian process per objective and
+  candidates ranked by hypervolume improvement (:mod:`agents.dgpo.pareto_surrogate`); the elite archive
+  ranks by the reward and anchors come from its 10 best, as the comparison method ``dgpo-mo``.
 
 Example:
     >>> agent = make_dgpo("elite", "model.pt", "dgpo_env/NB201-CIFAR10-v0", max_queries=100, seed=0)  # doctest: +SKIP
