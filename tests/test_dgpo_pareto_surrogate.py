@@ -133,3 +133,13 @@ def test_dgpo_mo_gp_runs_in_the_harness_on_budget_and_reproducibly(
     assert all(r["settings"]["variant"] == "pareto" and r["settings"]["objectives"] == "acc,latency" for r in runs)
     again = compare("b", [0])
     assert again[0]["queried"] == runs[0]["queried"] and runs[1]["queried"] != runs[0]["queried"]
+
+
+def test_finetune_command_runs_the_pareto_preset_on_its_objectives(nb201_model: DiffusionModel, tmp_path: Path) -> None:
+    from agents.cli import main
+
+    path = nb201_model.save(tmp_path / "nb201.pt")
+    args = ["finetune", str(path), "--env", NB201, "--max-queries", "16", "--n-steps", "2", "--no-progress"]
+    assert main([*args, "--variant", "pareto", "--objectives", "acc,params", "--save", str(tmp_path / "agent")]) == 0
+    agent = ParetoSurrogateDGPO.load(tmp_path / "agent")
+    assert agent.pareto.objectives == "acc,params" and agent.archive_score == "reward" and agent.n_queries == 16

@@ -276,4 +276,5 @@ def test_results_md_writes_the_multi_objective_section() -> None:
     text = "\n".join(section)
     assert "| dgpo-mo | 0.9500 ± 0.0100 / 10.0% | 12.0 s |" in text
     assert "- @100: dgpo-mo 0.9500 is below" in text
+    assert "Where DGPO's best preset is below: @100." in text
     assert _script("results_md").multi_objective_section(None)[-2].startswith("Not run yet")
