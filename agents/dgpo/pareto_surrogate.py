@@ -35,7 +35,7 @@ import numpy as np
 from stable_baselines3.common.type_aliases import GymEnv
 
 from agents.dgpo.cell_gp import CellGP, normal_scores
-from agents.dgpo.config import DGPOConfig, Setting, Settings, adopt_loaded, settings_from
+from agents.dgpo.config import DGPOConfig, Setting, Settings, settings_from
 from agents.dgpo.elite import EliteConfig
 from agents.dgpo.surrogate import SurrogateConfig, SurrogateDGPO
 from agents.harness.pareto import hypervolume, nondominated
@@ -198,20 +198,6 @@ class ParetoSurrogateDGPO(SurrogateDGPO):
         self.pareto = settings_from("pareto", ParetoConfig, pareto, kwargs)
         self.objective_values: dict[str, np.ndarray] = {}
         super().__init__(policy, env, config, elite, surrogate, **kwargs)
-
-    @classmethod
-    def setting_names(cls) -> tuple[str, ...]:
-        """DGPO's, the elite, the surrogate and the multi-objective setting names."""
-        return (*super().setting_names(), *ParetoConfig.field_names())
-
-    def settings_dict(self) -> dict[str, Any]:
-        """Every setting in use, the multi-objective ones last."""
-        return {**super().settings_dict(), **self.pareto.to_dict()}
-
-    def _adopt_loaded_settings(self) -> None:
-        """As :meth:`SurrogateDGPO._adopt_loaded_settings`, for the multi-objective settings too."""
-        super()._adopt_loaded_settings()
-        self.pareto = adopt_loaded(vars(self), self.pareto)
 
     # ------------------------------------------------------------------ objectives of the looked-up cells
     def _record_episodes(

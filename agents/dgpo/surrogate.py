@@ -33,7 +33,7 @@ from stable_baselines3.common.type_aliases import GymEnv
 from torch import Tensor
 
 from agents.dgpo.cell_gp import CellGP
-from agents.dgpo.config import DGPOConfig, Setting, Settings, adopt_loaded, settings_from
+from agents.dgpo.config import DGPOConfig, Setting, Settings, settings_from
 from agents.dgpo.elite import EliteConfig, EliteDGPO
 from agents.policies.diffusion_policy import GraphDiffusionPolicy
 from dgpo_env.diffusion.noise import sample_categorical
@@ -143,20 +143,6 @@ class SurrogateDGPO(EliteDGPO):
         self.surrogate = settings_from("surrogate", SurrogateConfig, surrogate, kwargs)
         self.n_ranked_rounds = 0
         super().__init__(policy, env, config, elite, **kwargs)
-
-    @classmethod
-    def setting_names(cls) -> tuple[str, ...]:
-        """DGPO's, the elite and the surrogate setting names."""
-        return (*super().setting_names(), *SurrogateConfig.field_names())
-
-    def settings_dict(self) -> dict[str, Any]:
-        """Every setting in use: DGPO's, the elite ones, then the surrogate ones."""
-        return {**super().settings_dict(), **self.surrogate.to_dict()}
-
-    def _adopt_loaded_settings(self) -> None:
-        """As :meth:`EliteDGPO._adopt_loaded_settings`, for the surrogate settings too."""
-        super()._adopt_loaded_settings()
-        self.surrogate = adopt_loaded(vars(self), self.surrogate)
 
     # ------------------------------------------------------------------ ranked final step
     def _final_step_actions(self, actions: np.ndarray, node_probs: Tensor, edge_probs: Tensor) -> np.ndarray:
