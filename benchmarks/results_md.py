@@ -279,8 +279,16 @@ def multi_objective_section(report: dict[str, Any] | None) -> list[str]:
             for b in budgets
         ]
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {report['mean_wall_time_s'][method]:.1f} s |")
-    lines += ["", "Verdicts (DGPO against the best Optuna sampler, by mean HV ratio):", ""]
+    lines += [
+        "",
+        "Verdicts (DGPO's best multi-objective preset, the first of `dgpo-mo-gp`, `dgpo-mo` in the run, against "
+        "the best Optuna sampler, by mean HV ratio):",
+        "",
+    ]
     lines += [f"- @{q}: {text}" for q, text in report["verdicts"].items()] or ["- no verdicts (a method is missing)"]
+    below = [f"@{q}" for q, text in report["verdicts"].items() if " is below " in text]
+    if report["verdicts"]:
+        lines += ["", f"Where DGPO's best preset is below: {', '.join(below) if below else 'nowhere'}."]
     return [*lines, "", f"Fronts and hypervolume curves: `{report['pareto_png']}`", ""]
 
 

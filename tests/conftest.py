@@ -1,10 +1,12 @@
-"""Shared fixtures: isolated cache directory, the optional ../shared reference data, a local Ray runtime."""
+"""Shared fixtures: isolated cache directory, the optional ../shared reference data, a local Ray runtime,
+a tiny NB201 diffusion model and an undo of harness method registrations."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -37,6 +39,26 @@ def nb201_table_path() -> Path:
     if not NB201_TABLE.is_file():
         pytest.skip(f"reference data not present at {NB201_TABLE}")
     return NB201_TABLE
+
+
+@pytest.fixture(scope="module")
+def nb201_model() -> Any:
+    """A tiny untrained NB201 diffusion model (``DiffusionModel``; the surrogate variants' tests)."""
+    from agents.diffusion.denoiser import DenoiserConfig
+    from agents.diffusion.model import DiffusionModel
+    from dgpo_env.search_spaces import NB201SearchSpace
+
+    tiny = DenoiserConfig(hidden_dim=16, edge_dim=8, n_layers=2, n_heads=2, time_dim=8)
+    return DiffusionModel.create(NB201SearchSpace(), diffusion_steps=100, config=tiny, seed=0)
+
+
+@pytest.fixture
+def registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Undo the harness method registrations a test makes."""
+    from agents.harness import registry as harness_registry
+
+    monkeypatch.setattr(harness_registry, "_REGISTRY", dict(harness_registry._REGISTRY))
+    monkeypatch.setattr(harness_registry, "_RESOLVED", dict(harness_registry._RESOLVED))
 
 
 @pytest.fixture(scope="module")

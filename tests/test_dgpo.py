@@ -260,7 +260,9 @@ def test_unknown_setting_names_are_refused_with_the_known_ones(toy_model: Diffus
         DGPO.for_env_id(toy_model, TOY, n_envs=2, n_steps=4, lr=1e-3)
     # an elite setting is not one of published DGPO's
     with pytest.raises(
-        TypeError, match=r"DGPO got unknown setting\(s\) 'anchor_prob'; .*\(EliteDGPO and SurrogateDGPO take them\)"
+        TypeError,
+        match=r"DGPO got unknown setting\(s\) 'anchor_prob'; "
+        r".*\(EliteDGPO, SurrogateDGPO and ParetoSurrogateDGPO take them\)",
     ):
         DGPO.for_env_id(toy_model, TOY, n_envs=2, n_steps=4, batch_size=2, anchor_prob=0.5)
     with pytest.raises(TypeError, match="config must be a DGPOConfig or None, got dict"):
@@ -327,7 +329,7 @@ def test_finetune_command_refuses_a_checkpoint_of_another_space(
 def test_compare_methods_respect_the_budget(toy_model: DiffusionModel, tmp_path: Path) -> None:
     path = toy_model.save(tmp_path / "toy.pt")
     for name, target in LAZY_METHODS.items():
-        if name == "dgpo-mo":
+        if name in ("dgpo-mo", "dgpo-mo-gp"):
             continue  # its objectives (latency) are not in the toy benchmark; tests/test_pareto.py runs it on NB201
         module, attr = target.split(":")
         fn = getattr(importlib.import_module(module), attr)

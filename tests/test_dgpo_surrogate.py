@@ -14,27 +14,12 @@ from agents.dgpo import PRESETS, DGPOConfig, EliteConfig, cell_gp, make_dgpo
 from agents.dgpo.cell_gp import CellGP, hamming, normal_scores
 from agents.dgpo.surrogate import SurrogateConfig, SurrogateDGPO
 from agents.dgpo.variants import Preset
-from agents.diffusion.denoiser import DenoiserConfig
 from agents.diffusion.model import DiffusionModel
-from agents.harness import registry as harness_registry
 from agents.pretrained import load_pretrained
 from dgpo_env.benchmarks import make_benchmark
 from dgpo_env.search_spaces import NB201SearchSpace
 
-TINY = DenoiserConfig(hidden_dim=16, edge_dim=8, n_layers=2, n_heads=2, time_dim=8)
 NB201 = "dgpo_env/NB201-CIFAR10-v0"
-
-
-@pytest.fixture(scope="module")
-def nb201_model() -> DiffusionModel:
-    return DiffusionModel.create(NB201SearchSpace(), diffusion_steps=100, config=TINY, seed=0)
-
-
-@pytest.fixture
-def registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Undo registrations made by a test."""
-    monkeypatch.setattr(harness_registry, "_REGISTRY", dict(harness_registry._REGISTRY))
-    monkeypatch.setattr(harness_registry, "_RESOLVED", dict(harness_registry._RESOLVED))
 
 
 # ---------------------------------------------------------------------------------------------- the Gaussian process

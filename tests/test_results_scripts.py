@@ -244,6 +244,10 @@ def _mo_summary(dgpo: float, nsga2: float, motpe: float) -> dict[str, dict[str, 
 
 def test_multi_objective_verdict_compares_with_the_best_optuna_sampler() -> None:
     mo = _script("multi_objective")
+    both = {**_mo_summary(0.95, 0.90, 0.96), "dgpo-mo-gp": _mo_summary(0.97, 0, 0)["dgpo-mo"]}
+    # DGPO's best preset speaks for DGPO when it ran; the older one otherwise
+    assert mo.verdicts(both, [100])["100"] == "dgpo-mo-gp 0.9700 is at or above the best Optuna sampler (motpe 0.9600)"
+    assert mo.verdicts({k: v for k, v in both.items() if k != "motpe"}, [100]) == {}  # a sampler missing
     assert mo.verdicts(_mo_summary(0.95, 0.90, 0.96), [100])["100"].startswith("dgpo-mo 0.9500 is below")
     assert "(motpe 0.9600)" in mo.verdicts(_mo_summary(0.95, 0.90, 0.96), [100])["100"]
     assert (
@@ -272,4 +276,5 @@ def test_results_md_writes_the_multi_objective_section() -> None:
     text = "\n".join(section)
     assert "| dgpo-mo | 0.9500 ± 0.0100 / 10.0% | 12.0 s |" in text
     assert "- @100: dgpo-mo 0.9500 is below" in text
+    assert "Where DGPO's best preset is below: @100." in text
     assert _script("results_md").multi_objective_section(None)[-2].startswith("Not run yet")

@@ -82,7 +82,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
         "--variant",
         choices=sorted(PRESETS),
         default="published",
-        help="DGPO as published, the elite variant, or elite with surrogate-ranked candidates (docs/dgpo.md §5); "
+        help="DGPO as published, the elite variant, elite with surrogate-ranked candidates, or with candidates "
+        "ranked by hypervolume improvement over --objectives (pareto; docs/dgpo.md §5); "
         "the setting flags below override it",
     )
     add_setting_flags(parser)
@@ -111,9 +112,9 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
         if name in DGPOConfig.field_names():
             default, source = getattr(published, name), "official"
         elif name in EliteConfig.field_names():
-            default, source = getattr(elite, name), "--variant elite or surrogate only; preset"
+            default, source = getattr(elite, name), "--variant elite, surrogate or pareto only; preset"
         else:
-            default, source = getattr(surrogate, name), "--variant surrogate only; preset"
+            default, source = getattr(surrogate, name), "--variant surrogate or pareto only; preset"
         shown = default if isinstance(default, str) else f"{default:g}"
         if isinstance(default, bool):
             parser.add_argument(
@@ -142,7 +143,11 @@ def run(args: argparse.Namespace) -> int:
     overrides = {name: getattr(args, name) for name in SETTING_FLAGS if getattr(args, name) is not None}
     foreign = [name for name in overrides if name not in preset.algorithm.setting_names()]
     if foreign:
-        variants = "elite or surrogate" if all(name in EliteConfig.field_names() for name in foreign) else "surrogate"
+        variants = (
+            "elite, surrogate or pareto"
+            if all(name in EliteConfig.field_names() for name in foreign)
+            else "surrogate or pareto"
+        )
         flags = ", ".join(SETTING_FLAGS[name][0] for name in foreign)
         print(f"dgpo finetune: error: {flags}: only for --variant {variants}", file=sys.stderr)
         return 2
@@ -154,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
         tracker = None if reward_fn is None else BestByReward(reward_fn)
         if tracker is not None and "archive_score" in preset.algorithm.setting_names():
             overrides.setdefault("archive_score", "reward")  # replay and anchors follow the budget or trade-off
+        if args.objectives is not None and "objectives" in preset.algorithm.setting_names():
+            overrides["objectives"] = ",".join(args.objectives)  # the pareto preset ranks by the same objectives
         model = load_model(args)
         tables = {} if args.table_path is None else {"table_path": args.table_path}
         benchmark = benchmark_for_env_id(args.env, **tables)

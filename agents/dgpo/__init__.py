@@ -3,6 +3,7 @@
 :class:`DGPO` is the published algorithm with its settings in :class:`DGPOConfig`; :class:`EliteDGPO`
 adds the elite reuse of looked-up cells (:class:`EliteConfig`); :class:`SurrogateDGPO` also ranks the
 policy's candidates with a reward model fitted on the looked-up cells (:class:`SurrogateConfig`);
+:class:`ParetoSurrogateDGPO` ranks them over several objectives by hypervolume improvement (:class:`ParetoConfig`);
 :data:`PRESETS` and :func:`make_dgpo` name the configurations.
 """
 
@@ -11,6 +12,7 @@ from agents.dgpo.config import DGPOConfig
 from agents.dgpo.dgpo import DGPO
 from agents.dgpo.elite import CellArchive, EliteConfig, EliteDGPO
 from agents.dgpo.losses import TrajectoryBatch, clean_log_likelihood, freeze_layers
+from agents.dgpo.pareto_surrogate import ParetoConfig, ParetoSurrogateDGPO
 from agents.dgpo.policies import GraphDiffusionPolicy, MaskableGraphDiffusionPolicy, MultiInputPolicy
 from agents.dgpo.surrogate import SurrogateConfig, SurrogateDGPO
 from agents.dgpo.variants import PRESETS, Preset, make_dgpo
@@ -25,6 +27,8 @@ __all__ = [
     "GraphDiffusionPolicy",
     "MaskableGraphDiffusionPolicy",
     "MultiInputPolicy",
+    "ParetoConfig",
+    "ParetoSurrogateDGPO",
     "Preset",
     "RewardNormalizer",
     "SurrogateConfig",

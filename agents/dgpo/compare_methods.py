@@ -240,13 +240,59 @@ def run_dgpo_mo(
     Raises:
         ValueError: If the run spec has no objectives.
     """
+    defaults = {"archive_score": "reward", "anchor_top_k": MO_ANCHOR_TOP_K}
+    return _run_multi_objective("dgpo-mo", "elite", benchmark_kwargs, seed, max_queries, normalise, defaults, kwargs)
+
+
+def run_dgpo_mo_gp(
+    benchmark_kwargs: dict[str, Any],
+    seed: int,
+    max_queries: int,
+    normalise: Literal["bounds", "observed"] = "observed",
+    **kwargs: Any,
+) -> SearchResult:
+    """Multi-objective surrogate DGPO: ``dgpo-mo``'s reward, candidates ranked by hypervolume improvement.
+
+    The ``"pareto"`` preset (:class:`~agents.dgpo.pareto_surrogate.ParetoSurrogateDGPO`): the policy is
+    fine-tuned on :func:`run_dgpo_mo`'s random-preference Chebyshev reward, and at each round's last
+    denoising step one Gaussian process per objective of the run spec, fitted on the cells looked up,
+    picks which of the policy's candidates are looked up (docs/howto-pareto.md).
+
+    Args:
+        benchmark_kwargs: The run spec, with ``"objectives"``.
+        seed: Seeds the environment, DGPO and the preferences.
+        max_queries: The budget of distinct cells.
+        normalise: The Chebyshev reward's normalisation.
+        **kwargs: Further :func:`run_dgpo` arguments and preset settings (override the preset's).
+
+    Raises:
+        ValueError: If the run spec has no objectives.
+    """
+    objectives = ",".join(objectives_of(benchmark_kwargs, "dgpo-mo-gp"))
+    defaults = {"objectives": objectives}
+    return _run_multi_objective(
+        "dgpo-mo-gp", "pareto", benchmark_kwargs, seed, max_queries, normalise, defaults, kwargs
+    )
+
+
+def _run_multi_objective(
+    method: str,
+    variant: str,
+    benchmark_kwargs: dict[str, Any],
+    seed: int,
+    max_queries: int,
+    normalise: Literal["bounds", "observed"],
+    defaults: dict[str, Any],
+    kwargs: dict[str, Any],
+) -> SearchResult:
+    """:func:`run_dgpo` with ``variant`` on the random-preference Chebyshev reward (or the spec's), named ``method``."""
     reward_fn = spec_reward(benchmark_kwargs, seed)
     if reward_fn is None:
-        objectives = objectives_of(benchmark_kwargs, "dgpo-mo")
+        objectives = objectives_of(benchmark_kwargs, method)
         reward_fn = Chebyshev(objectives, preference="random", seed=seed, normalise=normalise)
-    defaults = {"archive_score": "reward", "anchor_top_k": MO_ANCHOR_TOP_K, "env_kwargs": {"reward_fn": reward_fn}}
-    result = run_dgpo(benchmark_kwargs, seed, max_queries, variant="elite", **{**defaults, **kwargs})
-    return dataclasses.replace(result, method="dgpo-mo")
+    defaults = {**defaults, "env_kwargs": {"reward_fn": reward_fn}}
+    result = run_dgpo(benchmark_kwargs, seed, max_queries, variant=variant, **{**defaults, **kwargs})
+    return dataclasses.replace(result, method=method)
 
 
 def run_dgpo_elite(benchmark_kwargs: dict[str, Any], seed: int, max_queries: int, **kwargs: Any) -> SearchResult:
@@ -364,6 +410,7 @@ __all__ = [
     "run_dgpo",
     "run_dgpo_elite",
     "run_dgpo_mo",
+    "run_dgpo_mo_gp",
     "run_dgpo_surrogate",
     "run_ppo",
     "run_ppo_mlp",

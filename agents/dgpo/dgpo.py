@@ -42,7 +42,7 @@ from stable_baselines3.common.utils import check_for_correct_spaces
 
 from agents.dgpo import files
 from agents.dgpo.advantages import RewardNormalizer, batch_advantages
-from agents.dgpo.config import EPOCHS, DGPOConfig, Setting, Settings
+from agents.dgpo.config import EPOCHS, DGPOConfig, Setting, Settings, adopt_loaded
 from agents.dgpo.losses import (
     Gradient,
     TrajectoryBatch,
@@ -180,8 +180,8 @@ class DGPO(TrajectoryAlgorithm):
 
     @classmethod
     def setting_names(cls) -> tuple[str, ...]:
-        """The setting names the constructor and :meth:`for_env_id` accept as keywords."""
-        return DGPOConfig.field_names()
+        """The setting names the constructor and :meth:`for_env_id` accept as keywords (of every settings source)."""
+        return tuple(name for source in cls.settings_sources for name in cls.settings_classes[source].field_names())
 
     @classmethod
     def _check_setting_names(cls, names: Iterable[str]) -> None:
@@ -192,12 +192,17 @@ class DGPO(TrajectoryAlgorithm):
             raise TypeError(
                 f"{cls.__name__} got unknown setting(s) {', '.join(map(repr, unknown))}; "
                 f"known settings: {', '.join(cls.setting_names())}"
-                + (f" ({' and '.join(takers)} take{'s' if len(takers) == 1 else ''} them)" if takers else "")
+                + (f" ({_listed(takers)} take{'s' if len(takers) == 1 else ''} them)" if takers else "")
             )
 
     def settings_dict(self) -> dict[str, Any]:
-        """Every setting in use, ``{name: value}`` (a flat, JSON-friendly record of the run's settings)."""
-        return self.config.to_dict()
+        """Every setting in use, ``{name: value}`` (a flat, JSON-friendly record of the run's settings).
+
+        The sources in the order of :attr:`settings_sources`: DGPO's settings first.
+        """
+        return {
+            name: value for source in self.settings_sources for name, value in getattr(self, source).to_dict().items()
+        }
 
     # ------------------------------------------------------------------ construction
     def _setup_model(self) -> None:
@@ -213,7 +218,7 @@ class DGPO(TrajectoryAlgorithm):
         )
 
     def _adopt_loaded_settings(self) -> None:
-        """Fold settings that SB3's ``load`` put into ``__dict__`` into :attr:`config`.
+        """Fold settings that SB3's ``load`` put into ``__dict__`` into :attr:`config` and the other settings sources.
 
         ``DGPO.load(path, batch_size=...)`` passes settings that way, and agents saved before the settings
         dataclasses stored each setting as an attribute. SB3's own ``learning_rate`` attribute (what
@@ -236,6 +241,8 @@ class DGPO(TrajectoryAlgorithm):
         if found:
             self.config = self.config.replace(**found)
             self.normalizer.smoothing, self.normalizer.clip = self.config.reward_smoothing, self.config.advantage_clip
+        for source in self.settings_sources[1:]:  # a subclass's own settings (elite, surrogate, ...)
+            setattr(self, source, adopt_loaded(state, getattr(self, source)))
 
     @classmethod
     def for_env_id(
@@ -620,6 +627,11 @@ def check_finite_loss(loss: torch.Tensor, what: str, n_updates: int, learning_ra
             f"training diverged: {what} is {float(loss.detach())} after {n_updates} updates "
             f"(learning_rate={learning_rate}); lower the learning rate, or start again from the pretrained model"
         )
+
+
+def _listed(names: list[str]) -> str:
+    """``"A"``, ``"A and B"``, ``"A, B and C"``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _subclasses(cls: type[DGPO]) -> list[type[DGPO]]:

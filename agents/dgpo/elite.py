@@ -31,7 +31,7 @@ import torch
 from stable_baselines3.common.type_aliases import GymEnv
 from torch import Tensor
 
-from agents.dgpo.config import DGPOConfig, Setting, Settings, adopt_loaded, settings_from
+from agents.dgpo.config import DGPOConfig, Setting, Settings, settings_from
 from agents.dgpo.dgpo import DGPO, check_finite_loss
 from agents.dgpo.losses import TrajectoryBatch
 from agents.diffusion.pretrain import denoising_loss
@@ -195,24 +195,10 @@ class EliteDGPO(DGPO):
         self.elite = settings_from("elite", EliteConfig, elite, kwargs)
         super().__init__(policy, env, config, **kwargs)
 
-    @classmethod
-    def setting_names(cls) -> tuple[str, ...]:
-        """The setting names the constructor and :meth:`for_env_id` accept: DGPO's and the elite ones."""
-        return (*DGPOConfig.field_names(), *EliteConfig.field_names())
-
-    def settings_dict(self) -> dict[str, Any]:
-        """Every setting in use: DGPO's, then the elite ones."""
-        return {**super().settings_dict(), **self.elite.to_dict()}
-
     def _setup_model(self) -> None:
         """DGPO's set-up, then an empty :class:`CellArchive`."""
         super()._setup_model()
         self.archive = CellArchive(self.policy.model.space.n_nodes)
-
-    def _adopt_loaded_settings(self) -> None:
-        """As :meth:`DGPO._adopt_loaded_settings`, for the elite settings too."""
-        super()._adopt_loaded_settings()
-        self.elite = adopt_loaded(vars(self), self.elite)
 
     # ------------------------------------------------------------------ elite-anchored starts
     @property

@@ -33,7 +33,7 @@ from stable_baselines3.common.type_aliases import GymEnv
 from torch import Tensor
 
 from agents.dgpo.cell_gp import CellGP
-from agents.dgpo.config import DGPOConfig, Setting, Settings, adopt_loaded, settings_from
+from agents.dgpo.config import DGPOConfig, Setting, Settings, settings_from
 from agents.dgpo.elite import EliteConfig, EliteDGPO
 from agents.policies.diffusion_policy import GraphDiffusionPolicy
 from dgpo_env.diffusion.noise import sample_categorical
@@ -144,20 +144,6 @@ class SurrogateDGPO(EliteDGPO):
         self.n_ranked_rounds = 0
         super().__init__(policy, env, config, elite, **kwargs)
 
-    @classmethod
-    def setting_names(cls) -> tuple[str, ...]:
-        """DGPO's, the elite and the surrogate setting names."""
-        return (*super().setting_names(), *SurrogateConfig.field_names())
-
-    def settings_dict(self) -> dict[str, Any]:
-        """Every setting in use: DGPO's, the elite ones, then the surrogate ones."""
-        return {**super().settings_dict(), **self.surrogate.to_dict()}
-
-    def _adopt_loaded_settings(self) -> None:
-        """As :meth:`EliteDGPO._adopt_loaded_settings`, for the surrogate settings too."""
-        super()._adopt_loaded_settings()
-        self.surrogate = adopt_loaded(vars(self), self.surrogate)
-
     # ------------------------------------------------------------------ ranked final step
     def _final_step_actions(self, actions: np.ndarray, node_probs: Tensor, edge_probs: Tensor) -> np.ndarray:
         """The ``B`` best-ranked new candidates, or the elite rule's proposals (see the module docstring)."""
@@ -168,17 +154,11 @@ class SurrogateDGPO(EliteDGPO):
             return super()._final_step_actions(actions, node_probs, edge_probs)
         batch = len(actions)
         n_global = round(self.ranked_share * batch)
-        free = self.policy.model.space.free_positions
-        keys = list(self.archive.cells)
-        x = np.stack([self.archive.cells[key][free] for key in keys])  # [n, P]
-        y = np.array([self.archive.scores[key] for key in keys])  # [n]
         # the first n_global copies: the best candidates of all; the others: the best of their own draws
         plan: list[int | None] = (
             [None] * n_global + list(range(n_global, batch)) if self.per_copy else [None] * n_global
         )
-        picks = np.array(
-            CellGP.fit(x, y).select_batch(flats[:, free], self.ucb_beta, plan, groups=rows), dtype=np.int64
-        )
+        picks = np.array(self._select(flats, rows, plan), dtype=np.int64)
         self.n_ranked_rounds += 1
         proposals = super()._final_step_actions(
             actions.copy(), node_probs, edge_probs
@@ -186,6 +166,20 @@ class SurrogateDGPO(EliteDGPO):
         found = picks >= 0
         proposals[: len(picks)][found] = flats[picks[found]]
         return proposals
+
+    def _select(self, flats: np.ndarray, rows: np.ndarray, plan: list[int | None]) -> list[int]:
+        """Candidate indices picked for ``plan`` (``-1``: none left) by the reward model of the looked-up cells.
+
+        Args:
+            flats: ``int64[C, N + M]`` the new candidates.
+            rows: ``int64[C]`` the copy each was drawn for.
+            plan: One entry per pick, as :meth:`~agents.dgpo.cell_gp.CellGP.select_batch`.
+        """
+        free = self.policy.model.space.free_positions
+        keys = list(self.archive.cells)
+        x = np.stack([self.archive.cells[key][free] for key in keys])  # [n, P]
+        y = np.array([self.archive.scores[key] for key in keys])  # [n]
+        return CellGP.fit(x, y).select_batch(flats[:, free], self.ucb_beta, plan, groups=rows)
 
     def _candidates(self, actions: np.ndarray, node_probs: Tensor, edge_probs: Tensor) -> tuple[np.ndarray, np.ndarray]:
         """New valid candidates ``int64[C, N + M]`` (clamped) and the copy each was drawn for (``-1``: none).

@@ -1,4 +1,4 @@
-"""Named DGPO presets: the published method and the elite variant (docs/dgpo.md §5).
+"""Named DGPO presets: the published method and its variants (docs/dgpo.md §5).
 
 A preset is an algorithm class with its settings: ``PRESETS["published"]`` is
 :class:`~agents.dgpo.dgpo.DGPO` with the official NB201 settings (``DGPOConfig()``);
@@ -18,6 +18,12 @@ comparison methods ``dgpo`` / ``dgpo-elite`` use it.
   comparison's small model (``benchmarks/query_efficiency.py``; the settings tried and their results
   are in ``benchmarks/RESULTS.md``).
 
+* ``"surrogate"`` — elite DGPO whose last denoising step looks up the policy's candidates a Gaussian
+  process fitted on the looked-up cells ranks best (:mod:`agents.dgpo.surrogate`).
+* ``"pareto"`` — the surrogate preset for several objectives: one Gaussian process per objective and
+  candidates ranked by hypervolume improvement (:mod:`agents.dgpo.pareto_surrogate`); the elite archive
+  ranks by the reward and anchors come from its 10 best, as the comparison method ``dgpo-mo``.
+
 Example:
     >>> agent = make_dgpo("elite", "model.pt", "dgpo_env/NB201-CIFAR10-v0", max_queries=100, seed=0)  # doctest: +SKIP
     >>> agent = make_dgpo("published", "model.pt", "dgpo_env/NB201-CIFAR10-v0", learning_rate=1e-3)  # doctest: +SKIP
@@ -33,6 +39,7 @@ from typing import Any, Literal, overload
 from agents.dgpo.config import DGPOConfig
 from agents.dgpo.dgpo import DGPO
 from agents.dgpo.elite import EliteConfig, EliteDGPO
+from agents.dgpo.pareto_surrogate import ParetoConfig, ParetoSurrogateDGPO
 from agents.dgpo.surrogate import SurrogateConfig, SurrogateDGPO
 from agents.policies.compat import ModelSpec
 
@@ -47,6 +54,7 @@ class Preset:
         config: Its DGPO settings.
         elite: The elite settings (only for :class:`~agents.dgpo.elite.EliteDGPO` and its subclasses).
         surrogate: The ranking settings (only for :class:`~agents.dgpo.surrogate.SurrogateDGPO`).
+        pareto: The multi-objective settings (only for :class:`~agents.dgpo.pareto_surrogate.ParetoSurrogateDGPO`).
     """
 
     name: str
@@ -54,12 +62,15 @@ class Preset:
     config: DGPOConfig
     elite: EliteConfig | None = None
     surrogate: SurrogateConfig | None = None
+    pareto: ParetoConfig | None = None
 
     def __post_init__(self) -> None:
         if (self.elite is not None) != issubclass(self.algorithm, EliteDGPO):
             raise ValueError(f"preset {self.name!r}: elite settings go with EliteDGPO and only with it")
         if (self.surrogate is not None) != issubclass(self.algorithm, SurrogateDGPO):
             raise ValueError(f"preset {self.name!r}: surrogate settings go with SurrogateDGPO and only with it")
+        if (self.pareto is not None) != issubclass(self.algorithm, ParetoSurrogateDGPO):
+            raise ValueError(f"preset {self.name!r}: pareto settings go with ParetoSurrogateDGPO and only with it")
 
     def constructor_kwargs(self) -> dict[str, Any]:
         """``{"config": ..., ["elite": ..., ["surrogate": ...]]}`` for the algorithm's constructor or ``for_env_id``."""
@@ -68,6 +79,8 @@ class Preset:
             kwargs["elite"] = self.elite
         if self.surrogate is not None:
             kwargs["surrogate"] = self.surrogate
+        if self.pareto is not None:
+            kwargs["pareto"] = self.pareto
         return kwargs
 
     def sets(self, name: str) -> bool:
@@ -80,6 +93,8 @@ class Preset:
             return True
         if self.surrogate is not None and name in SurrogateConfig.field_names():
             return True
+        if self.pareto is not None and name in ParetoConfig.field_names():
+            return True
         DGPOConfig.check_names([name])
         return bool(getattr(self.config, name) != getattr(DGPOConfig(), name))
 
@@ -89,7 +104,7 @@ class Preset:
         The DGPO settings it changes from the published defaults, and every elite and surrogate setting.
         """
         flat = {name: value for name, value in self.config.to_dict().items() if self.sets(name)}
-        for extra in (self.elite, self.surrogate):
+        for extra in (self.elite, self.surrogate, self.pareto):
             if extra is not None:
                 flat.update(extra.to_dict())
         return flat
@@ -110,6 +125,14 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
             DGPOConfig(learning_rate=3e-3, batch_size=10, n_inner_passes=1, freeze_fraction=0.0),
             EliteConfig(),
             SurrogateConfig(),
+        ),
+        "pareto": Preset(
+            "pareto",
+            ParetoSurrogateDGPO,
+            DGPOConfig(learning_rate=3e-3, batch_size=10, n_inner_passes=1, freeze_fraction=0.0),
+            EliteConfig(anchor_top_k=10, archive_score="reward"),
+            SurrogateConfig(),
+            ParetoConfig(),
         ),
     }
 )

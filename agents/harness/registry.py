@@ -12,7 +12,7 @@ A *method* is any callable ``fn(benchmark_kwargs, seed, max_queries) -> SearchRe
 * to run in worker processes it must be picklable: a module-level function, or a
   :func:`functools.partial` of one with picklable arguments (bind method options that way).
 
-"rs", "rea", "ls" and "reinforce" are registered here, "dgpo", "dgpo-elite", "dgpo-surrogate", "dgpo-mo",
+"rs", "rea", "ls" and "reinforce" are registered here, "dgpo", "dgpo-elite", "dgpo-surrogate", "dgpo-mo", "dgpo-mo-gp",
 "ppo" and
 "ppo-mlp" by path (:data:`DIFFUSION_METHODS`, imported on first use), and so are the peer optimisers
 "tpe", "smac" and the multi-objective "nsga2" and "motpe" (:data:`PEER_METHODS`), which need the
@@ -60,6 +60,7 @@ DIFFUSION_METHODS: dict[str, str] = {
     "ppo": "agents.dgpo.compare_methods:run_ppo",
     "ppo-mlp": "agents.dgpo.compare_methods:run_ppo_mlp",
     "dgpo-mo": "agents.dgpo.compare_methods:run_dgpo_mo",
+    "dgpo-mo-gp": "agents.dgpo.compare_methods:run_dgpo_mo_gp",
 }
 """RL methods registered by path (:mod:`agents.dgpo.compare_methods`), imported only when used."""
 
@@ -71,7 +72,7 @@ PEER_METHODS: dict[str, str] = {
 }
 """Peer optimisers of the optional extra ``peers`` (Optuna's TPE, SMAC3), registered by path."""
 
-MULTI_OBJECTIVE_METHODS: frozenset[str] = frozenset({"nsga2", "motpe", "dgpo-mo"})
+MULTI_OBJECTIVE_METHODS: frozenset[str] = frozenset({"nsga2", "motpe", "dgpo-mo", "dgpo-mo-gp"})
 """Methods that optimise the run spec's ``"objectives"``: a comparison with them needs objectives."""
 
 _REGISTRY: dict[str, MethodFn | str] = {}
