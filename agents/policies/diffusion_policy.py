@@ -44,6 +44,7 @@ from agents.policies.distributions import (
     MaskableFusedMultiCategoricalDistribution,
 )
 from agents.policies.observations import GraphBatch, GraphCriticFeatures, graph_from_obs
+from agents.policies.reverse_step import ScheduledReverseStep
 from dgpo_env.envs.graph_denoise import DenoiseTask
 
 LOG_ZERO = float(torch.finfo(torch.float32).min)
@@ -184,6 +185,7 @@ class DiffusionPolicyMixin:
         next_time[times[:-1]] = times[1:]
         self.register_buffer("on_schedule", on_schedule, persistent=False)  # type: ignore[attr-defined]
         self.register_buffer("next_time", next_time, persistent=False)  # type: ignore[attr-defined]
+        self.reverse_step = ScheduledReverseStep(diffusion.noise, task.timesteps)
         trainable = [p for p in self.parameters() if p.requires_grad]  # type: ignore[attr-defined]
         optimizer_kwargs = optimizer_kwargs_for(self.optimizer_class, self.optimizer_kwargs)
         self.optimizer = self.optimizer_class(trainable, lr=lr_schedule(1), **optimizer_kwargs)  # type: ignore[call-arg]
@@ -235,8 +237,9 @@ class DiffusionPolicyMixin:
 
         Entries of probability 0 hold :data:`LOG_ZERO`; each entry's block sums to 1 in probability.
         """
-        s = self.next_times(graph.t)
-        node_probs, edge_probs = self.model.reverse_step_probs(graph.nodes, graph.edges, graph.t, s)  # [B,N,K],[B,M,Ke]
+        self.next_times(graph.t)  # refuses times off the schedule
+        node_x0, edge_x0 = self.model.clean_probs(graph.nodes, graph.edges, graph.t)  # p̂(x_0 | G_t)
+        node_probs, edge_probs = self.reverse_step(graph.nodes, graph.edges, graph.t, node_x0, edge_x0)
         log_probs = torch.cat([safe_log(node_probs).flatten(1), safe_log(edge_probs).flatten(1)], dim=1)
         return log_probs.to(torch.float32)
 
