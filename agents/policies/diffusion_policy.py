@@ -240,8 +240,7 @@ class DiffusionPolicyMixin:
         self.next_times(graph.t)  # refuses times off the schedule
         node_x0, edge_x0 = self.model.clean_probs(graph.nodes, graph.edges, graph.t)  # p̂(x_0 | G_t)
         node_probs, edge_probs = self.reverse_step(graph.nodes, graph.edges, graph.t, node_x0, edge_x0)
-        log_probs = torch.cat([safe_log(node_probs).flatten(1), safe_log(edge_probs).flatten(1)], dim=1)
-        return log_probs.to(torch.float32)
+        return safe_log(torch.cat([node_probs.flatten(1), edge_probs.flatten(1)], dim=1)).to(torch.float32)
 
     def _distribution(self, obs: PyTorchObs, action_masks: np.ndarray | Tensor | None = None) -> Distribution:
         """The SB3 multi-categorical distribution of the reverse step (masks applied if given)."""
