@@ -12,7 +12,8 @@ Measures, in one process with one torch thread:
    rollout-and-update cycle (``n_envs * n_steps`` steps) into the environment's ``step``, the
    policy's forward passes while collecting, the rest of the collection (SB3's buffers and tensor
    conversions) and PPO's update (``n_epochs`` passes of minibatches: the forward and backward
-   passes and the optimizer).
+   passes and the optimizer). Last, the denoiser's bare forward and backward passes on minibatches of
+   the update's sizes give the least time an update can take with this model (a bound on the rate).
 2. DGPO (published settings, lr 1e-3, 10 denoising steps) seconds per 100 distinct queries.
 3. Pretraining seconds of the default model (``PretrainConfig()`` on all NB201 cells) only with
    ``--pretrain`` (minutes on an idle machine).
@@ -125,6 +126,37 @@ def rollout_breakdown(agent: PPO, rollouts: int) -> dict[str, float]:
     }
 
 
+def denoiser_floor(agent: PPO, repeats: int = 5) -> dict[str, Any]:
+    """The least CPU time PPO's update can take: the denoiser's forward and backward passes alone.
+
+    Times the bare denoiser (no reverse step, distribution, critic or optimizer) on minibatches of the
+    update's sizes drawn from the agent's last rollout, one pass per minibatch of every epoch.
+
+    Returns:
+        ``ms_per_update`` (the sum over one update's minibatches), ``ms_per_minibatch`` of each size, and
+        ``max_steps_per_second``: the rollout size over that time (an upper bound on the whole cycle's rate).
+    """
+    policy = agent.policy
+    model: DiffusionModel = policy.model  # type: ignore[attr-defined]
+    cycle = agent.n_steps * agent.n_envs
+    sizes = [min(agent.batch_size, cycle - start) for start in range(0, cycle, agent.batch_size)]
+    per_batch: dict[str, float] = {}
+    for size in sorted(set(sizes)):
+        obs = next(agent.rollout_buffer.get(size)).observations
+        nodes, edges, t = (obs[key].long().reshape(size, -1) for key in ("nodes", "edges", "t"))
+        seconds = []
+        for _ in range(repeats + 1):  # the first is a warm-up
+            start = time.process_time()
+            node_logits, edge_logits = model.logits(nodes, edges, t.reshape(-1))
+            loss = node_logits.clamp(min=-1e9).sum() + edge_logits.clamp(min=-1e9).sum()
+            loss.backward()
+            seconds.append(time.process_time() - start)
+        policy.optimizer.zero_grad()
+        per_batch[str(size)] = 1000.0 * statistics.median(seconds[1:])
+    update_ms = agent.n_epochs * sum(per_batch[str(size)] for size in sizes)
+    return {"ms_per_update": update_ms, "ms_per_minibatch": per_batch, "max_steps_per_second": cycle / update_ms * 1000}
+
+
 def optimizer_summary(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """The optimizer's class and implementation (``fused``/``foreach``; ``None``: torch's default, a loop on CPU)."""
     return {
@@ -197,12 +229,16 @@ def ppo_throughput(model: DiffusionModel, args: argparse.Namespace) -> dict[str,
         )
     rollouts = {name: max(1, steps[name] // (args.n_envs * args.n_steps)) for name in agents}
     breakdown = {name: rollout_breakdown(agent, rollouts[name]) for name, agent in agents.items()}
+    floor = denoiser_floor(agents["diffusion"])
+    cartpole = statistics.median(runs["cpu"]["cartpole_mlp"])
+    floor["max_over_cartpole"] = floor["max_steps_per_second"] / cartpole  # CPU-time rates
     return {
         "wall_clock": summarise(runs["wall"]),
         "cpu_time": summarise(runs["cpu"]),
         "runs": runs,
         "steps": steps,
         "breakdown_cpu_ms_per_rollout": breakdown,
+        "denoiser_floor_cpu": floor,
         "optimizer": {name: optimizer_summary(agent.policy.optimizer) for name, agent in agents.items()},
     }
 
@@ -265,6 +301,12 @@ def main() -> None:
             f"  {name:18s} {parts['env_step_ms']:9.1f} {parts['policy_forward_ms']:9.1f} "
             f"{parts['collect_other_ms']:9.1f} {parts['train_ms']:9.1f} {parts['train_ms_per_gradient_step']:14.2f}"
         )
+    floor = ppo["denoiser_floor_cpu"]
+    print(
+        f"denoiser forward + backward alone: {floor['ms_per_update']:.0f} CPU ms per update "
+        f"({', '.join(f'{ms:.1f} ms at {size}' for size, ms in floor['ms_per_minibatch'].items())}); "
+        f"at most {floor['max_steps_per_second']:.0f} steps/s, {floor['max_over_cartpole']:.2f} of CartPole's"
+    )
     dgpo = (
         timed("DGPO", lambda: dgpo_seconds_per_100_queries(model, args.dgpo_queries, args.seed))
         if args.dgpo_queries
