@@ -24,6 +24,7 @@ Other processes may share the CPU; the load average at start and end is recorded
 Usage::
 
     python benchmarks/perf.py --out benchmarks/results/perf.json
+    python benchmarks/perf.py --model compare --dgpo-queries 0 --out benchmarks/results/perf_compare.json
     python benchmarks/perf.py --pretrain        # also time the default pretraining
 """
 
