@@ -5,9 +5,11 @@ The actor is the reverse step ``π_θ(a | s) = p_θ(G_s | G_t)`` of a
 environment's step schedule. It factorises over the nodes and edges of the next graph, i.e. over
 the entries of the flat ``MultiDiscrete`` action, so it is SB3's (maskable) multi-categorical
 distribution built from the exact log-probabilities, computed as one batched tensor
-(:mod:`agents.policies.distributions`). The critic is a separate small MLP on the
-one-hot graph and ``t`` (:class:`~agents.policies.observations.GraphCriticFeatures`), so PPO's value
-loss never reaches the pretrained denoiser.
+(:mod:`agents.policies.distributions`); the part of the reverse step that does not depend on the
+denoiser is looked up per schedule step (:mod:`agents.policies.reverse_step`). The critic is a
+separate small MLP on the one-hot graph and ``t``
+(:class:`~agents.policies.observations.GraphCriticFeatures`), so PPO's value loss never reaches the
+pretrained denoiser.
 
 ``GraphDiffusionPolicy`` serves ``stable_baselines3.PPO`` and ``A2C``;
 ``MaskableGraphDiffusionPolicy`` serves ``sb3_contrib.MaskablePPO``. Both share
@@ -128,7 +130,9 @@ class DiffusionPolicyMixin:
         task: ``env.unwrapped.task`` of the environment: search space, ``T``, step schedule, prior.
         net_arch: Hidden sizes of the critic MLP (a list, or ``dict(vf=[...])``).
         critic_time_dim: Width of the critic's time features.
-        **kwargs: For the SB3 policy class.
+        **kwargs: For the SB3 policy class. With ``Adam``/``AdamW`` and no ``fused``, ``foreach`` or
+            ``differentiable`` in ``optimizer_kwargs``, the optimizer is built with ``fused=True``
+            (:func:`optimizer_kwargs_for`).
 
     Raises:
         ValueError: If the model and the environment disagree (search space, ``T``, step schedule,
