@@ -8,7 +8,12 @@ Measures, in one process with one torch thread:
    is freshly initialised), on SB3's MLP ``MultiInputPolicy`` on the same environment, and on
    ``MlpPolicy`` on ``CartPole-v1``; and their ratios. The three run interleaved in every repeat so
    they share the machine's load; medians over ``--repeats`` are reported (the ratios are medians of
-   per-repeat ratios).
+   per-repeat ratios). Then one more ``learn`` per setting, timed in parts, splits the CPU time of a
+   rollout-and-update cycle (``n_envs * n_steps`` steps) into the environment's ``step``, the
+   policy's forward passes while collecting, the rest of the collection (SB3's buffers and tensor
+   conversions) and PPO's update (``n_epochs`` passes of minibatches: the forward and backward
+   passes and the optimizer). Last, the denoiser's bare forward and backward passes on minibatches of
+   the update's sizes give the least time an update can take with this model (a bound on the rate).
 2. DGPO (published settings, lr 1e-3, 10 denoising steps) seconds per 100 distinct queries.
 3. Pretraining seconds of the default model (``PretrainConfig()`` on all NB201 cells) only with
    ``--pretrain`` (minutes on an idle machine).
@@ -19,6 +24,7 @@ Other processes may share the CPU; the load average at start and end is recorded
 Usage::
 
     python benchmarks/perf.py --out benchmarks/results/perf.json
+    python benchmarks/perf.py --model compare --dgpo-queries 0 --out benchmarks/results/perf_compare.json
     python benchmarks/perf.py --pretrain        # also time the default pretraining
 """
 
@@ -61,6 +67,105 @@ MODELS: dict[str, DenoiserConfig] = {"default": DenoiserConfig(), "compare": COM
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+class PartTimer:
+    """CPU seconds spent inside some methods of an agent during ``learn`` (instance attributes shadow them).
+
+    Args:
+        agent: The PPO agent; its ``env.step``, ``policy.forward``, ``collect_rollouts`` and ``train``
+            are timed until :meth:`restore`.
+    """
+
+    PARTS = ("env_step", "policy_forward", "collect_rollouts", "train")
+
+    def __init__(self, agent: PPO) -> None:
+        assert agent.env is not None
+        self.seconds = dict.fromkeys(self.PARTS, 0.0)
+        self._targets = {
+            "env_step": (agent.env, "step"),
+            "policy_forward": (agent.policy, "forward"),
+            "collect_rollouts": (agent, "collect_rollouts"),
+            "train": (agent, "train"),
+        }
+        for part, (owner, name) in self._targets.items():
+            setattr(owner, name, self._timed(part, getattr(owner, name)))
+
+    def _timed(self, part: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            start = time.process_time()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                self.seconds[part] += time.process_time() - start
+
+        return run
+
+    def restore(self) -> None:
+        """Remove the timing wrappers (the class methods apply again)."""
+        for owner, name in self._targets.values():
+            delattr(owner, name)
+
+
+def rollout_breakdown(agent: PPO, rollouts: int) -> dict[str, float]:
+    """CPU milliseconds per rollout-and-update cycle, by part, over ``rollouts`` cycles of ``agent.learn``."""
+    timer = PartTimer(agent)
+    try:
+        agent.learn(rollouts * agent.n_steps * agent.n_envs, reset_num_timesteps=False)
+    finally:
+        timer.restore()
+    ms = {part: 1000.0 * seconds / rollouts for part, seconds in timer.seconds.items()}
+    batches = -(-agent.n_steps * agent.n_envs // agent.batch_size)  # minibatches per epoch
+    return {
+        "env_step_ms": ms["env_step"],
+        "policy_forward_ms": ms["policy_forward"],
+        "collect_other_ms": ms["collect_rollouts"] - ms["env_step"] - ms["policy_forward"],
+        "train_ms": ms["train"],
+        "total_ms": ms["collect_rollouts"] + ms["train"],
+        "gradient_steps": agent.n_epochs * batches,
+        "train_ms_per_gradient_step": ms["train"] / (agent.n_epochs * batches),
+    }
+
+
+def denoiser_floor(agent: PPO, repeats: int = 10) -> dict[str, Any]:
+    """The least CPU time PPO's update can take: the denoiser's forward and backward passes alone.
+
+    Times the bare denoiser (no reverse step, distribution, critic or optimizer) on minibatches of the
+    update's sizes drawn from the agent's last rollout, one pass per minibatch of every epoch; the
+    fastest of ``repeats`` passes of each size counts, so that other processes' load inflates it least.
+
+    Returns:
+        ``ms_per_update`` (the sum over one update's minibatches), ``ms_per_minibatch`` of each size, and
+        ``max_steps_per_second``: the rollout size over that time (an upper bound on the whole cycle's rate).
+    """
+    policy = agent.policy
+    model: DiffusionModel = policy.model  # type: ignore[attr-defined]
+    cycle = agent.n_steps * agent.n_envs
+    sizes = [min(agent.batch_size, cycle - start) for start in range(0, cycle, agent.batch_size)]
+    per_batch: dict[str, float] = {}
+    for size in sorted(set(sizes)):
+        obs = next(agent.rollout_buffer.get(size)).observations
+        nodes, edges, t = (obs[key].long().reshape(size, -1) for key in ("nodes", "edges", "t"))
+        seconds = []
+        for _ in range(repeats + 1):  # the first is a warm-up
+            start = time.process_time()
+            node_logits, edge_logits = model.logits(nodes, edges, t.reshape(-1))
+            loss = node_logits.clamp(min=-1e9).sum() + edge_logits.clamp(min=-1e9).sum()
+            loss.backward()
+            seconds.append(time.process_time() - start)
+        policy.optimizer.zero_grad()
+        per_batch[str(size)] = 1000.0 * min(seconds[1:])  # the fastest pass: a bound, least disturbed by load
+    update_ms = agent.n_epochs * sum(per_batch[str(size)] for size in sizes)
+    return {"ms_per_update": update_ms, "ms_per_minibatch": per_batch, "max_steps_per_second": cycle / update_ms * 1000}
+
+
+def optimizer_summary(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """The optimizer's class and implementation (``fused``/``foreach``; ``None``: torch's default, a loop on CPU)."""
+    return {
+        "class": type(optimizer).__name__,
+        "fused": optimizer.defaults.get("fused"),
+        "foreach": optimizer.defaults.get("foreach"),
+    }
 
 
 def steps_per_second(agent: PPO, steps: int) -> tuple[float, float]:
@@ -124,7 +229,20 @@ def ppo_throughput(model: DiffusionModel, args: argparse.Namespace) -> dict[str,
             f"repeat {repeat + 1} (wall / cpu steps/s): "
             + ", ".join(f"{name} {runs['wall'][name][-1]:,.0f} / {runs['cpu'][name][-1]:,.0f}" for name in agents)
         )
-    return {"wall_clock": summarise(runs["wall"]), "cpu_time": summarise(runs["cpu"]), "runs": runs, "steps": steps}
+    rollouts = {name: max(1, steps[name] // (args.n_envs * args.n_steps)) for name in agents}
+    breakdown = {name: rollout_breakdown(agent, rollouts[name]) for name, agent in agents.items()}
+    floor = denoiser_floor(agents["diffusion"])
+    cartpole = statistics.median(runs["cpu"]["cartpole_mlp"])
+    floor["max_over_cartpole"] = floor["max_steps_per_second"] / cartpole  # CPU-time rates
+    return {
+        "wall_clock": summarise(runs["wall"]),
+        "cpu_time": summarise(runs["cpu"]),
+        "runs": runs,
+        "steps": steps,
+        "breakdown_cpu_ms_per_rollout": breakdown,
+        "denoiser_floor_cpu": floor,
+        "optimizer": {name: optimizer_summary(agent.policy.optimizer) for name, agent in agents.items()},
+    }
 
 
 def dgpo_seconds_per_100_queries(model: DiffusionModel, queries: int, seed: int) -> dict[str, float]:
@@ -177,6 +295,20 @@ def main() -> None:
     for name in RATIOS:
         wall, cpu = (ppo[clock]["ratios"][name] for clock in ("wall_clock", "cpu_time"))
         print(f"  {name:26s} {wall:8.3f} {cpu:8.3f}")
+    cycle = args.n_envs * args.n_steps
+    print(f"CPU ms per {cycle}-step rollout and PPO update (one timed learn per setting)")
+    print(f"  {'setting':18s} {'env step':>9s} {'forward':>9s} {'other':>9s} {'update':>9s} {'per grad step':>14s}")
+    for name, parts in ppo["breakdown_cpu_ms_per_rollout"].items():
+        print(
+            f"  {name:18s} {parts['env_step_ms']:9.1f} {parts['policy_forward_ms']:9.1f} "
+            f"{parts['collect_other_ms']:9.1f} {parts['train_ms']:9.1f} {parts['train_ms_per_gradient_step']:14.2f}"
+        )
+    floor = ppo["denoiser_floor_cpu"]
+    print(
+        f"denoiser forward + backward alone: {floor['ms_per_update']:.0f} CPU ms per update "
+        f"({', '.join(f'{ms:.1f} ms at {size}' for size, ms in floor['ms_per_minibatch'].items())}); "
+        f"at most {floor['max_steps_per_second']:.0f} steps/s, {floor['max_over_cartpole']:.2f} of CartPole's"
+    )
     dgpo = (
         timed("DGPO", lambda: dgpo_seconds_per_100_queries(model, args.dgpo_queries, args.seed))
         if args.dgpo_queries

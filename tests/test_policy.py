@@ -23,7 +23,9 @@ from agents.policies import (
     make_env_for_model,
     safe_log,
 )
+from agents.policies.diffusion_policy import optimizer_kwargs_for
 from agents.policies.distributions import FusedCategoricalsMixin
+from agents.policies.reverse_step import ScheduledReverseStep
 from dgpo_env.diffusion.marginals import Marginals
 from dgpo_env.envs.graph_denoise import GraphDenoiseEnv
 from dgpo_env.search_spaces import NB201SearchSpace, ToySearchSpace
@@ -107,6 +109,52 @@ def test_fused_distribution_acts_as_the_per_entry_one(models: dict[str, Diffusio
         outputs.append((actions, log_prob, log_prob2, entropy))
     for fused, reference in zip(*outputs, strict=True):
         torch.testing.assert_close(fused, reference, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("space", ["toy", "nb201"])
+@pytest.mark.parametrize("n_steps", [1, 4, 10])
+def test_tabulated_reverse_step_equals_the_noise_process(models: dict[str, DiffusionModel], space: str, n_steps: int):
+    """The policy's looked-up posterior gives bitwise the probabilities of ``NoiseProcess.reverse_step_probs``."""
+    model = models[space]
+    times = torch.as_tensor(model.noise.step_schedule(n_steps))
+    step = ScheduledReverseStep(model.noise, times)
+    generator = torch.Generator().manual_seed(n_steps)
+    for batch in (1, 7):
+        k = torch.randint(0, n_steps, (batch,), generator=generator)
+        nodes = torch.randint(0, model.space.n_node_types, (batch, model.space.n_nodes), generator=generator)
+        edges = torch.randint(0, model.space.n_edge_types, (batch, model.space.n_edges), generator=generator)
+        node_x0, edge_x0 = model.clean_probs(nodes, edges, times[k])
+        expected = model.noise.reverse_step_probs(nodes, edges, node_x0, edge_x0, times[k], times[k + 1])
+        for got, want in zip(step(nodes, edges, times[k], node_x0, edge_x0), expected, strict=True):
+            assert torch.equal(got, want)
+    with pytest.raises(ValueError, match="decrease strictly"):
+        ScheduledReverseStep(model.noise, times.flip(0))
+
+
+def test_adam_runs_fused_unless_the_caller_chooses(models: dict[str, DiffusionModel]) -> None:
+    """Adam is built fused by default; the update equals torch's per-tensor loop to float rounding."""
+    env, kwargs = _env_and_kwargs(models["toy"], "toy")
+    assert optimizer_kwargs_for(torch.optim.Adam, {"eps": 1e-5}) == {"eps": 1e-5, "fused": True}
+    assert optimizer_kwargs_for(torch.optim.Adam, {"foreach": False}) == {"foreach": False}
+    assert optimizer_kwargs_for(torch.optim.RMSprop, {}) == {}
+    policies = [
+        GraphDiffusionPolicy(env.observation_space, env.action_space, lambda _: 1e-3, **kwargs, **extra)
+        for extra in ({}, {"optimizer_kwargs": {"foreach": False, "eps": 1e-5}})  # SB3 sets eps=1e-5 only by default
+    ]
+    assert policies[0].optimizer.defaults["fused"] is True and not policies[1].optimizer.defaults["fused"]
+    policies[1].load_state_dict(policies[0].state_dict())
+    before = [p.detach().clone() for p in policies[0].parameters()]
+    obs = {k: torch.as_tensor(v).float() for k, v in env.reset().items()}
+    for policy in policies:
+        for _ in range(3):
+            torch.manual_seed(0)
+            _, log_prob, entropy = policy.evaluate_actions(obs, policy(obs)[0])
+            policy.optimizer.zero_grad()
+            (entropy - log_prob).mean().backward()
+            policy.optimizer.step()
+    for fused, loop in zip(policies[0].parameters(), policies[1].parameters(), strict=True):
+        torch.testing.assert_close(fused, loop, atol=1e-6, rtol=1e-5)
+    assert any(not torch.equal(a, b) for a, b in zip(policies[0].parameters(), before, strict=True))
 
 
 # ---------------------------------------------------------------------------------------------- SB3 algorithms

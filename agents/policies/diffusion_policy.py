@@ -5,9 +5,11 @@ The actor is the reverse step ``π_θ(a | s) = p_θ(G_s | G_t)`` of a
 environment's step schedule. It factorises over the nodes and edges of the next graph, i.e. over
 the entries of the flat ``MultiDiscrete`` action, so it is SB3's (maskable) multi-categorical
 distribution built from the exact log-probabilities, computed as one batched tensor
-(:mod:`agents.policies.distributions`). The critic is a separate small MLP on the
-one-hot graph and ``t`` (:class:`~agents.policies.observations.GraphCriticFeatures`), so PPO's value
-loss never reaches the pretrained denoiser.
+(:mod:`agents.policies.distributions`); the part of the reverse step that does not depend on the
+denoiser is looked up per schedule step (:mod:`agents.policies.reverse_step`). The critic is a
+separate small MLP on the one-hot graph and ``t``
+(:class:`~agents.policies.observations.GraphCriticFeatures`), so PPO's value loss never reaches the
+pretrained denoiser.
 
 ``GraphDiffusionPolicy`` serves ``stable_baselines3.PPO`` and ``A2C``;
 ``MaskableGraphDiffusionPolicy`` serves ``sb3_contrib.MaskablePPO``. Both share
@@ -44,6 +46,7 @@ from agents.policies.distributions import (
     MaskableFusedMultiCategoricalDistribution,
 )
 from agents.policies.observations import GraphBatch, GraphCriticFeatures, graph_from_obs
+from agents.policies.reverse_step import ScheduledReverseStep
 from dgpo_env.envs.graph_denoise import DenoiseTask
 
 LOG_ZERO = float(torch.finfo(torch.float32).min)
@@ -53,6 +56,12 @@ of probability 0 is never sampled."""
 
 DEFAULT_CRITIC_ARCH: tuple[int, ...] = (64, 64)
 """Hidden layer sizes of the value MLP."""
+
+FUSED_OPTIMIZERS: tuple[type[torch.optim.Optimizer], ...] = (torch.optim.Adam, torch.optim.AdamW)
+"""Optimizers the policy runs as torch's fused kernel unless told otherwise (:func:`optimizer_kwargs_for`)."""
+
+IMPLEMENTATION_KEYS = ("fused", "foreach", "differentiable")
+"""Optimizer arguments that choose an implementation; if any is given, the caller's choice stands."""
 
 
 def safe_log(probs: Tensor) -> Tensor:
@@ -87,6 +96,26 @@ def critic_arch(net_arch: list[int] | dict[str, list[int]] | None) -> list[int]:
     return list(net_arch)
 
 
+def optimizer_kwargs_for(optimizer_class: type[torch.optim.Optimizer], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` plus ``fused=True`` for Adam and AdamW when the caller chose no implementation.
+
+    SB3 builds ``Adam`` without ``fused`` or ``foreach``, and on a CPU torch then updates the
+    policy's tensors (151 for the default model) one by one in Python, a fixed cost of every PPO
+    gradient step that is larger than the update itself. The fused kernel computes the same update
+    (Adam's formula with the same settings; equal to the loop's up to float rounding, ~1e-7) in one call.
+
+    Args:
+        optimizer_class: The policy's ``optimizer_class``.
+        kwargs: The policy's ``optimizer_kwargs`` (not modified).
+
+    Returns:
+        The keyword arguments to build the optimizer with.
+    """
+    if issubclass(optimizer_class, FUSED_OPTIMIZERS) and not any(key in kwargs for key in IMPLEMENTATION_KEYS):
+        return {**kwargs, "fused": True}
+    return dict(kwargs)
+
+
 class DiffusionPolicyMixin:
     """Shared body of :class:`GraphDiffusionPolicy` and :class:`MaskableGraphDiffusionPolicy`.
 
@@ -101,7 +130,9 @@ class DiffusionPolicyMixin:
         task: ``env.unwrapped.task`` of the environment: search space, ``T``, step schedule, prior.
         net_arch: Hidden sizes of the critic MLP (a list, or ``dict(vf=[...])``).
         critic_time_dim: Width of the critic's time features.
-        **kwargs: For the SB3 policy class.
+        **kwargs: For the SB3 policy class. With ``Adam``/``AdamW`` and no ``fused``, ``foreach`` or
+            ``differentiable`` in ``optimizer_kwargs``, the optimizer is built with ``fused=True``
+            (:func:`optimizer_kwargs_for`).
 
     Raises:
         ValueError: If the model and the environment disagree (search space, ``T``, step schedule,
@@ -158,8 +189,10 @@ class DiffusionPolicyMixin:
         next_time[times[:-1]] = times[1:]
         self.register_buffer("on_schedule", on_schedule, persistent=False)  # type: ignore[attr-defined]
         self.register_buffer("next_time", next_time, persistent=False)  # type: ignore[attr-defined]
+        self.reverse_step = ScheduledReverseStep(diffusion.noise, task.timesteps)
         trainable = [p for p in self.parameters() if p.requires_grad]  # type: ignore[attr-defined]
-        self.optimizer = self.optimizer_class(trainable, lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
+        optimizer_kwargs = optimizer_kwargs_for(self.optimizer_class, self.optimizer_kwargs)
+        self.optimizer = self.optimizer_class(trainable, lr=lr_schedule(1), **optimizer_kwargs)  # type: ignore[call-arg]
 
     # ------------------------------------------------------------------ construction (SB3 hooks)
     def _build(self, lr_schedule: Schedule) -> None:
@@ -208,10 +241,10 @@ class DiffusionPolicyMixin:
 
         Entries of probability 0 hold :data:`LOG_ZERO`; each entry's block sums to 1 in probability.
         """
-        s = self.next_times(graph.t)
-        node_probs, edge_probs = self.model.reverse_step_probs(graph.nodes, graph.edges, graph.t, s)  # [B,N,K],[B,M,Ke]
-        log_probs = torch.cat([safe_log(node_probs).flatten(1), safe_log(edge_probs).flatten(1)], dim=1)
-        return log_probs.to(torch.float32)
+        self.next_times(graph.t)  # refuses times off the schedule
+        node_x0, edge_x0 = self.model.clean_probs(graph.nodes, graph.edges, graph.t)  # p̂(x_0 | G_t)
+        node_probs, edge_probs = self.reverse_step(graph.nodes, graph.edges, graph.t, node_x0, edge_x0)
+        return safe_log(torch.cat([node_probs.flatten(1), edge_probs.flatten(1)], dim=1)).to(torch.float32)
 
     def _distribution(self, obs: PyTorchObs, action_masks: np.ndarray | Tensor | None = None) -> Distribution:
         """The SB3 multi-categorical distribution of the reverse step (masks applied if given)."""

@@ -34,6 +34,9 @@ MASKED_LOGIT = -1e8
 PAD_LOGIT = float("-inf")
 """Logit of a padding slot. Its gradient is 0 everywhere: no product ``0 · inf`` is ever formed."""
 
+MAX_CACHED_BATCH_SIZES = 16
+"""Batch sizes whose noise layout :meth:`FusedCategoricalsMixin.sample` keeps (a rollout and ``predict`` use a few)."""
+
 SelfFused = TypeVar("SelfFused", bound="FusedCategoricalsMixin")
 
 
@@ -66,6 +69,7 @@ class FusedCategoricalsMixin:
         # flat index of every slot into [x_0 .. x_{sum n - 1}, pad]; padding slots read the pad column
         self._gather_index = torch.where(self._valid, offsets[:, None] + slots, self.n_values).flatten()  # [E K_max]
         self._dims = dims
+        self._noise_indices: dict[tuple[int, str], Tensor] = {}  # (batch size, device) -> sample()'s noise layout
         self._original: Tensor | None = None  # [B, E, K_max] normalised logits before masking
         self.logits: Tensor | None = None
         self.probs: Tensor | None = None
@@ -142,14 +146,37 @@ class FusedCategoricalsMixin:
         return -torch.where(keep, p_log_p, p_log_p.new_zeros(())).sum(dim=(1, 2))
 
     def sample(self) -> Tensor:
-        """``int64[B, E]`` a draw of every entry (``torch.multinomial``'s stream, entry by entry)."""
+        """``int64[B, E]`` a draw of every entry (``torch.multinomial``'s stream, entry by entry).
+
+        The per-entry samplers draw a ``[B, n_e]`` block of ``Exp(1)`` values for each entry in turn;
+        this draws the same ``B · sum(n)`` values in one call and lays the blocks out as ``[B, E, K_max]``.
+        """
         probs = self._require(self.probs)
         batch = probs.shape[0]
-        noise = torch.cat(
-            [torch.empty(batch, n, dtype=probs.dtype, device=probs.device).exponential_() for n in self.action_dims],
-            dim=1,
-        )  # [B, sum(n)] ~ Exp(1), drawn in the order the per-entry samplers draw
-        return (probs / self.to_padded(noise, 1.0)).argmax(dim=-1)
+        stream = torch.empty(batch * self.n_values + 1, dtype=probs.dtype, device=probs.device)
+        stream[:-1].exponential_()  # ~ Exp(1), in the order the per-entry samplers draw
+        stream[-1] = 1.0  # what padding slots read: their probability stays 0
+        noise = stream.index_select(0, self._noise_index(batch, probs.device))  # [B E K_max]
+        return (probs / noise.view_as(probs)).argmax(dim=-1)
+
+    def _noise_index(self, batch: int, device: torch.device) -> Tensor:
+        """``int64[B E K_max]``: where slot ``(b, e, v)`` reads the noise stream (cached per batch size).
+
+        Entry ``e``'s block starts at ``B · offset_e``, row ``b`` of it at ``b · n_e``; padding reads the last value.
+        """
+        key = (batch, str(device))
+        index = self._noise_indices.get(key)
+        if index is None:
+            dims = self._dims  # [E]
+            offsets = torch.cumsum(dims, 0) - dims
+            slots = torch.arange(self._valid.shape[1])  # [K_max]
+            rows = torch.arange(batch)[:, None, None]  # [B, 1, 1]
+            start = batch * offsets[:, None] + slots  # [E, K_max]
+            index = torch.where(self._valid, start + rows * dims[:, None], batch * self.n_values).flatten()
+            if len(self._noise_indices) >= MAX_CACHED_BATCH_SIZES:
+                self._noise_indices.clear()
+            index = self._noise_indices[key] = index.to(device)
+        return index
 
     def mode(self) -> Tensor:
         """``int64[B, E]`` the most probable allowed value of every entry."""

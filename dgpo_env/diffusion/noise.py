@@ -158,16 +158,51 @@ def reverse_step_probs(
         raise ValueError(
             f"x0_probs must have shape [B, P, K] = {[*x_t.shape, marginals.shape[1]]}, got {list(x0_probs.shape)}"
         )
+    post, usable = reverse_step_posterior(x_t, alpha_bar_t, alpha_bar_s, marginals, allowed)
+    return mix_reverse_step(x_t, x0_probs, post, usable)
+
+
+def reverse_step_posterior(
+    x_t: Tensor, alpha_bar_t: Tensor, alpha_bar_s: Tensor, marginals: Tensor, allowed: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """The part of :func:`reverse_step_probs` that does not depend on ``p̂``: a function of ``x_t``, ``t``, ``s``.
+
+    Args:
+        x_t: ``[B, P]`` integer states at time ``t``.
+        alpha_bar_t: ``[B]`` ``ᾱ_t``.
+        alpha_bar_s: ``[B]`` ``ᾱ_s`` with ``s < t``.
+        marginals: ``[P, K]``.
+        allowed: Optional ``bool[P, K]`` values ``x_0`` may take.
+
+    Returns:
+        ``(post, usable)``: ``float64[B, P, K0, Ks]`` the posteriors ``q(x_s | x_t, x_0 = k)`` (rows of
+        unreachable ``k`` are 0) and ``bool[B, P, K0]`` the clean values the mixture may use.
+    """
     unnorm = _posterior_unnormalised(x_t, alpha_bar_t, alpha_bar_s, marginals)  # [B, P, K0, Ks]
     z = unnorm.sum(-1)  # [B, P, K0] = q(x_t | x_0 = k)
     consistent = z > 0
     post = unnorm / torch.where(consistent, z, torch.ones_like(z))[..., None]  # [B, P, K0, Ks]
     usable = consistent if allowed is None else consistent & allowed.to(torch.bool)[None]
+    return post, usable
+
+
+def mix_reverse_step(x_t: Tensor, x0_probs: Tensor, post: Tensor, usable: Tensor) -> Tensor:
+    """``Σ_{x_0} q(x_s | x_t, x_0) p̂(x_0 | G_t)`` over the usable ``x_0`` (see :func:`reverse_step_probs`).
+
+    Args:
+        x_t: ``[B, P]`` integer states at time ``t`` (where a position with no usable mass stays).
+        x0_probs: ``[B, P, K]`` the denoiser's clean-state probabilities (differentiable).
+        post: ``float64[B, P, K0, Ks]`` posteriors from :func:`reverse_step_posterior`.
+        usable: ``bool[B, P, K0]`` the clean values to mix, from :func:`reverse_step_posterior`.
+
+    Returns:
+        ``[B, P, K]`` ``float64`` probabilities of ``x_s``; every row sums to 1.
+    """
     weights = x0_probs.to(DTYPE) * usable  # [B, P, K0]: p̂ restricted to consistent, allowed x_0
     mass = weights.sum(-1, keepdim=True)  # [B, P, 1]
     ok = mass > 0
     mixed = torch.einsum("bpk,bpks->bps", weights, post) / torch.where(ok, mass, torch.ones_like(mass))
-    stay = torch.nn.functional.one_hot(x_t, marginals.shape[1]).to(DTYPE)  # [B, P, K]
+    stay = torch.nn.functional.one_hot(x_t, post.shape[-1]).to(DTYPE)  # [B, P, K]
     probs = torch.where(ok, mixed, stay)
     _assert_rows_sum_to_one(probs)
     return probs
