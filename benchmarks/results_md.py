@@ -294,7 +294,7 @@ def inverse_section(report: dict[str, Any] | None, letter: str) -> list[str]:
     for r in report["records"]:
         lines.append(
             f"| {NAMES[r['dataset']]} | {r['seed']} | {r['sample_mean_before']:.2f} | {r['sample_mean_after']:.2f} "
-            f"| {'yes' if r['at_chance'] else '**no**'} | {r['chance_share']:.0%} | {r['param_free_share']:.0%} "
+            f"| {'yes' if r['at_chance'] else '**no**'} | {r['chance_share']:.1%} | {r['param_free_share']:.1%} "
             f"| {r['distinct_samples']} | {r['train_chance_cells']} ({r['last_chance_batch'] or '-'}) |"
         )
     return [*lines, ""]

@@ -300,7 +300,7 @@ def test_results_markdown_shows_the_inverse_control_per_seed(tmp_path: Path) -> 
     _script("results_md").main(["--results", str(tmp_path), "--out", str(out)])
     text = out.read_text()
     assert "## 1a. Inverse control, per seed: `inverse_control.json`" in text
-    assert "| CIFAR-100 | 100 | 61.20 | 9.96 | **no** | 0% | 98% | 53 | 1 (2) |" in text
+    assert "| CIFAR-100 | 100 | 61.20 | 9.96 | **no** | 0.0% | 98.0% | 53 | 1 (2) |" in text
     assert "| CIFAR-100 | 101 | 61.20 | 1.10 | yes |" in text
 
 
