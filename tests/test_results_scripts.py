@@ -278,3 +278,37 @@ def test_results_md_writes_the_multi_objective_section() -> None:
     assert "- @100: dgpo-mo 0.9500 is below" in text
     assert "Where DGPO's best preset is below: @100." in text
     assert _script("results_md").multi_objective_section(None)[-2].startswith("Not run yet")
+
+
+def test_results_markdown_shows_the_inverse_control_per_seed(tmp_path: Path) -> None:
+    """inverse_control.json gets its own section; a seed that stays above chance is marked."""
+    record = {
+        "dataset": "cifar100",
+        "seed": 100,
+        "sample_mean_before": 61.2,
+        "sample_mean_after": 9.96,
+        "at_chance": False,
+        "chance_share": 0.0,
+        "param_free_share": 0.98,
+        "distinct_samples": 53,
+        "train_chance_cells": 1,
+        "last_chance_batch": 2,
+    }
+    report = {
+        "command": "python benchmarks/inverse_control.py --seeds 100",
+        "settings": {"variant": "published", "lr": 1e-3, "n_steps": 25, "epochs": 80},
+        "chance_margin": 2.0,
+        "records": [record, {**record, "seed": 101, "sample_mean_after": 1.1, "at_chance": True}],
+    }
+    (tmp_path / "inverse_control.json").write_text(json.dumps(report))
+    out = tmp_path / "RESULTS.md"
+    _script("results_md").main(["--results", str(tmp_path), "--out", str(out)])
+    text = out.read_text()
+    assert "## 1a. Inverse control, per seed: `inverse_control.json`" in text
+    assert "| CIFAR-100 | 100 | 61.20 | 9.96 | **no** | 0.0% | 98.0% | 53 | 1 (2) |" in text
+    assert "| CIFAR-100 | 101 | 61.20 | 1.10 | yes |" in text
+
+
+def test_inverse_control_reads_the_operations_of_an_arch_string() -> None:
+    ops = _script("inverse_control")._ops("|none~0|+|skip_connect~0|avg_pool_3x3~1|+|nor_conv_1x1~0|none~1|none~2|")
+    assert ops == ["none", "skip_connect", "avg_pool_3x3", "nor_conv_1x1", "none", "none"]
