@@ -31,6 +31,7 @@ from types import MappingProxyType
 from typing import Any, Literal, overload
 
 from agents.dgpo.config import DGPOConfig
+from agents.dgpo.constrained import ConstrainedDGPO
 from agents.dgpo.dgpo import DGPO
 from agents.dgpo.elite import EliteConfig, EliteDGPO
 from agents.dgpo.surrogate import SurrogateConfig, SurrogateDGPO
@@ -107,6 +108,13 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
         "surrogate": Preset(
             "surrogate",
             SurrogateDGPO,
+            DGPOConfig(learning_rate=3e-3, batch_size=10, n_inner_passes=1, freeze_fraction=0.0),
+            EliteConfig(),
+            SurrogateConfig(),
+        ),
+        "constrained": Preset(
+            "constrained",
+            ConstrainedDGPO,
             DGPOConfig(learning_rate=3e-3, batch_size=10, n_inner_passes=1, freeze_fraction=0.0),
             EliteConfig(),
             SurrogateConfig(),

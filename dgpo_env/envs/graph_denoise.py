@@ -146,8 +146,9 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
     ``start_step`` of ``k``). It is never
     truncated. The final ``info`` holds ``cell`` (arch string or description), ``key`` (canonical
     key), ``valid``, ``invalid_reason``, ``val_acc`` (percent, as rewarded), ``val_acc_mean``,
-    ``test_acc``, ``params_m``, ``n_queries`` and ``n_lookups`` (the counts of the benchmark's
-    query ledger, shared by every environment that shares the ledger) and ``budget_exhausted``.
+    ``test_acc``, ``params_m``, ``latency_s``, ``train_time_s`` (the costs a budget is checked on),
+    ``n_queries`` and ``n_lookups`` (the counts of the benchmark's query ledger, shared by every
+    environment that shares the ledger) and ``budget_exhausted``.
     Once the ledger's budget is spent, a final cell that was not looked up before is answered as
     invalid (``invalid_reason`` ``"query budget exhausted"``, reward ``invalid_reward``, not counted);
     known cells are still answered.
@@ -436,6 +437,8 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
             val_acc_mean=result.val_acc_mean,
             test_acc=result.test_acc,
             params_m=result.params_m,
+            latency_s=result.latency_s,
+            train_time_s=result.train_time_s,
             n_queries=self.benchmark.n_queries,
             n_lookups=self.benchmark.n_lookups,
             budget_exhausted=self.benchmark.ledger.exhausted,
