@@ -82,7 +82,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
         "--variant",
         choices=sorted(PRESETS),
         default="published",
-        help="DGPO as published, the elite variant, or elite with surrogate-ranked candidates (docs/dgpo.md §5); "
+        help="DGPO as published, the elite variant, elite with surrogate-ranked candidates, or that ranking made "
+        "budget-aware (docs/dgpo.md §5); "
         "the setting flags below override it",
     )
     add_setting_flags(parser)

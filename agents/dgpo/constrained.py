@@ -2,8 +2,9 @@
 
 :class:`ConstrainedDGPO` is the surrogate preset (:class:`~agents.dgpo.surrogate.SurrogateDGPO`) made
 budget-aware. When its environment's benchmark is a :class:`~dgpo_env.benchmarks.ConstrainedBenchmark`
-(``dgpo compare --max-latency-ms 12``), it reads the budgets (``benchmark.budget.limits``: metric names
-and limits, no answers) and ranks the policy's candidate cells with two kinds of model, both fitted only
+(``dgpo compare --max-latency-ms 12``) or its reward an :class:`~dgpo_env.rewards.AccuracyUnderBudget`
+(``dgpo finetune --variant constrained --max-latency-ms 12``), it reads the budgets (``budget.limits``:
+metric names and limits, no answers) and ranks the policy's candidate cells with two kinds of model, both fitted only
 on the cells already looked up (each a counted query):
 
 * an **accuracy model**: a :class:`~agents.dgpo.cell_gp.CellGP` on the *feasible* looked-up cells only
@@ -25,7 +26,7 @@ expected improvement of Gardner et al. (ICML 2014) and Gelbart, Snoek & Adams (U
 
 Until ``feasible_after`` feasible cells are known, the score is ``P(feasible)`` alone (Gelbart et al.:
 first find the feasible region). Picks are made one copy after the other, each conditioned on the
-earlier ones as in the surrogate preset. On a benchmark without budgets the class is
+earlier ones as in the surrogate preset. Without budgets the class is
 :class:`~agents.dgpo.surrogate.SurrogateDGPO` unchanged.
 
 The policy side: :func:`run_dgpo_constrained` trains the policy on the graded budget reward
@@ -73,7 +74,8 @@ class ConstrainedConfig(Settings):
     """
 
     acquisition: str = "ucb"
-    """Tuned on seeds 0-19 (docs/dgpo.md §4): the feasibility-weighted UCB ("ei" was worse at 100 and 200)."""
+    """Not tuned: the surrogate preset's acquisition (UCB, ``ucb_beta`` 1, tuned there on seeds 0-19) carried
+    over, weighted by the probability of feasibility."""
     feasible_after: int = 2
     """Not tuned: the fewest cells a Gaussian process can be fitted on."""
 
@@ -150,11 +152,14 @@ class ConstrainedDGPO(SurrogateDGPO):
 
     @property
     def budget(self) -> AccuracyUnderBudget | None:
-        """The budgets of the environment's benchmark, or ``None`` when it has none."""
+        """The budgets: the environment's benchmark's, else its reward's if that is a budget, else ``None``."""
         if self.env is None:
             return None
         benchmark = self.env.get_attr("benchmark", [0])[0]
-        return benchmark.budget if isinstance(benchmark, ConstrainedBenchmark) else None
+        if isinstance(benchmark, ConstrainedBenchmark):
+            return benchmark.budget
+        reward = self.env.get_attr("reward_fn", [0])[0]
+        return reward if isinstance(reward, AccuracyUnderBudget) else None
 
     # ------------------------------------------------------------------ what each look-up returned
     def _record_episodes(
@@ -264,7 +269,7 @@ def ndtr(x: np.ndarray) -> np.ndarray:
 
 GRADED_REWARD = True
 """:func:`run_dgpo_constrained` trains the policy on the graded budget reward (an over-budget cell gets minus
-its relative violation): tuned on seeds 0-19 (docs/dgpo.md §4)."""
+its relative violation), so its mass moves towards the budget (not tuned: a flat 0 gives no direction)."""
 
 
 def run_dgpo_constrained(
