@@ -98,6 +98,15 @@ def test_feasibility_ranks_cheap_cells_above_expensive_ones(nb201_model: Diffusi
     assert probability[feasible].mean() > probability[~feasible].mean() + 0.3
 
 
+def test_a_constrained_agent_saves_and_loads_its_costs(nb201_model: DiffusionModel, tmp_path: Path) -> None:
+    agent = run(nb201_model, constrained_benchmark(), seed=2, max_queries=20, acquisition="ei")
+    agent.save(tmp_path / "constrained")
+    loaded = ConstrainedDGPO.load(tmp_path / "constrained", env=agent.get_env())
+    assert loaded.constrained == agent.constrained and loaded.feasible_keys == agent.feasible_keys
+    assert loaded.costs.keys() == agent.costs.keys()
+    assert all(np.array_equal(loaded.costs[key], value) for key, value in agent.costs.items())
+
+
 def test_runs_reproduce_and_without_a_budget_it_is_the_surrogate_preset(nb201_model: DiffusionModel) -> None:
     def history(preset: str, benchmark: Any, seed: int) -> list[str]:
         agent = make_dgpo(

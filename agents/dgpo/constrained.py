@@ -150,6 +150,21 @@ class ConstrainedDGPO(SurrogateDGPO):
         super()._adopt_loaded_settings()
         self.constrained = adopt_loaded(vars(self), self.constrained)
 
+    def _extra_state(self) -> dict[str, Any]:
+        """The surrogate preset's state plus the looked-up cells' log costs and which were feasible (JSON)."""
+        keys = list(self.costs)
+        costs = {"keys": keys, "log_costs": [self.costs[key].tolist() for key in keys]}
+        return {**super()._extra_state(), "costs": {**costs, "feasible": sorted(self.feasible_keys)}}
+
+    def _restore_extra_state(self, extra: dict[str, Any]) -> None:
+        """Put back what :meth:`_extra_state` saved (an agent saved without costs starts with none)."""
+        super()._restore_extra_state(extra)
+        data = extra.get("costs") or {"keys": [], "log_costs": [], "feasible": []}
+        self.costs = {
+            str(k): np.asarray(v, dtype=np.float64) for k, v in zip(data["keys"], data["log_costs"], strict=True)
+        }
+        self.feasible_keys = {str(key) for key in data["feasible"]}
+
     @property
     def budget(self) -> AccuracyUnderBudget | None:
         """The budgets: the environment's benchmark's, else its reward's if that is a budget, else ``None``."""
