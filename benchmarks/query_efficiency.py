@@ -225,7 +225,7 @@ def load_or_run(
 
 def budget_options(args: argparse.Namespace) -> dict[str, float] | None:
     """The hard budgets given (``{"max_latency_ms": 12.0}``), or ``None`` for the unconstrained task."""
-    options = {"max_latency_ms": args.max_latency_ms, "max_params_m": args.max_params_m}
+    options = {key: getattr(args, key, None) for key in ("max_latency_ms", "max_params_m")}  # older callers lack them
     given = {k: float(v) for k, v in options.items() if v is not None}
     return given or None
 

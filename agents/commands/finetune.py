@@ -82,8 +82,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
         "--variant",
         choices=sorted(PRESETS),
         default="published",
-        help="DGPO as published, the elite variant, elite with surrogate-ranked candidates, or with candidates "
-        "ranked by hypervolume improvement over --objectives (pareto; docs/dgpo.md §5); "
+        help="DGPO as published, the elite variant, elite with surrogate-ranked candidates, that ranking made "
+        "budget-aware (constrained), or with candidates ranked by hypervolume improvement over --objectives "
+        "(pareto; docs/dgpo.md §5); "
         "the setting flags below override it",
     )
     add_setting_flags(parser)

@@ -28,6 +28,7 @@ Krause & Burdick, JMLR 2014), so the cells of one batch spread out instead of pi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import NormalDist
 
@@ -40,6 +41,8 @@ ADDITIVE_WEIGHTS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75)
 """Grid of weights ``w`` of the additive overlap kernel searched by marginal likelihood."""
 NOISE_VARIANCES: tuple[float, ...] = (1e-3, 1e-2, 1e-1)
 """Grid of noise variances (in units of the normal scores' variance, 1) searched by marginal likelihood."""
+Acquisition = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""``(mean float64[C], std float64[C]) -> float64[C]``: a score per candidate, larger is better."""
 JITTER = 1e-9
 """Added to the diagonal of every Cholesky factorisation for numerical safety."""
 
@@ -125,9 +128,14 @@ class CellGP:
         return mean, cov
 
     def select_batch(
-        self, candidates: np.ndarray, beta: float, plan: list[int | None], groups: np.ndarray | None = None
+        self,
+        candidates: np.ndarray,
+        beta: float,
+        plan: list[int | None],
+        groups: np.ndarray | None = None,
+        acquisition: Acquisition | None = None,
     ) -> list[int]:
-        """Candidates picked one by one by ``mean + beta · std``, each then conditioned on.
+        """Candidates picked one by one by ``mean + beta · std`` (or ``acquisition``), each then conditioned on.
 
         After a pick ``j`` the covariance becomes ``Σ - Σ[:, j] Σ[j, :] / (Σ[j, j] + noise)`` (the pick
         treated as observed at its mean), so near-copies of a pick lose their bonus.
@@ -138,6 +146,8 @@ class CellGP:
             plan: One entry per pick: ``None`` (any candidate not yet picked) or a group id (only the
                 candidates of that group).
             groups: ``int[C]`` the group of each candidate (needed when ``plan`` names groups).
+            acquisition: ``(mean float64[C], std float64[C]) -> float64[C]`` scores to maximise instead of
+                the upper confidence bound (``beta`` is then unused), e.g. a constrained expected improvement.
 
         Returns:
             One candidate index per entry of ``plan``, ``-1`` where none was left to pick.
@@ -151,7 +161,8 @@ class CellGP:
                 chosen.append(-1)
                 continue
             std = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-            j = int(np.argmax(np.where(allowed, mean + beta * std, -np.inf)))
+            score = mean + beta * std if acquisition is None else acquisition(mean, std)
+            j = int(np.argmax(np.where(allowed, score, -np.inf)))
             chosen.append(j)
             available[j] = False
             column = cov[:, j].copy()

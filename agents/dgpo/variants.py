@@ -37,6 +37,7 @@ from types import MappingProxyType
 from typing import Any, Literal, overload
 
 from agents.dgpo.config import DGPOConfig
+from agents.dgpo.constrained import ConstrainedDGPO
 from agents.dgpo.dgpo import DGPO
 from agents.dgpo.elite import EliteConfig, EliteDGPO
 from agents.dgpo.pareto_surrogate import ParetoConfig, ParetoSurrogateDGPO
@@ -133,6 +134,13 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
             EliteConfig(anchor_top_k=10, archive_score="reward"),
             SurrogateConfig(),
             ParetoConfig(),
+        ),
+        "constrained": Preset(
+            "constrained",
+            ConstrainedDGPO,
+            DGPOConfig(learning_rate=3e-3, batch_size=10, n_inner_passes=1, freeze_fraction=0.0),
+            EliteConfig(),
+            SurrogateConfig(),
         ),
     }
 )

@@ -57,6 +57,7 @@ DIFFUSION_METHODS: dict[str, str] = {
     "dgpo": "agents.dgpo.compare_methods:run_dgpo",
     "dgpo-elite": "agents.dgpo.compare_methods:run_dgpo_elite",
     "dgpo-surrogate": "agents.dgpo.compare_methods:run_dgpo_surrogate",
+    "dgpo-constrained": "agents.dgpo.constrained:run_dgpo_constrained",
     "ppo": "agents.dgpo.compare_methods:run_ppo",
     "ppo-mlp": "agents.dgpo.compare_methods:run_ppo_mlp",
     "dgpo-mo": "agents.dgpo.compare_methods:run_dgpo_mo",
