@@ -15,8 +15,8 @@ Measures, in one process with one torch thread:
    passes and the optimizer). Last, the denoiser's bare forward and backward passes on minibatches of
    the update's sizes give the least time an update can take with this model (a bound on the rate).
 2. DGPO (published settings, lr 1e-3, 10 denoising steps) seconds per 100 distinct queries.
-3. Pretraining seconds of the default model (``PretrainConfig()`` on all NB201 cells) only with
-   ``--pretrain`` (minutes on an idle machine).
+3. Pretraining cost of the default model (``PretrainConfig()`` on all NB201 cells): wall and CPU
+   seconds and peak memory, only with ``--pretrain`` (under a minute on an idle machine).
 4. Peak resident memory of the process (``resource.getrusage``).
 
 Other processes may share the CPU; the load average at start and end is recorded with the results.
@@ -254,11 +254,22 @@ def dgpo_seconds_per_100_queries(model: DiffusionModel, queries: int, seed: int)
     return {"queries": agent.n_queries, "wall_s": wall, "seconds_per_100_queries": 100.0 * wall / agent.n_queries}
 
 
-def pretraining_seconds() -> float:
-    """Wall seconds of ``dgpo pretrain``'s default run (``PretrainConfig()`` on all NB201 cells)."""
-    start = time.perf_counter()
-    pretrain_on_benchmark(NB201Benchmark("cifar10"), PretrainConfig(), progress=False)
-    return time.perf_counter() - start
+def pretraining_cost() -> dict[str, float]:
+    """Cost of ``dgpo pretrain``'s default run (``PretrainConfig()`` on all NB201 cells) in this process.
+
+    Returns:
+        ``wall_s`` and ``cpu_s`` (process CPU seconds, all threads) of the whole run (cell listing
+        included), ``gradient_steps``, and ``peak_rss_mb`` (the process's peak resident memory after it).
+    """
+    wall, cpu = time.perf_counter(), time.process_time()
+    _, history = pretrain_on_benchmark(NB201Benchmark("cifar10"), PretrainConfig(), progress=False)
+    return {
+        "wall_s": time.perf_counter() - wall,
+        "cpu_s": time.process_time() - cpu,
+        "gradient_steps": history["steps"],
+        "torch_threads": torch.get_num_threads(),
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def timed(label: str, run: Callable[[], Any]) -> Any:
@@ -316,7 +327,12 @@ def main() -> None:
     )
     if dgpo is not None:
         print(f"DGPO: {dgpo['seconds_per_100_queries']:.1f} s per 100 queries ({dgpo['queries']} queries)")
-    pretrain_s = timed("pretraining", pretraining_seconds) if args.pretrain else None
+    pretrain = timed("pretraining", pretraining_cost) if args.pretrain else None
+    if pretrain is not None:
+        print(
+            f"default pretraining: {pretrain['wall_s']:.1f} s wall, {pretrain['cpu_s']:.1f} CPU-s, "
+            f"{pretrain['gradient_steps']} steps, peak memory {pretrain['peak_rss_mb']:.0f} MB"
+        )
     print(f"peak memory: {peak_rss_mb():.0f} MB")
     payload = {
         "model": args.model,
@@ -326,7 +342,7 @@ def main() -> None:
         "repeats": args.repeats,
         "ppo": ppo,
         "dgpo": dgpo,
-        "pretrain_default_s": pretrain_s if args.pretrain else "not measured (pass --pretrain)",
+        "pretrain_default": pretrain if args.pretrain else "not measured (pass --pretrain)",
         "peak_rss_mb": peak_rss_mb(),
         "load_average": {"start": load_start, "end": os.getloadavg(), "cpus": os.cpu_count()},
         "versions": {

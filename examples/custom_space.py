@@ -160,7 +160,7 @@ def run(workdir: Path, quick: bool, seed: int) -> dict[str, Any]:
     # 2. Pretrain on them with the CLI, the space given as a Python entry point.
     checkpoint = workdir / "circuit.pt"
     steps = "150" if quick else "600"
-    net = ["--layers", "2", "--width", "32", "--edge-width", "16", "--heads", "2", "--batch-size", "64"]
+    net = ["--layers", "2", "--width", "32", "--edge-width", "16", "--heads", "2", "--batch-size", "64", "--lr", "2e-3"]
     dgpo_cli(
         ["pretrain", "--space", f"{Path(__file__)}:build_space", "--graphs", str(graph_file),
          "--train-steps", steps, "--seed", str(seed), "--no-progress", "--out", str(checkpoint), *net]

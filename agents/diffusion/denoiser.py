@@ -49,7 +49,7 @@ class DenoiserConfig:
     """Size and shape of a :class:`GraphTransformerDenoiser`.
 
     The published DGPO model is 8 layers of width 256 on a GPU (docs/diffusion.md §6); the defaults here
-    are sized to pretrain on all 15,625 NB201 cells in minutes on 2 CPU cores (197,001 parameters
+    are sized to pretrain on all 15,625 NB201 cells in about a minute on one CPU core (197,001 parameters
     on NB201, a 1.4 MB checkpoint; ``benchmarks/pretrain.py`` measures it).
 
     Attributes:
