@@ -361,11 +361,16 @@ def reward_from_options(
     together are refused (a budget is a constraint, a trade-off is an objective; choose one).
 
     Raises:
-        ValueError: For budgets with objectives, weights without objectives, a single objective, or
-            any error of the builders.
+        ValueError: For budgets with objectives, weights without objectives, ``infeasible_reward``
+            without a budget, a single objective, or any error of the builders.
     """
     budgets = {"max_latency_ms": max_latency_ms, "max_params_m": max_params_m, "max_train_time_s": max_train_time_s}
     has_budget = any(v is not None for v in budgets.values())
+    if infeasible_reward != 0.0 and not has_budget:
+        raise ValueError(
+            "infeasible_reward is the reward of an over-budget cell: give a budget too "
+            "(--max-latency-ms, --max-params-m or --max-train-time-s)"
+        )
     if objectives is None:
         if weights is not None:
             raise ValueError("weights need objectives (e.g. --objectives acc,latency --weights 0.7,0.3)")

@@ -46,6 +46,10 @@ def test_an_over_budget_look_up_is_still_one_counted_query() -> None:
     assert constrained.query(over).val_acc == 0.0  # a repeat is free
     assert constrained.n_queries == 1 and constrained.n_lookups == 2
     assert constrained.best_so_far().tolist() == [0.0]
+    from agents.baselines.base import make_result
+
+    none_found = make_result("rs", 0, constrained, 5, None, 0.0, {})
+    assert none_found.best_val_acc == 0.0 and none_found.best_key is None and none_found.best_test_acc is None
 
 
 def test_arguments_and_unreachable_budgets_are_reported() -> None:
@@ -85,7 +89,9 @@ def test_compare_with_a_latency_budget_ranks_every_method_by_feasible_accuracy(t
     for method, runs in data["runs"].items():
         for run in runs:
             assert run["n_queries"] == 12, method
-            if run["best_val_acc"] > 0.0:  # the best cell a method reports meets the budget
+            if run["best_val_acc"] == 0.0:  # no feasible cell found: no best cell (never an over-budget one)
+                assert run["best_key"] is None, method
+            else:  # the best cell a method reports meets the budget
                 result = plain.peek(cells[run["best_key"]])
                 assert result.latency_s * 1e3 <= LATENCY_MS, (method, run["best_key"])  # type: ignore[operator]
                 assert run["best_val_acc"] == result.val_acc_mean

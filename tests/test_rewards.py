@@ -215,6 +215,8 @@ def test_finetune_command_with_a_latency_budget(tmp_path: Path, capsys: pytest.C
     assert latency <= 12.0 or reward == 0.0  # the best-rewarded cell meets the budget unless none did
     assert main([*args, "--max-latency-ms", "12", "--objectives", "acc,latency"]) == 2
     assert "either budgets" in capsys.readouterr().err
+    assert main([*args, "--infeasible-reward", "-1"]) == 2  # the reward of an over-budget cell needs a budget
+    assert "infeasible_reward is the reward of an over-budget cell: give a budget too" in capsys.readouterr().err
     assert main([*args, "--objectives", "acc,flops"]) == 2
     assert "no FLOPs" in capsys.readouterr().err
     # a list starting with a minus sign reaches the weights' own check (argparse took it for an option)

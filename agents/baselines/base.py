@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from dgpo_env.benchmarks.base import Benchmark, CellResult
+from dgpo_env.benchmarks.constrained import OVER_BUDGET_ACCURACY, ConstrainedBenchmark
 from dgpo_env.ledger import BUDGET_EXHAUSTED, check_budget
 from dgpo_env.search_spaces.base import SearchSpace
 from dgpo_env.search_spaces.dag import DAG
@@ -48,7 +49,7 @@ class SearchResult:
         benchmark: The benchmark's name, e.g. ``"nb201-cifar10"``.
         max_queries: The query budget the run was given.
         best_key: Canonical key of the best cell found (by mean validation accuracy), ``None`` if
-            no valid cell was queried.
+            no valid cell was queried, or, under hard budgets, no feasible one (docs/howto-constrained.md).
         best_val_acc: Its mean validation accuracy (percent), ``None`` if none.
         best_test_acc: Its test accuracy (percent), ``None`` when the benchmark has none.
         n_queries: Distinct cells looked up within the budget (at most ``max_queries``).
@@ -292,6 +293,8 @@ def make_result(
     if history:
         best = history[int(np.argmax([r.val_acc_mean for r in history]))]
         best_key, best_val, best_test = best.key, float(best.val_acc_mean), best.test_acc
+        if isinstance(benchmark, ConstrainedBenchmark) and best_val <= OVER_BUDGET_ACCURACY:
+            best_key = None  # under a budget with no feasible cell found: no best cell, not an over-budget one
     if benchmark.n_queries >= max_queries:
         stop = "budget"
     elif budget is not None and budget.n_proposals >= budget.max_proposals:

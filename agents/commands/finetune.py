@@ -113,9 +113,9 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
         if name in DGPOConfig.field_names():
             default, source = getattr(published, name), "official"
         elif name in EliteConfig.field_names():
-            default, source = getattr(elite, name), "--variant elite, surrogate or pareto only; preset"
+            default, source = getattr(elite, name), "--variant elite, surrogate, pareto or constrained only; preset"
         else:
-            default, source = getattr(surrogate, name), "--variant surrogate or pareto only; preset"
+            default, source = getattr(surrogate, name), "--variant surrogate, pareto or constrained only; preset"
         shown = default if isinstance(default, str) else f"{default:g}"
         if isinstance(default, bool):
             parser.add_argument(
@@ -145,9 +145,9 @@ def run(args: argparse.Namespace) -> int:
     foreign = [name for name in overrides if name not in preset.algorithm.setting_names()]
     if foreign:
         variants = (
-            "elite, surrogate or pareto"
+            "elite, surrogate, pareto or constrained"
             if all(name in EliteConfig.field_names() for name in foreign)
-            else "surrogate or pareto"
+            else "surrogate, pareto or constrained"
         )
         flags = ", ".join(SETTING_FLAGS[name][0] for name in foreign)
         print(f"dgpo finetune: error: {flags}: only for --variant {variants}", file=sys.stderr)
