@@ -4,7 +4,7 @@ a tiny NB201 diffusion model and an undo of harness method registrations."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,30 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(harness_registry, "_REGISTRY", dict(harness_registry._REGISTRY))
     monkeypatch.setattr(harness_registry, "_RESOLVED", dict(harness_registry._RESOLVED))
+
+
+GPFit = tuple[Any, Any, int]
+"""``(x, y, n_counted)`` of one ``CellGP.fit`` call: a copy of its inputs and the count of queries then."""
+
+
+@pytest.fixture
+def gp_fits(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[], int]], list[GPFit]]:
+    """Record every ``CellGP.fit``: call it with a function giving the queries counted so far."""
+
+    def start(n_counted: Callable[[], int]) -> list[GPFit]:
+        from agents.dgpo import cell_gp
+
+        fits: list[GPFit] = []
+        fit = cell_gp.CellGP.fit.__func__  # type: ignore[attr-defined]
+
+        def spying_fit(cls: type, x: Any, y: Any, *args: Any) -> Any:
+            fits.append((x.copy(), y.copy(), n_counted()))
+            return fit(cls, x, y, *args)
+
+        monkeypatch.setattr(cell_gp.CellGP, "fit", classmethod(spying_fit))
+        return fits
+
+    return start
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,7 @@ import numpy as np
 import pytest
 
 from agents.compare import register_method, run_comparison
-from agents.dgpo import PRESETS, cell_gp, make_dgpo
-from agents.dgpo.cell_gp import CellGP
+from agents.dgpo import PRESETS, make_dgpo
 from agents.dgpo.constrained import ConstrainedConfig, ConstrainedDGPO, run_dgpo_constrained
 from agents.diffusion.denoiser import DenoiserConfig
 from agents.diffusion.model import DiffusionModel
@@ -44,7 +44,7 @@ def run(model: DiffusionModel, benchmark: Any, seed: int, max_queries: int = 40,
 
 
 def test_the_models_learn_only_from_counted_queries(
-    nb201_model: DiffusionModel, monkeypatch: pytest.MonkeyPatch
+    nb201_model: DiffusionModel, monkeypatch: pytest.MonkeyPatch, gp_fits: Callable[..., list[Any]]
 ) -> None:
     """Every accuracy fit is on counted feasible cells with their accuracies; every cost fit on counted cells."""
     benchmark = constrained_benchmark()
@@ -60,14 +60,7 @@ def test_the_models_learn_only_from_counted_queries(
         return result
 
     monkeypatch.setattr(benchmark, "query", recording_query)
-    fits: list[tuple[np.ndarray, np.ndarray, int]] = []
-    fit = CellGP.fit.__func__  # type: ignore[attr-defined]
-
-    def spying_fit(cls: type[CellGP], x: np.ndarray, y: np.ndarray, *args: Any) -> CellGP:
-        fits.append((x.copy(), y.copy(), len(counted)))
-        return fit(cls, x, y, *args)
-
-    monkeypatch.setattr(cell_gp.CellGP, "fit", classmethod(spying_fit))
+    fits = gp_fits(lambda: len(counted))
     agent = run(nb201_model, benchmark, seed=0)
     assert agent.n_queries == 40 == len(counted) == benchmark.n_queries  # the query budget, exactly
     assert agent.n_ranked_rounds > 0 and len(agent.costs) == 40

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from agents.compare import register_method, run_comparison
-from agents.dgpo import PRESETS, DGPOConfig, EliteConfig, cell_gp, make_dgpo
+from agents.dgpo import PRESETS, DGPOConfig, EliteConfig, make_dgpo
 from agents.dgpo.cell_gp import CellGP, hamming, normal_scores
 from agents.dgpo.surrogate import SurrogateConfig, SurrogateDGPO
 from agents.dgpo.variants import Preset
@@ -57,7 +58,7 @@ def test_the_gp_learns_an_additive_function_and_spreads_a_batch() -> None:
 
 # ---------------------------------------------------------------------------------------------- the algorithm
 def test_the_reward_model_learns_only_from_counted_queries(
-    nb201_model: DiffusionModel, monkeypatch: pytest.MonkeyPatch
+    nb201_model: DiffusionModel, monkeypatch: pytest.MonkeyPatch, gp_fits: Callable[..., list[Any]]
 ) -> None:
     """A wrapper records every counted query; every point the GP is fitted on must be one of them."""
     benchmark = make_benchmark("nb201", dataset="cifar10")
@@ -71,14 +72,7 @@ def test_the_reward_model_learns_only_from_counted_queries(
         return result
 
     monkeypatch.setattr(benchmark, "query", recording_query)
-    fits: list[tuple[np.ndarray, np.ndarray, int]] = []
-    fit = CellGP.fit.__func__  # type: ignore[attr-defined]
-
-    def spying_fit(cls: type[CellGP], x: np.ndarray, y: np.ndarray, *args: Any) -> CellGP:
-        fits.append((x.copy(), y.copy(), len(counted)))
-        return fit(cls, x, y, *args)
-
-    monkeypatch.setattr(cell_gp.CellGP, "fit", classmethod(spying_fit))
+    fits = gp_fits(lambda: len(counted))
     agent = make_dgpo(
         "surrogate", nb201_model, None, benchmark=benchmark, n_envs=4, n_steps=4, batch_size=4, max_queries=40, seed=0
     )
