@@ -76,6 +76,10 @@ PEER_METHODS: dict[str, str] = {
 MULTI_OBJECTIVE_METHODS: frozenset[str] = frozenset({"nsga2", "motpe", "dgpo-mo", "dgpo-mo-gp"})
 """Methods that optimise the run spec's ``"objectives"``: a comparison with them needs objectives."""
 
+BUDGET_METHODS: frozenset[str] = frozenset({"dgpo-constrained"})
+"""Methods that optimise accuracy under the run spec's budgets: a comparison with them needs a budget and no
+objectives (single-objective; without a budget ``dgpo-constrained`` would be ``dgpo-surrogate`` renamed)."""
+
 _REGISTRY: dict[str, MethodFn | str] = {}
 _RESOLVED: dict[str, MethodFn] = {}
 
@@ -299,6 +303,7 @@ def benchmark_kwargs_for(
 __all__ = [
     "BENCHMARK_SHORTHANDS",
     "BUDGET_KEYS",
+    "BUDGET_METHODS",
     "DIFFUSION_METHODS",
     "MULTI_OBJECTIVE_METHODS",
     "PEER_METHODS",
