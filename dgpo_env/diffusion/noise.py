@@ -14,21 +14,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from dgpo_env.diffusion import transitions
 from dgpo_env.diffusion.marginals import Marginals
 from dgpo_env.diffusion.schedule import DEFAULT_DIFFUSION_STEPS, cosine_alpha_bar, step_schedule
+from dgpo_env.diffusion.transitions import *  # noqa: F403  (re-exported: their home before the split)
 from dgpo_env.diffusion.transitions import (
     DTYPE,
-    PROB_ATOL,
     SCHEDULES,
-    categorical_log_prob,
     forward_probs,
-    keep_rate,
-    mix_reverse_step,
     posterior_probs,
-    reverse_step_posterior,
     reverse_step_probs,
     sample_categorical,
-    transition_matrices,
 )
 from dgpo_env.search_spaces.base import SearchSpace
 
@@ -307,18 +303,4 @@ class NoiseProcess:
         )
 
 
-__all__ = [
-    "DTYPE",
-    "PROB_ATOL",
-    "SCHEDULES",
-    "NoiseProcess",
-    "categorical_log_prob",
-    "forward_probs",
-    "keep_rate",
-    "mix_reverse_step",
-    "posterior_probs",
-    "reverse_step_posterior",
-    "reverse_step_probs",
-    "sample_categorical",
-    "transition_matrices",
-]
+__all__ = ["NoiseProcess", *transitions.__all__]
