@@ -118,10 +118,9 @@ class DGPO(SettingsMixin, TrajectoryAlgorithm):
         }
     )
     """Keyword arguments of the constructor that are not settings."""
-    settings_sources: ClassVar[tuple[str, ...]] = ("config",)
-    """Attributes holding settings dataclasses."""
     settings_classes: ClassVar[dict[str, type[Settings]]] = {"config": DGPOConfig}
-    """The dataclass of each of :attr:`settings_sources` (rebuilt from an agent file by :meth:`load`)."""
+    """The settings dataclass of each attribute holding one, in order (rebuilt from an agent file by :meth:`load`);
+    ``settings_sources``, their names, is derived from it (:class:`~agents.dgpo.settings_mixin.SettingsMixin`)."""
     config: DGPOConfig
 
     batch_size = Setting[int]("config")

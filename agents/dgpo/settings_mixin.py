@@ -27,6 +27,20 @@ class SettingsMixin:
 
     settings_sources: ClassVar[tuple[str, ...]]
     settings_classes: ClassVar[dict[str, type[Settings]]]
+    other_keywords: ClassVar[frozenset[str]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Derive ``settings_sources`` and the sources' constructor keywords from a class's ``settings_classes``.
+
+        A variant declares only ``settings_classes`` (its parent's plus its own, in order); its
+        ``settings_sources`` are their names, and each name (``elite=``, ``surrogate=``, ...) joins the
+        parent's ``other_keywords``, the constructor arguments that are not settings.
+        """
+        super().__init_subclass__(**kwargs)
+        if "settings_classes" in vars(cls):
+            cls.settings_sources = tuple(cls.settings_classes)
+            cls.other_keywords = frozenset(getattr(cls, "other_keywords", frozenset())) | set(cls.settings_classes)
+
     config: DGPOConfig
     normalizer: RewardNormalizer
 
