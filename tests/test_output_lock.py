@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +14,7 @@ from agents.cli import main
 from agents.harness import OutputDirBusyError, output_dir_lock, run_comparison
 from agents.harness.lock import LOCK_NAME
 
+REPO = Path(__file__).resolve().parents[1]
 HOLD = """
 import sys
 from filelock import FileLock
@@ -22,11 +25,11 @@ sys.stdin.read()  # hold until the parent closes stdin (or kills us)
 """
 
 
-def hold_lock(directory: Path) -> subprocess.Popen[str]:
+def hold_lock(directory: Path, name: str = LOCK_NAME) -> subprocess.Popen[str]:
     """Another process holding ``directory``'s lock (as a running ``dgpo compare`` would)."""
     directory.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(directory / LOCK_NAME)],
+        [sys.executable, "-c", HOLD, str(directory / name)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -81,18 +84,34 @@ def test_the_lock_is_reentrant_in_one_process_and_refused_across_processes(tmp_p
         proc.wait(timeout=10)
 
 
-def test_benchmark_scripts_refuse_an_out_dir_in_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    try:
-        import query_efficiency
-    finally:
-        sys.path.pop(0)
+def _script(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_scripts_refuse_an_output_in_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     proc = hold_lock(tmp_path / "qe")
     try:
         argv = ["--datasets", "cifar10", "--algos", "rs,rea,ls,tpe", "--seeds", "100", "--budgets", "5"]
         with pytest.raises(SystemExit) as exit_info:
-            query_efficiency.main([*argv, "--out-dir", str(tmp_path / "qe"), "--out", str(tmp_path / "qe.json")])
+            _script("query_efficiency").main(
+                [*argv, "--out-dir", str(tmp_path / "qe"), "--out", str(tmp_path / "q.json")]
+            )
         assert exit_info.value.code == 2 and "is in use by another run" in capsys.readouterr().err
+    finally:
+        proc.stdin.close()  # type: ignore[union-attr]
+        proc.wait(timeout=10)
+    out = tmp_path / "rp" / "reproduce.json"
+    proc = hold_lock(out.parent, f"{out.name}.dgpo.lock")  # the lock of that one output, beside it
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            _script("reproduce_paper").main(["--datasets", "cifar10", "--seeds", "1", "--out", str(out)])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and f"{out} is in use by another run" in err and "choose another --out" in err
+        assert sorted(p.name for p in out.parent.iterdir()) == ["reproduce.json.dgpo.lock"]  # nothing else written
     finally:
         proc.stdin.close()  # type: ignore[union-attr]
         proc.wait(timeout=10)
