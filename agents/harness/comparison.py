@@ -31,13 +31,11 @@ from agents.harness.outputs import (
     runs_in_store,
 )
 from agents.harness.registry import (
-    BUDGET_KEYS,
-    BUDGET_METHODS,
-    MULTI_OBJECTIVE_METHODS,
     MethodFn,
     available_methods,
     benchmark_kwargs_for,
     build_benchmark,
+    check_task_fits,
     get_method,
 )
 from agents.harness.report import (
@@ -202,20 +200,7 @@ def run_comparison(
     if resume and out_dir is None:
         raise ValueError("resuming needs an output directory (out_dir)")
     methods = {name: get_method(name) for name in dict.fromkeys(algos)}
-    needs = sorted(MULTI_OBJECTIVE_METHODS & set(methods))
-    if needs and objectives is None:
-        raise ValueError(f"{', '.join(needs)}: multi-objective methods; give objectives (--objectives acc,latency)")
-    budgeted = ", ".join(sorted(BUDGET_METHODS & set(methods)))
-    if budgeted and objectives is not None:
-        raise ValueError(
-            f"{budgeted}: accuracy under budgets, a single objective; drop --objectives (or compare dgpo-mo, "
-            "dgpo-mo-gp for a trade-off)"
-        )
-    if budgeted and not any((reward or {}).get(key) is not None for key in BUDGET_KEYS):
-        raise ValueError(
-            f"{budgeted}: ranks cells by the chance they meet a budget; give one (--max-latency-ms 12, "
-            "--max-params-m or --max-train-time-s), or compare dgpo-surrogate without budgets"
-        )
+    check_task_fits(methods, objectives, reward)
     benchmark_kwargs = benchmark_kwargs_for(env, table_path, objectives, reward)
     if objectives is not None:
         from agents.harness.pareto import require_moocore
