@@ -51,7 +51,9 @@ from stable_baselines3.common.env_util import make_vec_env
 import dgpo_env
 from agents.dgpo import DGPO
 from agents.dgpo.compare_methods import COMPARE_PRETRAIN, DGPO_LEARNING_RATE
+from agents.diffusion.architectures import AnyDenoiserConfig
 from agents.diffusion.denoiser import DenoiserConfig
+from agents.diffusion.mlp_denoiser import MLPDenoiserConfig
 from agents.diffusion.model import DiffusionModel
 from agents.diffusion.pretrain import PretrainConfig, pretrain_on_benchmark
 from agents.policies import GraphDiffusionPolicy, make_env_for_model
@@ -60,8 +62,13 @@ from dgpo_env.io import atomic_write_text
 from dgpo_env.search_spaces import NB201SearchSpace
 
 ENV_ID = "dgpo_env/NB201-CIFAR10-v0"
-MODELS: dict[str, DenoiserConfig] = {"default": DenoiserConfig(), "compare": COMPARE_PRETRAIN.denoiser}
-"""``--model``: the default model of ``dgpo pretrain`` (197k parameters) or the comparison harness's small one."""
+MODELS: dict[str, AnyDenoiserConfig] = {
+    "default": DenoiserConfig(),
+    "compare": COMPARE_PRETRAIN.denoiser,
+    "mlp": MLPDenoiserConfig(),
+}
+"""``--model``: the default model of ``dgpo pretrain`` (197k parameters), the comparison harness's small
+one, or the MLP denoiser (:class:`~agents.diffusion.mlp_denoiser.MLPDenoiser`)."""
 
 
 def peak_rss_mb() -> float:

@@ -29,7 +29,9 @@ from torch import Tensor
 from torch.nn.functional import cross_entropy
 from tqdm.auto import tqdm
 
+from agents.diffusion.architectures import AnyDenoiserConfig
 from agents.diffusion.denoiser import DenoiserConfig
+from agents.diffusion.mlp_denoiser import MLPDenoiserConfig
 from agents.diffusion.model import DiffusionModel, DivergenceError, non_finite_tensors
 from agents.diffusion.training_cells import CellSelection, check_selection, select_training_cells
 from dgpo_env.benchmarks.base import Benchmark
@@ -77,7 +79,8 @@ class PretrainConfig:
         diffusion_steps: ``T``.
         marginal_smoothing: Pseudo-count of :meth:`Marginals.from_cells` (the prior ``m``).
         seed: Seeds initialisation, batching, noise and the validation split.
-        denoiser: Network size.
+        denoiser: Network architecture and size: a :class:`DenoiserConfig` (the graph transformer, the
+            default) or an :class:`~agents.diffusion.mlp_denoiser.MLPDenoiserConfig` (the fast MLP).
     """
 
     steps: int = 500
@@ -94,13 +97,14 @@ class PretrainConfig:
     diffusion_steps: int = DEFAULT_DIFFUSION_STEPS
     marginal_smoothing: float = 0.0
     seed: int = 0
-    denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
+    denoiser: AnyDenoiserConfig = field(default_factory=DenoiserConfig)
 
     def __post_init__(self) -> None:
         """Validate every field (no coercion: ``2.9`` is not a count, ``"1e-3"`` not a rate).
 
         Raises:
-            TypeError: For a field of the wrong type (``denoiser`` must be a :class:`DenoiserConfig`).
+            TypeError: For a field of the wrong type (``denoiser`` must be a :class:`DenoiserConfig` or an
+                :class:`~agents.diffusion.mlp_denoiser.MLPDenoiserConfig`).
             ValueError: For a field out of range.
         """
         for name in ("steps", "batch_size", "val_every", "diffusion_steps"):
@@ -118,15 +122,15 @@ class PretrainConfig:
             raise ValueError(f"PretrainConfig.val_fraction must be in [0, 1), got {self.val_fraction!r}")
         check_real("PretrainConfig.marginal_smoothing", self.marginal_smoothing, 0.0)
         check_count("PretrainConfig.seed", self.seed, minimum=0)
-        if not isinstance(self.denoiser, DenoiserConfig):
+        if not isinstance(self.denoiser, DenoiserConfig | MLPDenoiserConfig):
             raise TypeError(
-                f"PretrainConfig.denoiser must be a DenoiserConfig, got {self.denoiser!r} "
+                f"PretrainConfig.denoiser must be a DenoiserConfig or an MLPDenoiserConfig, got {self.denoiser!r} "
                 f"({type(self.denoiser).__name__})"
             )
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict (checkpoint-safe)."""
-        return asdict(self)
+        """Plain dict (checkpoint-safe); ``denoiser`` as its own ``to_dict()`` (an MLP's carries its tag)."""
+        return {**asdict(self), "denoiser": self.denoiser.to_dict()}
 
     def n_epochs(self, n_train: int) -> int:
         """Epochs to run on ``n_train`` cells: ``epochs``, or enough whole epochs for ``steps``."""
