@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from benchmark_scripts import load_script as _script
 from harness_jobs import die, fail, pid, sleep_and_tell, square
 
 from agents.baselines import SearchResult
@@ -607,14 +608,6 @@ def test_killing_the_parent_leaves_no_worker(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------- the benchmark scripts
-def _script(name: str) -> Any:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "benchmarks" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_reproduce_paper_stores_jobs_and_reads_committed_reports(tmp_path: Path) -> None:

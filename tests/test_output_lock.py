@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
+from benchmark_scripts import load_script as _script
 
 from agents.cli import main
 from agents.harness import OutputDirBusyError, output_dir_lock, run_comparison
@@ -82,14 +81,6 @@ def test_the_lock_is_reentrant_in_one_process_and_refused_across_processes(tmp_p
     finally:
         proc.stdin.close()  # type: ignore[union-attr]
         proc.wait(timeout=10)
-
-
-def _script(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "benchmarks" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_benchmark_scripts_refuse_an_output_in_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
