@@ -173,7 +173,7 @@ class DiffusionPolicyMixin:
         self.register_buffer("on_schedule", on_schedule, persistent=False)  # type: ignore[attr-defined]
         self.register_buffer("next_time", next_time, persistent=False)  # type: ignore[attr-defined]
         self.reverse_step = ScheduledReverseStep(diffusion.noise, task.timesteps)
-        nvec = torch.as_tensor(action_space.nvec, dtype=torch.int64)  # [E]
+        nvec = torch.tensor(action_space.nvec.tolist(), dtype=torch.int64)  # [E]
         value_slots = torch.arange(self.reverse_step.width) < nvec[:, None]  # [E, K_max]: real values, not padding
         self.register_buffer("value_slots", value_slots, persistent=False)  # type: ignore[attr-defined]
         trainable = [p for p in self.parameters() if p.requires_grad]  # type: ignore[attr-defined]
