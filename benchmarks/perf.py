@@ -5,8 +5,8 @@ Measures, in one process with one torch thread:
 1. SB3 ``PPO`` steps per second (``learn``: rollout collection and training together; ``--n-envs``
    copies, ``n_steps=--n-steps``, SB3's other defaults) on :class:`GraphDiffusionPolicy` (NB201
    CIFAR-10, the denoiser given by ``--model``: ``default``, ``compare`` or ``mlp``; speed does not
-   depend on the weights, so the model is freshly initialised), on SB3's MLP ``MultiInputPolicy`` on the same environment, and on
-   ``MlpPolicy`` on ``CartPole-v1``; and their ratios. The three run interleaved in every repeat so
+   depend on the weights, so the model is freshly initialised), on SB3's MLP ``MultiInputPolicy`` on
+   the same environment, and on ``MlpPolicy`` on ``CartPole-v1``; and their ratios. The three run interleaved in every repeat so
    they share the machine's load; medians over ``--repeats`` are reported (the ratios are medians of
    per-repeat ratios). Then one more ``learn`` per setting, timed in parts, splits the CPU time of a
    rollout-and-update cycle (``n_envs * n_steps`` steps) into the environment's ``step``, the
