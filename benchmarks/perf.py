@@ -6,14 +6,15 @@ Measures, in one process with one torch thread:
    copies, ``n_steps=--n-steps``, SB3's other defaults) on :class:`GraphDiffusionPolicy` (NB201
    CIFAR-10, the denoiser given by ``--model``: ``default``, ``compare`` or ``mlp``; speed does not
    depend on the weights, so the model is freshly initialised), on SB3's MLP ``MultiInputPolicy`` on
-   the same environment, and on ``MlpPolicy`` on ``CartPole-v1``; and their ratios. The three run interleaved in every repeat so
-   they share the machine's load; medians over ``--repeats`` are reported (the ratios are medians of
-   per-repeat ratios). Then one more ``learn`` per setting, timed in parts, splits the CPU time of a
-   rollout-and-update cycle (``n_envs * n_steps`` steps) into the environment's ``step``, the
-   policy's forward passes while collecting, the rest of the collection (SB3's buffers and tensor
-   conversions) and PPO's update (``n_epochs`` passes of minibatches: the forward and backward
-   passes and the optimizer). Last, the denoiser's bare forward and backward passes on minibatches of
-   the update's sizes give the least time an update can take with this model (a bound on the rate).
+   the same environment, and on ``MlpPolicy`` on ``CartPole-v1``; and their ratios. The three run
+   interleaved in every repeat so they share the machine's load; medians over ``--repeats`` are
+   reported (the ratios are medians of per-repeat ratios). Then one more ``learn`` per setting, timed
+   in parts, splits the CPU time of a rollout-and-update cycle (``n_envs * n_steps`` steps) into the
+   environment's ``step``, the policy's forward passes while collecting, the rest of the collection
+   (SB3's buffers and tensor conversions) and PPO's update (``n_epochs`` passes of minibatches: the
+   forward and backward passes and the optimizer). Last, the denoiser's bare forward and backward
+   passes on minibatches of the update's sizes give the least time an update can take with this
+   model (a bound on the rate).
 2. DGPO (published settings, lr 1e-3, 10 denoising steps) seconds per 100 distinct queries.
 3. Pretraining cost of the model (:data:`PRETRAINING`, on all NB201 cells): wall and CPU seconds and
    peak memory, only with ``--pretrain`` (under a minute on an idle machine).
