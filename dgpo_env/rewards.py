@@ -99,13 +99,22 @@ def metric_value(result: CellResult, metric: Metric) -> float:
     Raises:
         MetricUnavailableError: If the benchmark left the field empty (``None``), naming the metric.
     """
+    return stored_value(result, metric) * metric.factor
+
+
+def stored_value(result: CellResult, metric: Metric) -> float:
+    """``metric`` of a looked-up valid cell in the unit the benchmark stores (``CellResult.<field>``).
+
+    Raises:
+        MetricUnavailableError: If the benchmark left the field empty (``None``), naming the metric.
+    """
     raw = getattr(result, metric.field)
     if raw is None:
         raise MetricUnavailableError(
             f"metric {metric.name!r} needs CellResult.{metric.field}, which this benchmark does not report "
             f"(cell {result.key}); use a benchmark that has it (NAS-Bench-201 reports latency, params, train_time)"
         )
-    return float(raw) * metric.factor
+    return float(raw)
 
 
 def objective_vector(result: CellResult, metrics: Sequence[Metric]) -> list[float]:
@@ -207,8 +216,13 @@ class AccuracyUnderBudget:
         return sum(max(0.0, metric_value(result, m) - limit) / limit for m, limit in self.limits)
 
     def feasible(self, result: CellResult) -> bool:
-        """Whether the cell meets every budget."""
-        return all(metric_value(result, m) <= limit for m, limit in self.limits)
+        """Whether the cell meets every budget.
+
+        Compared in the unit the benchmark stores (a 0.997 ms budget is 0.000997 s), so a cell exactly at
+        the budget is feasible: converting the stored value instead could round it above the budget
+        (``0.000997 * 1000 == 0.9970000000000001``).
+        """
+        return all(stored_value(result, m) <= limit / m.factor for m, limit in self.limits)
 
     def __call__(self, result: CellResult) -> float:
         """The reward of a valid looked-up cell (see the class docstring)."""
