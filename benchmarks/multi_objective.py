@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ComparisonFailed, ComparisonInterrupted) as err:
         print(f"multi_objective: {err}; run again with --resume", file=sys.stderr)
         return 1
+    except ValueError as err:  # bad settings, outputs in the way, or --out-dir in use by another run
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
     assert comparison.pareto is not None
     summary = comparison.pareto["summary"]
     found = verdicts(summary, budgets)

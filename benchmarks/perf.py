@@ -4,19 +4,20 @@ Measures, in one process with one torch thread:
 
 1. SB3 ``PPO`` steps per second (``learn``: rollout collection and training together; ``--n-envs``
    copies, ``n_steps=--n-steps``, SB3's other defaults) on :class:`GraphDiffusionPolicy` (NB201
-   CIFAR-10, the model size given by ``--model``; speed does not depend on the weights, so the model
-   is freshly initialised), on SB3's MLP ``MultiInputPolicy`` on the same environment, and on
-   ``MlpPolicy`` on ``CartPole-v1``; and their ratios. The three run interleaved in every repeat so
-   they share the machine's load; medians over ``--repeats`` are reported (the ratios are medians of
-   per-repeat ratios). Then one more ``learn`` per setting, timed in parts, splits the CPU time of a
-   rollout-and-update cycle (``n_envs * n_steps`` steps) into the environment's ``step``, the
-   policy's forward passes while collecting, the rest of the collection (SB3's buffers and tensor
-   conversions) and PPO's update (``n_epochs`` passes of minibatches: the forward and backward
-   passes and the optimizer). Last, the denoiser's bare forward and backward passes on minibatches of
-   the update's sizes give the least time an update can take with this model (a bound on the rate).
+   CIFAR-10, the denoiser given by ``--model``: ``default``, ``compare`` or ``mlp``; speed does not
+   depend on the weights, so the model is freshly initialised), on SB3's MLP ``MultiInputPolicy`` on
+   the same environment, and on ``MlpPolicy`` on ``CartPole-v1``; and their ratios. The three run
+   interleaved in every repeat so they share the machine's load; medians over ``--repeats`` are
+   reported (the ratios are medians of per-repeat ratios). Then one more ``learn`` per setting, timed
+   in parts, splits the CPU time of a rollout-and-update cycle (``n_envs * n_steps`` steps) into the
+   environment's ``step``, the policy's forward passes while collecting, the rest of the collection
+   (SB3's buffers and tensor conversions) and PPO's update (``n_epochs`` passes of minibatches: the
+   forward and backward passes and the optimizer). Last, the denoiser's bare forward and backward
+   passes on minibatches of the update's sizes give the least time an update can take with this
+   model (a bound on the rate).
 2. DGPO (published settings, lr 1e-3, 10 denoising steps) seconds per 100 distinct queries.
-3. Pretraining cost of the default model (``PretrainConfig()`` on all NB201 cells): wall and CPU
-   seconds and peak memory, only with ``--pretrain`` (under a minute on an idle machine).
+3. Pretraining cost of the model (:data:`PRETRAINING`, on all NB201 cells): wall and CPU seconds and
+   peak memory, only with ``--pretrain`` (under a minute on an idle machine).
 4. Peak resident memory of the process (``resource.getrusage``).
 
 Other processes may share the CPU; the load average at start and end is recorded with the results.
@@ -25,7 +26,8 @@ Usage::
 
     python benchmarks/perf.py --out benchmarks/results/perf.json
     python benchmarks/perf.py --model compare --dgpo-queries 0 --out benchmarks/results/perf_compare.json
-    python benchmarks/perf.py --pretrain        # also time the default pretraining
+    python benchmarks/perf.py --pretrain        # also time the model's pretraining
+    python benchmarks/perf.py --model mlp --pretrain --out benchmarks/results/perf_mlp.json  # the MLP denoiser
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ from stable_baselines3.common.env_util import make_vec_env
 import dgpo_env
 from agents.dgpo import DGPO
 from agents.dgpo.compare_methods import COMPARE_PRETRAIN, DGPO_LEARNING_RATE
-from agents.diffusion.denoiser import DenoiserConfig
+from agents.diffusion.architectures import AnyDenoiserConfig
+from agents.diffusion.mlp_denoiser import MLPDenoiserConfig
 from agents.diffusion.model import DiffusionModel
 from agents.diffusion.pretrain import PretrainConfig, pretrain_on_benchmark
 from agents.policies import GraphDiffusionPolicy, make_env_for_model
@@ -60,8 +63,19 @@ from dgpo_env.io import atomic_write_text
 from dgpo_env.search_spaces import NB201SearchSpace
 
 ENV_ID = "dgpo_env/NB201-CIFAR10-v0"
-MODELS: dict[str, DenoiserConfig] = {"default": DenoiserConfig(), "compare": COMPARE_PRETRAIN.denoiser}
-"""``--model``: the default model of ``dgpo pretrain`` (197k parameters) or the comparison harness's small one."""
+PRETRAINING: dict[str, PretrainConfig] = {
+    "default": PretrainConfig(),
+    "compare": COMPARE_PRETRAIN,
+    # the shipped nb201-mlp model's recipe (agents.pretrained.RECIPES): 2,000 steps at lr 2e-3
+    "mlp": PretrainConfig(steps=2000, lr=2e-3, denoiser=MLPDenoiserConfig()),
+}
+"""``--model``: the pretraining of the default model of ``dgpo pretrain`` (a 197k-parameter graph transformer),
+of the comparison harness's small transformer, or of the MLP denoiser
+(:class:`~agents.diffusion.mlp_denoiser.MLPDenoiser`, the shipped ``nb201-mlp``); its ``denoiser`` is the
+network whose speed is measured."""
+
+MODELS: dict[str, AnyDenoiserConfig] = {name: config.denoiser for name, config in PRETRAINING.items()}
+"""``--model``: the denoiser of each :data:`PRETRAINING` entry."""
 
 
 def peak_rss_mb() -> float:
@@ -254,15 +268,15 @@ def dgpo_seconds_per_100_queries(model: DiffusionModel, queries: int, seed: int)
     return {"queries": agent.n_queries, "wall_s": wall, "seconds_per_100_queries": 100.0 * wall / agent.n_queries}
 
 
-def pretraining_cost() -> dict[str, float]:
-    """Cost of ``dgpo pretrain``'s default run (``PretrainConfig()`` on all NB201 cells) in this process.
+def pretraining_cost(config: PretrainConfig) -> dict[str, float]:
+    """Cost of pretraining with ``config`` on all NB201 cells (``dgpo pretrain``'s run) in this process.
 
     Returns:
         ``wall_s`` and ``cpu_s`` (process CPU seconds, all threads) of the whole run (cell listing
         included), ``gradient_steps``, and ``peak_rss_mb`` (the process's peak resident memory after it).
     """
     wall, cpu = time.perf_counter(), time.process_time()
-    _, history = pretrain_on_benchmark(NB201Benchmark("cifar10"), PretrainConfig(), progress=False)
+    _, history = pretrain_on_benchmark(NB201Benchmark("cifar10"), config, progress=False)
     return {
         "wall_s": time.perf_counter() - wall,
         "cpu_s": time.process_time() - cpu,
@@ -288,7 +302,7 @@ def main() -> None:
     parser.add_argument("--n-steps", type=int, default=10, help="PPO rollout length and denoising steps")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dgpo-queries", type=int, default=100, help="DGPO run length (0: skip)")
-    parser.add_argument("--pretrain", action="store_true", help="also time the default pretraining (minutes)")
+    parser.add_argument("--pretrain", action="store_true", help="also time the model's pretraining (under a minute)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/perf.json"))
     args = parser.parse_args()
@@ -327,10 +341,10 @@ def main() -> None:
     )
     if dgpo is not None:
         print(f"DGPO: {dgpo['seconds_per_100_queries']:.1f} s per 100 queries ({dgpo['queries']} queries)")
-    pretrain = timed("pretraining", pretraining_cost) if args.pretrain else None
+    pretrain = timed("pretraining", lambda: pretraining_cost(PRETRAINING[args.model])) if args.pretrain else None
     if pretrain is not None:
         print(
-            f"default pretraining: {pretrain['wall_s']:.1f} s wall, {pretrain['cpu_s']:.1f} CPU-s, "
+            f"pretraining ({args.model}): {pretrain['wall_s']:.1f} s wall, {pretrain['cpu_s']:.1f} CPU-s, "
             f"{pretrain['gradient_steps']} steps, peak memory {pretrain['peak_rss_mb']:.0f} MB"
         )
     print(f"peak memory: {peak_rss_mb():.0f} MB")
@@ -342,7 +356,7 @@ def main() -> None:
         "repeats": args.repeats,
         "ppo": ppo,
         "dgpo": dgpo,
-        "pretrain_default": pretrain if args.pretrain else "not measured (pass --pretrain)",
+        "pretrain": pretrain if args.pretrain else "not measured (pass --pretrain)",
         "peak_rss_mb": peak_rss_mb(),
         "load_average": {"start": load_start, "end": os.getloadavg(), "cpus": os.cpu_count()},
         "versions": {

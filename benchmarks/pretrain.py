@@ -17,6 +17,7 @@ Usage::
     python benchmarks/pretrain.py --quick         # a smoke run (few steps, few samples)
     python benchmarks/pretrain.py --sets full --threads 1 --out benchmarks/results/pretrain_default.json
     python benchmarks/pretrain.py --checkpoint old.pt --out benchmarks/results/pretrain_before.json  # no training
+    python benchmarks/pretrain.py --denoiser mlp --out benchmarks/results/pretrain_mlp.json  # the fast MLP
 
 For the all-cells model it also reports :func:`excess_cross_entropy`, the denoiser's cross-entropy above
 the exact optimum (finer than any sample statistic).
@@ -36,6 +37,8 @@ from typing import Any
 import torch
 from torch.nn.functional import one_hot
 
+from agents.diffusion.architectures import ARCHITECTURES
+from agents.diffusion.denoiser import DenoiserConfig
 from agents.diffusion.model import DiffusionModel, package_version
 from agents.diffusion.pretrain import (
     FILTER_THRESHOLD_NB201,
@@ -140,6 +143,12 @@ def main() -> None:
         default=None,
         help="measure the samples of this all-cells NB201 checkpoint instead of training (e.g. an earlier default)",
     )
+    parser.add_argument(
+        "--denoiser",
+        choices=sorted(ARCHITECTURES),
+        default=DenoiserConfig.architecture,
+        help="train the default transformer or the fast MLP denoiser (its default size)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     sets = args.sets.split(",")
@@ -149,7 +158,9 @@ def main() -> None:
     load = os.getloadavg()[0]
     threads = args.threads if args.threads is not None else (2 if load < 0.5 else 1)
     torch.set_num_threads(threads)
-    config = PretrainConfig(seed=args.seed, steps=60 if args.quick else PretrainConfig().steps)
+    config = PretrainConfig(
+        seed=args.seed, steps=60 if args.quick else PretrainConfig().steps, denoiser=ARCHITECTURES[args.denoiser]()
+    )
     steps_and_n = [(800, 20 if args.quick else args.samples_800), (100, 50 if args.quick else args.samples)]
     steps_and_n += [(25, 100 if args.quick else args.samples), (10, 100 if args.quick else args.samples)]  # 10: DGPO's
     report: dict[str, Any] = {

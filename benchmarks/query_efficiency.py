@@ -39,6 +39,7 @@ import json
 import shlex
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ from agents.harness import (
     run_comparison,
     versions,
 )
+from agents.harness.lock import output_dir_lock
 from agents.harness.registry import benchmark_kwargs_for, installed_peer_methods
 from dgpo_env.io import atomic_write_text, ensure_writable_dir
 
@@ -336,38 +338,43 @@ def main(argv: list[str] | None = None) -> int:
         "constraints": budget_options(args),
         "datasets": {},
     }
-    for dataset in args.datasets.split(","):
-        start = time.perf_counter()
-        paths = comparison_paths(args.out_dir, f"nb201-{dataset}", max(budgets), algos, args.seeds)  # legacy name
-        try:
-            comparison = load_or_run(paths.json, dataset, algos, budgets, args, backend)
-        except ValueError as err:
+    with ExitStack() as held:
+        try:  # one run per --out-dir (the comparisons' files), until this script ends
+            held.enter_context(output_dir_lock(args.out_dir))
+        except (OSError, ValueError) as err:
             parser.exit(2, f"{parser.prog}: error: {err}\n")
-        except ComparisonFailed as err:
-            print(f"{dataset}: {err}\nfix the cause and run the same command with --resume", file=sys.stderr)
-            return 1
-        except ComparisonInterrupted as err:
-            print(f"{dataset}: {err}; run the same command with --resume to continue", file=sys.stderr)
-            return 130
-        json_path = Path(comparison["json_path"])
-        table = budget_table(comparison, budgets)
-        verdict = verdicts(table, challengers, budgets, peers)
-        report["datasets"][dataset] = {
-            "benchmark": comparison["benchmark"],
-            "oracle": comparison["oracle"],
-            "comparison_json": str(json_path),
-            "plot": str(json_path.with_suffix(".png")),
-            "wall_time_s": time.perf_counter() - start,
-            "mean_wall_time_per_run_s": {s["method"]: s["mean_wall_time_s"] for s in comparison["summary"]},
-            "table": table,
-            "verdicts": verdict,
-        }
-        for method, rows in verdict.items():
-            marks = " ".join(f"@{q}: {'yes' if r['beats_peers'] else 'NO'}" for q, r in rows.items())
-            print(f"{dataset}: {method} matches or beats {', '.join(peers)} — {marks}", flush=True)
-    atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
-    return 0
+        for dataset in args.datasets.split(","):
+            start = time.perf_counter()
+            paths = comparison_paths(args.out_dir, f"nb201-{dataset}", max(budgets), algos, args.seeds)  # legacy name
+            try:
+                comparison = load_or_run(paths.json, dataset, algos, budgets, args, backend)
+            except ValueError as err:
+                parser.exit(2, f"{parser.prog}: error: {err}\n")
+            except ComparisonFailed as err:
+                print(f"{dataset}: {err}\nfix the cause and run the same command with --resume", file=sys.stderr)
+                return 1
+            except ComparisonInterrupted as err:
+                print(f"{dataset}: {err}; run the same command with --resume to continue", file=sys.stderr)
+                return 130
+            json_path = Path(comparison["json_path"])
+            table = budget_table(comparison, budgets)
+            verdict = verdicts(table, challengers, budgets, peers)
+            report["datasets"][dataset] = {
+                "benchmark": comparison["benchmark"],
+                "oracle": comparison["oracle"],
+                "comparison_json": str(json_path),
+                "plot": str(json_path.with_suffix(".png")),
+                "wall_time_s": time.perf_counter() - start,
+                "mean_wall_time_per_run_s": {s["method"]: s["mean_wall_time_s"] for s in comparison["summary"]},
+                "table": table,
+                "verdicts": verdict,
+            }
+            for method, rows in verdict.items():
+                marks = " ".join(f"@{q}: {'yes' if r['beats_peers'] else 'NO'}" for q, r in rows.items())
+                print(f"{dataset}: {method} matches or beats {', '.join(peers)} — {marks}", flush=True)
+        atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
+        print(f"wrote {args.out}")
+        return 0
 
 
 if __name__ == "__main__":

@@ -60,6 +60,7 @@ from agents.harness import (
     encode_curve,
     prepare_outputs,
 )
+from agents.harness.lock import OutputDirBusyError, output_lock
 from agents.harness.store import SettingsMismatchError, check_settings
 from dgpo_env.io import atomic_write_text, dumps_json, ensure_writable_dir
 
@@ -343,6 +344,16 @@ def main(argv: list[str] | None = None) -> int:
         plot(json.loads(args.out.read_text()), png)
         print(f"wrote {png}")
         return 0
+    try:  # one run per --out (its JSON, plot and store) until this one ends; a crashed run's lock is released
+        ensure_writable_dir(args.out.parent)
+        with output_lock(args.out.parent / f"{args.out.name}.dgpo.lock", args.out):
+            return reproduce(args, parser, argv, png)
+    except OutputDirBusyError as err:
+        parser.error(str(err))
+
+
+def reproduce(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[str] | None, png: Path) -> int:
+    """The body of :func:`main` once the output's lock is held: plan the jobs, run them, write the report."""
     datasets, pretrainings = args.datasets.split(","), args.pretrainings.split(",")
     unknown = sorted(set(pretrainings) - set(PRETRAININGS)) + sorted(set(datasets) - set(DATASETS))
     if unknown:

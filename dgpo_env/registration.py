@@ -28,6 +28,7 @@ imports the module before the look-up (docs/integrations.md, "Worker processes")
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import gymnasium as gym
@@ -112,11 +113,67 @@ def _with_id_defaults(kwargs: dict[str, Any]) -> dict[str, Any]:
         return kwargs
     own = dict(defaults.get("benchmark_kwargs") or {})
     given = kwargs.get("benchmark_kwargs")
+    _check_instance_fits(kwargs.get("benchmark"), defaults)
     if kwargs.get("benchmark") == defaults["benchmark"]:
         kwargs["benchmark_kwargs"] = {**own, **dict(given or {})} or None
     elif given == own:  # another benchmark: the id's kwargs do not apply to it
         kwargs["benchmark_kwargs"] = None
     return kwargs
+
+
+def _instance_spec(benchmark: object) -> dict[str, Any] | None:
+    """``{"benchmark": name, "benchmark_kwargs": {...}}`` of a built-in benchmark instance, else ``None``.
+
+    A :class:`~dgpo_env.benchmarks.ConstrainedBenchmark` is judged by the benchmark it wraps; custom
+    benchmarks (callable, custom spaces) have no id of their own and give ``None``.
+    """
+    from dgpo_env.benchmarks import ConstrainedBenchmark, NB201Benchmark, ToyBenchmark
+
+    while isinstance(benchmark, ConstrainedBenchmark):
+        benchmark = benchmark.inner
+    if isinstance(benchmark, NB201Benchmark):
+        return {"benchmark": "nb201", "benchmark_kwargs": {"dataset": benchmark.dataset}}
+    nb101 = sys.modules.get("dgpo_env.benchmarks.nb101")  # not imported: no NB-101 instance exists
+    if nb101 is not None and isinstance(benchmark, nb101.NB101Benchmark):
+        return {"benchmark": "nb101", "benchmark_kwargs": {}}
+    if isinstance(benchmark, ToyBenchmark):
+        return {"benchmark": "toy", "benchmark_kwargs": {}}
+    return None
+
+
+def _check_instance_fits(benchmark: object, defaults: dict[str, Any]) -> None:
+    """Refuse a built-in benchmark instance of another benchmark or dataset than the id's.
+
+    ``gym.make("dgpo_env/NB201-CIFAR100-v0", benchmark=NB201Benchmark("cifar10"))`` would otherwise run on
+    CIFAR-10 under a CIFAR-100 id (a benchmark *name* is an explicit choice and stays allowed; a custom
+    benchmark instance has no id and stays allowed on any id).
+
+    Raises:
+        ValueError: Naming the id's benchmark, the instance's, and the id that matches the instance.
+    """
+    if isinstance(benchmark, str):
+        return
+    found = _instance_spec(benchmark)
+    if found is None:
+        return
+    expected = defaults.get("benchmark_kwargs") or {}
+    same_data = found["benchmark_kwargs"].get("dataset") == expected.get("dataset")
+    if found["benchmark"] == defaults["benchmark"] and same_data:
+        return
+    ids = [env_id for env_id, spec in ENV_SPECS.items() if _id_defaults(spec) == found]
+    want = " ".join([defaults["benchmark"], *(f"{k}={v}" for k, v in expected.items())])
+    got = " ".join([found["benchmark"], *(f"{k}={v}" for k, v in found["benchmark_kwargs"].items())])
+    fix = f"use the matching id {ids[0]!r} with this instance" if ids else "build GraphDenoiseEnv(benchmark=...)"
+    name = getattr(benchmark, "name", type(benchmark).__name__)
+    raise ValueError(
+        f"this id is for the benchmark {want}, but the benchmark instance given is {got} ({name!r}); "
+        f"{fix}, or pass an instance of the id's benchmark"
+    )
+
+
+def _id_defaults(spec: dict[str, Any]) -> dict[str, Any]:
+    """The ``ID_DEFAULTS`` entry of one :data:`ENV_SPECS` entry."""
+    return {"benchmark": spec["benchmark"], "benchmark_kwargs": dict(spec.get("benchmark_kwargs", {}))}
 
 
 ID_DEFAULTS = "id_defaults"
@@ -130,7 +187,7 @@ def register_envs() -> None:
     """Register every id of :data:`ENV_SPECS` (idempotent)."""
     for env_id, kwargs in ENV_SPECS.items():
         if env_id not in gym.registry:
-            defaults = {"benchmark": kwargs["benchmark"], "benchmark_kwargs": dict(kwargs.get("benchmark_kwargs", {}))}
+            defaults = _id_defaults(kwargs)
             gym.register(
                 id=env_id,
                 entry_point=ENTRY_POINT,

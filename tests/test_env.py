@@ -236,7 +236,25 @@ def test_gym_make_merges_benchmark_kwargs_into_the_ids_own_and_takes_a_benchmark
         "dgpo_env/NB201-CIFAR100-v0", benchmark_kwargs={"dataset": "imagenet16"}
     ).unwrapped.benchmark.name == ("nb201-imagenet16")
     instance = NB201Benchmark("imagenet16")
-    assert gym.make("dgpo_env/NB201-CIFAR10-v0", benchmark=instance).unwrapped.benchmark is instance
+    assert gym.make("dgpo_env/NB201-ImageNet16-v0", benchmark=instance).unwrapped.benchmark is instance
     assert gym.make("dgpo_env/NB201-CIFAR10-v0", benchmark="toy").unwrapped.benchmark.name == "toy"
     with pytest.raises(ValueError, match="benchmark_kwargs only apply when benchmark is given by name"):
         gym.make("dgpo_env/ToyDAG-v0", benchmark=ToyBenchmark(), benchmark_kwargs={"dataset": "cifar10"})
+
+
+def test_gym_make_refuses_a_benchmark_instance_of_another_dataset_or_benchmark():
+    from dgpo_env.benchmarks import ConstrainedBenchmark, NB201Benchmark, ToyBenchmark
+    from dgpo_env.rewards import AccuracyUnderBudget
+
+    cifar10 = NB201Benchmark("cifar10")
+    with pytest.raises(ValueError, match=r"this id is for the benchmark nb201 dataset=cifar100, but the benchmark "
+                       r"instance given is nb201 dataset=cifar10 \('nb201-cifar10'\); use the matching id "
+                       r"'dgpo_env/NB201-CIFAR10-v0' with this instance"):  # fmt: skip
+        gym.make("dgpo_env/NB201-CIFAR100-v0", benchmark=cifar10)
+    budgeted = ConstrainedBenchmark(cifar10, AccuracyUnderBudget(max_latency_ms=20))
+    with pytest.raises(ValueError, match="instance given is nb201 dataset=cifar10 \\('nb201-cifar10-lat20ms'\\)"):
+        gym.make("dgpo_env/NB201-ImageNet16-v0", benchmark=budgeted)  # judged by the benchmark it wraps
+    with pytest.raises(ValueError, match="use the matching id 'dgpo_env/ToyDAG-v0'"):
+        gym.make("dgpo_env/NB201-CIFAR10-v0", benchmark=ToyBenchmark())
+    assert gym.make("dgpo_env/NB201-CIFAR10-v0", benchmark=budgeted).unwrapped.benchmark is budgeted
+    assert gym.make("dgpo_env/NB201-CIFAR100-v0", benchmark="toy").unwrapped.benchmark.name == "toy"  # by name: chosen

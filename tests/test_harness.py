@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from benchmark_scripts import load_script as _script
 from harness_jobs import die, fail, pid, sleep_and_tell, square
 
 from agents.baselines import SearchResult
@@ -44,6 +45,7 @@ from agents.harness import (
     run_comparison,
 )
 from agents.harness import registry as harness_registry
+from agents.harness.lock import LOCK_NAME
 from dgpo_env.io import atomic_write_bytes, atomic_write_text, dumps_json, ensure_writable_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,6 +62,11 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> None:
 def _bits(values: Any) -> list[str]:
     """Exact identity of floats (``-0.0`` differs from ``0.0``; NaNs compare equal)."""
     return [repr(float(v)) for v in values]
+
+
+def outputs(directory: Path) -> list[str]:
+    """The names in an output directory, without the lock file every comparison leaves (agents.harness.lock)."""
+    return sorted(p.name for p in directory.iterdir() if p.name != LOCK_NAME)
 
 
 def _random_curves(n: int) -> Iterator[list[float]]:
@@ -340,7 +347,7 @@ def test_in_process_interrupt_writes_the_partial_comparison(
             "toy", ["interrupting"], [1], 10, n_jobs=1, out_dir=tmp_path / "none", progress=False, echo=False
         )
     assert caught.value.comparison.runs == {} and caught.value.store is not None
-    assert [p.name for p in (tmp_path / "none").iterdir()] == [caught.value.store.name]  # nothing but the store
+    assert outputs(tmp_path / "none") == [caught.value.store.name]  # nothing but the store
 
 
 def test_a_run_stored_just_as_ctrl_c_comes_is_in_the_partial_json(
@@ -366,7 +373,7 @@ def test_outputs_are_never_replaced_silently(tmp_path: Path, capsys: pytest.Capt
     base = ["compare", "--env", "toy", "--max-queries", "20", "--jobs", "1", "--out", str(tmp_path), "--no-progress"]
     assert cli_main([*base, "--algos", "rs", "--seeds", "2"]) == 0
     assert cli_main([*base, "--algos", "ls", "--seeds", "3"]) == 0
-    names = sorted(p.name for p in tmp_path.iterdir())
+    names = outputs(tmp_path)
     assert names == [f"compare_toy_20q_{s}.{x}" for s in ("2seeds_rs", "3seeds_ls") for x in ("json", "png")]
     first = tmp_path / "compare_toy_20q_2seeds_rs.json"
     before = first.stat().st_mtime_ns
@@ -428,9 +435,7 @@ def test_method_names_with_dots_get_their_own_files(tmp_path: Path, registry: No
     kwargs: dict[str, Any] = {"n_jobs": 1, "out_dir": tmp_path, "progress": False, "echo": False}
     run_comparison("toy", ["rs"], 1, 10, **kwargs)
     run_comparison("toy", ["rs.v2"], 1, 10, **kwargs)  # not refused as "already exists"
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        f"compare_toy_10q_1seed_{m}.{x}" for m in ("rs", "rs.v2") for x in ("json", "png")
-    ]
+    assert outputs(tmp_path) == [f"compare_toy_10q_1seed_{m}.{x}" for m in ("rs", "rs.v2") for x in ("json", "png")]
     assert list(json.loads((tmp_path / "compare_toy_10q_1seed_rs.v2.json").read_text())["runs"]) == ["rs.v2"]
 
 
@@ -603,14 +608,6 @@ def test_killing_the_parent_leaves_no_worker(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------- the benchmark scripts
-def _script(name: str) -> Any:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "benchmarks" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_reproduce_paper_stores_jobs_and_reads_committed_reports(tmp_path: Path) -> None:

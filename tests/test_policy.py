@@ -13,6 +13,7 @@ from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.distributions import MultiCategoricalDistribution
 
 from agents.diffusion.denoiser import DenoiserConfig
+from agents.diffusion.mlp_denoiser import MLPDenoiserConfig
 from agents.diffusion.model import DiffusionModel
 from agents.policies import (
     LOG_ZERO,
@@ -31,6 +32,7 @@ from dgpo_env.envs.graph_denoise import GraphDenoiseEnv
 from dgpo_env.search_spaces import NB201SearchSpace, ToySearchSpace
 
 TINY = DenoiserConfig(hidden_dim=16, edge_dim=8, n_layers=2, n_heads=2, time_dim=8)
+TINY_MLP = MLPDenoiserConfig(hidden_dim=16, n_blocks=1, time_dim=8)
 T = 100
 ENV_IDS = {"toy": "dgpo_env/ToyDAG-v0", "nb201": "dgpo_env/NB201-CIFAR10-v0"}
 
@@ -40,11 +42,13 @@ def models() -> dict[str, DiffusionModel]:
     return {
         "toy": DiffusionModel.create(ToySearchSpace(), diffusion_steps=T, config=TINY, seed=0),
         "nb201": DiffusionModel.create(NB201SearchSpace(), diffusion_steps=T, config=TINY, seed=0),
+        "toy-mlp": DiffusionModel.create(ToySearchSpace(), diffusion_steps=T, config=TINY_MLP, seed=0),
+        "nb201-mlp": DiffusionModel.create(NB201SearchSpace(), diffusion_steps=T, config=TINY_MLP, seed=0),
     }
 
 
 def _env_and_kwargs(model: DiffusionModel, space: str, n_envs: int = 2, n_steps: int = 4, seed: int = 0):
-    env = make_env_for_model(model, ENV_IDS[space], n_envs=n_envs, n_steps=n_steps, seed=seed)
+    env = make_env_for_model(model, ENV_IDS[model.space.name], n_envs=n_envs, n_steps=n_steps, seed=seed)
     return env, {"model": model, "task": env.get_attr("task")[0]}
 
 
@@ -65,9 +69,10 @@ def test_float_observations_convert_back_to_integers() -> None:
         graph_from_obs({**obs, "nodes": torch.tensor([[0.5, 2.0]])})
 
 
+@pytest.mark.parametrize("name", ["toy", "toy-mlp"])
 @pytest.mark.parametrize("policy_class", [GraphDiffusionPolicy, MaskableGraphDiffusionPolicy])
-def test_log_prob_and_entropy_are_exact(models: dict[str, DiffusionModel], policy_class: type) -> None:
-    model = models["toy"]
+def test_log_prob_and_entropy_are_exact(models: dict[str, DiffusionModel], policy_class: type, name: str) -> None:
+    model = models[name]
     env, kwargs = _env_and_kwargs(model, "toy", n_envs=3)
     policy = policy_class(env.observation_space, env.action_space, lambda _: 1e-3, **kwargs)
     obs = env.reset()
@@ -89,10 +94,13 @@ def test_log_prob_and_entropy_are_exact(models: dict[str, DiffusionModel], polic
     assert float(entropy.min()) > 0.0  # the first step from noise is far from deterministic
 
 
+@pytest.mark.parametrize("name", ["nb201", "nb201-mlp"])
 @pytest.mark.parametrize("policy_class", [GraphDiffusionPolicy, MaskableGraphDiffusionPolicy])
-def test_fused_distribution_acts_as_the_per_entry_one(models: dict[str, DiffusionModel], policy_class: type) -> None:
+def test_fused_distribution_acts_as_the_per_entry_one(
+    models: dict[str, DiffusionModel], policy_class: type, name: str
+) -> None:
     """Same seeded actions, log-probs and entropies as SB3's / sb3-contrib's per-entry ``Categorical``s."""
-    env, kwargs = _env_and_kwargs(models["nb201"], "nb201", n_envs=4)
+    env, kwargs = _env_and_kwargs(models[name], "nb201", n_envs=4)
     policy = policy_class(env.observation_space, env.action_space, lambda _: 1e-3, **kwargs)
     obs = {k: torch.as_tensor(v).float() for k, v in env.reset().items()}
     masks = np.stack(env.env_method("action_masks"))
@@ -125,8 +133,17 @@ def test_tabulated_reverse_step_equals_the_noise_process(models: dict[str, Diffu
         edges = torch.randint(0, model.space.n_edge_types, (batch, model.space.n_edges), generator=generator)
         node_x0, edge_x0 = model.clean_probs(nodes, edges, times[k])
         expected = model.noise.reverse_step_probs(nodes, edges, node_x0, edge_x0, times[k], times[k + 1])
-        for got, want in zip(step(nodes, edges, times[k], node_x0, edge_x0), expected, strict=True):
+        x0_probs = step.free_entries(node_x0, edge_x0, 0.0)  # [B, F, K_max]
+        probs = step(torch.cat([nodes, edges], dim=1), times[k], x0_probs)
+        assert probs.shape == (batch, model.space.n_nodes + model.space.n_edges, step.width)
+        for got, want in zip(step.split(probs), expected, strict=True):
             assert torch.equal(got, want)
+        padding = torch.ones_like(probs, dtype=torch.bool)
+        padding[:, : model.space.n_nodes, : model.space.n_node_types] = False
+        padding[:, model.space.n_nodes :, : model.space.n_edge_types] = False
+        assert bool((probs[padding] == 0).all())  # padding slots: probability exactly 0
+    with pytest.raises(ValueError, match="not a step of the policy's schedule"):
+        step.steps(torch.tensor([0]))
     with pytest.raises(ValueError, match="decrease strictly"):
         ScheduledReverseStep(model.noise, times.flip(0))
 
@@ -158,7 +175,7 @@ def test_adam_runs_fused_unless_the_caller_chooses(models: dict[str, DiffusionMo
 
 
 # ---------------------------------------------------------------------------------------------- SB3 algorithms
-@pytest.mark.parametrize("space", ["toy", "nb201"])
+@pytest.mark.parametrize("space", ["toy", "nb201", "nb201-mlp"])
 @pytest.mark.parametrize("algo", ["ppo", "a2c", "maskable_ppo"])
 def test_sb3_algorithms_learn(models: dict[str, DiffusionModel], space: str, algo: str) -> None:
     model = models[space]

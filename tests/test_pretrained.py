@@ -42,7 +42,7 @@ def test_shipped_models_load_with_weights_only_and_sample_valid_cells(name: str)
     assert np.mean(valid) >= 0.9, f"{name}: {np.mean(valid):.0%} of 64 samples are valid cells"
 
 
-@pytest.mark.parametrize("name", ["nb201", "toy"])
+@pytest.mark.parametrize("name", ["nb201", "nb201-mlp", "toy"])
 def test_recorded_command_starts_from_the_same_configuration(name: str, tmp_path: Path) -> None:
     """Re-running the recorded command (for one epoch) selects the same cells with the same settings."""
     argv = shlex.split(manifest()[name]["command"])[1:]  # without the leading "dgpo"
@@ -73,7 +73,8 @@ def _same(a: object, b: object) -> bool:
 
 
 def test_damaged_or_unknown_models_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(ValueError, match="no pretrained model named 'nb999'; shipped: 'nb101', 'nb201', 'toy'"):
+    shipped = "'nb101', 'nb201', 'nb201-mlp', 'toy'"
+    with pytest.raises(ValueError, match=f"no pretrained model named 'nb999'; shipped: {shipped}"):
         DiffusionModel.from_pretrained("nb999")
     with pytest.raises(TypeError, match="must be a string"):
         DiffusionModel.from_pretrained(201)  # type: ignore[arg-type]

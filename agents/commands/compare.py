@@ -143,6 +143,9 @@ def _run(args: argparse.Namespace) -> int:
         from agents.harness.outputs import output_stem
         from agents.harness.tensorboard import write_tensorboard
 
-        stem = output_stem(comparison.benchmark, comparison.max_queries, comparison.methods, comparison.seeds)
+        objectives = comparison.benchmark_kwargs.get("objectives")
+        stem = output_stem(
+            comparison.benchmark, comparison.max_queries, comparison.methods, comparison.seeds, objectives
+        )
         print(f"wrote TensorBoard logs to {write_tensorboard(comparison, args.tensorboard, stem)}")
     return 0

@@ -18,7 +18,8 @@ from agents.dgpo.losses import GRADIENTS, KL_DIRECTIONS
 from agents.dgpo.surrogate import SurrogateConfig
 from agents.dgpo.variants import PRESETS, get_preset
 from agents.pretrained import available
-from dgpo_env.benchmarks import Benchmark
+from dgpo_env.benchmarks import Benchmark, ConstrainedBenchmark
+from dgpo_env.benchmarks.constrained import OVER_BUDGET_ACCURACY
 from dgpo_env.benchmarks.nb101 import NB101Benchmark
 from dgpo_env.envs.graph_denoise import DEFAULT_N_STEPS
 
@@ -148,10 +149,46 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, dest=name, type=type(default), default=None, help=f"{text} ({source} {shown})")
 
 
+BUDGET_FLAGS = "--max-latency-ms, --max-params-m or --max-train-time-s"
+
+
+def variant_reward_problem(variant: str, options: dict[str, Any]) -> str | None:
+    """Why ``--variant`` and the reward flags do not fit together, or ``None`` if they do.
+
+    ``pareto`` ranks candidates by the hypervolume improvement of several objectives, so it needs
+    ``--objectives`` (without them the policy would learn accuracy alone while the ranking used the preset's
+    objectives). ``constrained`` ranks by accuracy times the probability of meeting the budgets: it is
+    single-objective and needs a budget (without one it is the surrogate variant under another name).
+
+    Args:
+        variant: The preset's name (:data:`~agents.dgpo.variants.PRESETS`).
+        options: The reward flags given (:func:`~agents.commands.reward_args.reward_options`).
+    """
+    if variant == "pareto" and not options.get("objectives"):
+        return (
+            "--variant pareto ranks candidates by several objectives: give them, e.g. --objectives acc,latency "
+            "(or use --variant surrogate for accuracy alone)"
+        )
+    if variant == "constrained" and options.get("objectives"):
+        return (
+            "--variant constrained optimises accuracy under budgets, a single objective: drop --objectives and "
+            f"give a budget ({BUDGET_FLAGS}), or use --variant pareto for a trade-off"
+        )
+    from agents.harness.registry import BUDGET_KEYS
+
+    if variant == "constrained" and not any(options.get(key) is not None for key in BUDGET_KEYS):
+        return (
+            f"--variant constrained ranks cells by the chance they meet a budget: give one ({BUDGET_FLAGS}, "
+            "e.g. --max-latency-ms 12), or use --variant surrogate without budgets"
+        )
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     """Fine-tune; print the best cell, its validation (and test) accuracy and the queries used."""
     import torch
 
+    from agents.commands.progress import FeasibleProgressCallback
     from agents.dgpo.variants import make_dgpo
     from agents.policies import QueryProgressCallback
     from agents.policies.envs import benchmark_for_env_id
@@ -169,9 +206,13 @@ def run(args: argparse.Namespace) -> int:
         flags = ", ".join(SETTING_FLAGS[name][0] for name in foreign)
         print(f"dgpo finetune: error: {flags}: only for --variant {variants}", file=sys.stderr)
         return 2
+    problem = variant_reward_problem(args.variant, reward_options(args))
+    if problem is not None:
+        print(f"dgpo finetune: error: {problem}", file=sys.stderr)
+        return 2
     tracker: BestByReward | None = None
     try:
-        from dgpo_env.rewards import reward_from_options
+        from dgpo_env.rewards import AccuracyUnderBudget, reward_from_options
 
         reward_fn = reward_from_options(**reward_options(args), seed=args.seed)
         tracker = None if reward_fn is None else BestByReward(reward_fn)
@@ -182,6 +223,8 @@ def run(args: argparse.Namespace) -> int:
         model = load_model(args)
         tables = {} if args.table_path is None else {"table_path": args.table_path}
         benchmark = benchmark_for_env_id(args.env, **tables)
+        if isinstance(reward_fn, AccuracyUnderBudget):  # progress, best cell and oracle: feasible cells only
+            benchmark = ConstrainedBenchmark(benchmark, reward_fn, ledger=benchmark.ledger)
         agent = make_dgpo(
             preset,
             model,
@@ -201,7 +244,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     start = time.perf_counter()
     every = args.progress_every or max(1, (args.max_queries or 250) // 10)
-    progress = None if args.no_progress else QueryProgressCallback(every)
+    progress: QueryProgressCallback | None = None
+    if not args.no_progress:
+        if isinstance(benchmark, ConstrainedBenchmark):  # the best feasible cell, not the best over budget
+            progress = FeasibleProgressCallback(every, benchmark)
+        else:
+            progress = QueryProgressCallback(every)
     agent.learn(agent.timesteps_for_epochs(args.epochs), callback=progress, tb_log_name="dgpo")
     wall = time.perf_counter() - start
     if args.save is not None:
@@ -214,17 +262,29 @@ def run(args: argparse.Namespace) -> int:
     name = "DGPO" if args.variant == "published" else f"DGPO ({args.variant} variant)"
     source = args.checkpoint if args.pretrained is None else f"the shipped {args.pretrained!r} prior"
     print(f"{name} on {args.env} from {source} (seed {args.seed}, {wall:.1f} s)")
+    constrained = benchmark if isinstance(benchmark, ConstrainedBenchmark) else None
+    if best is not None and constrained is not None and best["val_acc"] <= OVER_BUDGET_ACCURACY:
+        best = None  # every cell looked up was over budget: no best cell, not an over-budget one
     if best is None:
-        print(f"  no valid cell found; queries: {benchmark.n_queries} distinct cells")
+        found = "valid" if constrained is None else f"feasible ({constrained.describe_budgets()})"
+        print(f"  no {found} cell found; queries: {benchmark.n_queries} distinct cells")
         return 1
-    oracle = benchmark.oracle
-    if tracker is not None:
-        print("  (the lines below rank by validation accuracy alone: this cell may break the budget or trade-off)")
+    if constrained is not None:
+        print(f"  (within the budgets: {constrained.describe_budgets()})")
+    elif tracker is not None:
+        print("  (the lines below rank by validation accuracy alone: this cell may break the trade-off)")
     print(f"  best cell: {best['cell']}")
-    if best["val_acc"] >= oracle.val_acc:
-        print(f"  validation accuracy {best['val_acc']:.4f}%: the oracle, the best cell of the benchmark")
+    try:
+        oracle_acc: float | None = benchmark.oracle.val_acc
+    except ValueError:  # a budgeted space that cannot list its cells has no known best feasible cell
+        oracle_acc = None
+    if oracle_acc is None:
+        print(f"  validation accuracy {best['val_acc']:.4f}%")
+    elif best["val_acc"] >= oracle_acc:
+        where = "benchmark" if constrained is None else "benchmark within the budgets"
+        print(f"  validation accuracy {best['val_acc']:.4f}%: the oracle, the best cell of the {where}")
     else:
-        print(f"  validation accuracy {best['val_acc']:.4f}% (oracle {oracle.val_acc:.4f}%)")
+        print(f"  validation accuracy {best['val_acc']:.4f}% (oracle {oracle_acc:.4f}%)")
     if best["test_acc"] is not None:
         print(f"  test accuracy {best['test_acc']:.4f}%")
     else:
@@ -233,7 +293,7 @@ def run(args: argparse.Namespace) -> int:
         f"  queries: {benchmark.n_queries} distinct cells ({benchmark.n_lookups} look-ups); "
         f"best found at query {best['n_queries_when_found']}"
     )
-    size = network_parameters(benchmark, best)
+    size = network_parameters(benchmark if constrained is None else constrained.inner, best)
     if size is not None:
         print(f"  its network: {size:,} parameters (dgpo_env.networks.to_torch builds it; docs/networks.md)")
     return 0

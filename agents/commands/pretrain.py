@@ -11,7 +11,9 @@ from typing import Any
 import torch
 
 from agents.commands.args import finite_float, nonnegative_int, positive_float, positive_int, unit_fraction
+from agents.diffusion.architectures import ARCHITECTURES, AnyDenoiserConfig
 from agents.diffusion.denoiser import DenoiserConfig
+from agents.diffusion.mlp_denoiser import MLP_ARCHITECTURE, MLPDenoiserConfig
 from agents.diffusion.model import DiffusionModel, DivergenceError, search_space_by_name
 from agents.diffusion.pretrain import PretrainConfig, pretrain, pretrain_on_benchmark, pretraining_summary
 from dgpo_env.benchmarks import Benchmark, make_benchmark
@@ -23,6 +25,7 @@ from dgpo_env.search_spaces.graph_files import load_search_space, read_graphs
 
 _DEFAULTS = PretrainConfig()
 _NET = DenoiserConfig()
+_MLP = MLPDenoiserConfig()
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
@@ -89,10 +92,28 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     train.add_argument("--batch-size", type=positive_int, default=_DEFAULTS.batch_size)
     train.add_argument("--lr", type=positive_float, default=_DEFAULTS.lr)
     train.add_argument("--diffusion-steps", type=positive_int, default=DEFAULT_DIFFUSION_STEPS, help="T")
-    train.add_argument("--layers", type=positive_int, default=_NET.n_layers)
-    train.add_argument("--width", type=positive_int, default=_NET.hidden_dim, help="node feature width")
-    train.add_argument("--edge-width", type=positive_int, default=_NET.edge_dim)
-    train.add_argument("--heads", type=positive_int, default=_NET.n_heads)
+    train.add_argument(
+        "--denoiser",
+        choices=sorted(ARCHITECTURES),
+        default=DenoiserConfig.architecture,
+        help="the denoiser network: the graph transformer (default) or the fast MLP (docs/diffusion.md §6)",
+    )
+    train.add_argument(
+        "--layers",
+        type=positive_int,
+        default=None,
+        help=f"transformer layers (default {_NET.n_layers}) or MLP residual blocks (default {_MLP.n_blocks})",
+    )
+    train.add_argument(
+        "--width",
+        type=positive_int,
+        default=None,
+        help=f"node feature width (default {_NET.hidden_dim}) or MLP width (default {_MLP.hidden_dim})",
+    )
+    train.add_argument(
+        "--edge-width", type=positive_int, default=None, help=f"transformer only (default {_NET.edge_dim})"
+    )
+    train.add_argument("--heads", type=positive_int, default=None, help=f"transformer only (default {_NET.n_heads})")
     train.add_argument("--seed", type=nonnegative_int, default=0)
     train.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's choice)")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -142,9 +163,26 @@ def _config(args: argparse.Namespace) -> PretrainConfig:
         lr=args.lr,
         diffusion_steps=args.diffusion_steps,
         seed=args.seed,
-        denoiser=DenoiserConfig(
-            hidden_dim=args.width, edge_dim=args.edge_width, n_layers=args.layers, n_heads=args.heads
-        ),
+        denoiser=_denoiser_config(args),
+    )
+
+
+def _denoiser_config(args: argparse.Namespace) -> AnyDenoiserConfig:
+    """The denoiser of ``--denoiser`` with the size flags given (the architecture's defaults otherwise).
+
+    Raises:
+        ValueError: If ``--edge-width`` or ``--heads`` is given with ``--denoiser mlp``.
+    """
+    if args.denoiser == MLP_ARCHITECTURE:
+        extra = [flag for flag, value in (("--edge-width", args.edge_width), ("--heads", args.heads)) if value]
+        if extra:
+            raise ValueError(f"{' and '.join(extra)} size the transformer; drop them with --denoiser mlp")
+        return MLPDenoiserConfig(hidden_dim=args.width or _MLP.hidden_dim, n_blocks=args.layers or _MLP.n_blocks)
+    return DenoiserConfig(
+        hidden_dim=args.width or _NET.hidden_dim,
+        edge_dim=args.edge_width or _NET.edge_dim,
+        n_layers=args.layers or _NET.n_layers,
+        n_heads=args.heads or _NET.n_heads,
     )
 
 

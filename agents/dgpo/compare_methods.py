@@ -38,7 +38,8 @@ from stable_baselines3.common.env_util import make_vec_env
 from agents.baselines.base import PROPOSALS_PER_QUERY, SearchResult, make_result
 from agents.compare import DIFFUSION_METHODS, build_benchmark, register_method
 from agents.dgpo.variants import get_preset, make_dgpo
-from agents.diffusion.denoiser import DenoiserConfig, GraphTransformerDenoiser
+from agents.diffusion.architectures import AnyDenoiserConfig, build_denoiser
+from agents.diffusion.denoiser import DenoiserConfig
 from agents.diffusion.model import CHECKPOINT_FORMAT_VERSION, search_space_by_name
 from agents.diffusion.pretrain import PretrainConfig, pretrain
 from agents.harness.registry import RUN_SPEC_KEYS, objectives_of
@@ -95,10 +96,10 @@ def _training_cells(benchmark: Benchmark, seed: int) -> tuple[list[DAG], str]:
         return cells, f"{N_RANDOM_CELLS} uniform valid cells"
 
 
-def _architecture_signature(space_name: str, config: DenoiserConfig) -> list[tuple[str, list[int]]]:
+def _architecture_signature(space_name: str, config: AnyDenoiserConfig) -> list[tuple[str, list[int]]]:
     """Parameter names and shapes of a denoiser: part of the cache key, so code changes invalidate the cache."""
     space = search_space_by_name(space_name)
-    state = GraphTransformerDenoiser.for_space(space, config).state_dict()
+    state = build_denoiser(space, config).state_dict()
     return [(name, list(tensor.shape)) for name, tensor in state.items()]
 
 

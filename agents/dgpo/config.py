@@ -147,8 +147,8 @@ class DGPOConfig(Settings):
         reward_smoothing: Weight ``β`` of a new batch in the reward mean/std moving averages; in (0, 1].
         advantage_clip: Advantages are clipped to ``[-c, c]``; > 0 (``inf``: no clipping).
         max_grad_norm: Gradient-norm clip; > 0 (``inf``: no clipping).
-        freeze_fraction: Share of transformer layers frozen, first ones first (and the input
-            embeddings with them); in [0, 1].
+        freeze_fraction: Share of denoiser layers (transformer layers, MLP blocks) frozen, first ones
+            first (and the input embeddings with them); in [0, 1].
         gradient_accumulation: Micro-batches whose gradients are summed before each optimizer step;
             >= 1. Changes memory, not the gradient.
         gradient: ``"eager"`` (GDPO's ``log p̂_θ(G_0 | G_t)``, published) or ``"ddpo"`` (per-step

@@ -110,8 +110,6 @@ class ConstrainedDGPO(SurrogateDGPO):
         ValueError: For a setting out of range.
     """
 
-    other_keywords: ClassVar[frozenset[str]] = SurrogateDGPO.other_keywords | {"constrained"}
-    settings_sources: ClassVar[tuple[str, ...]] = ("config", "elite", "surrogate", "constrained")
     settings_classes: ClassVar[dict[str, type[Settings]]] = {
         **SurrogateDGPO.settings_classes,
         "constrained": ConstrainedConfig,

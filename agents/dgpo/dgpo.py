@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import copy
 import io
-import json
 import pathlib
-from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, TypeVar
 
@@ -39,11 +37,9 @@ import numpy as np
 import torch
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
-from stable_baselines3.common.utils import check_for_correct_spaces
 
-from agents.dgpo import files
 from agents.dgpo.advantages import Baseline, RewardNormalizer, batch_advantages
-from agents.dgpo.config import EPOCHS, DGPOConfig, KLSchedule, Setting, Settings, adopt_loaded
+from agents.dgpo.config import EPOCHS, DGPOConfig, KLSchedule, Setting, Settings
 from agents.dgpo.losses import (
     Gradient,
     KLDirection,
@@ -53,19 +49,20 @@ from agents.dgpo.losses import (
     policy_gradient_loss,
     sample_step_subsets,
 )
+from agents.dgpo.persistence import load_agent, save_agent
+from agents.dgpo.settings_mixin import SettingsMixin
 from agents.dgpo.trajectories import TrajectoryAlgorithm
-from agents.diffusion.model import DiffusionModel, DivergenceError, package_version
+from agents.diffusion.model import DiffusionModel, DivergenceError
 from agents.policies.compat import ModelSpec
 from agents.policies.diffusion_policy import GraphDiffusionPolicy
 from agents.policies.envs import make_env_for_model
 from dgpo_env.benchmarks import Benchmark
-from dgpo_env.diffusion.marginals import Marginals
-from dgpo_env.envs.graph_denoise import DEFAULT_N_STEPS, DenoiseTask
+from dgpo_env.envs.graph_denoise import DEFAULT_N_STEPS
 
 SelfDGPO = TypeVar("SelfDGPO", bound="DGPO")
 
 
-class DGPO(TrajectoryAlgorithm):
+class DGPO(SettingsMixin, TrajectoryAlgorithm):
     """Diffusion graph policy optimisation as published (REINFORCE with GDPO's eager gradient).
 
     Args:
@@ -123,10 +120,9 @@ class DGPO(TrajectoryAlgorithm):
         }
     )
     """Keyword arguments of the constructor that are not settings."""
-    settings_sources: ClassVar[tuple[str, ...]] = ("config",)
-    """Attributes holding settings dataclasses."""
     settings_classes: ClassVar[dict[str, type[Settings]]] = {"config": DGPOConfig}
-    """The dataclass of each of :attr:`settings_sources` (rebuilt from an agent file by :meth:`load`)."""
+    """The settings dataclass of each attribute holding one, in order (rebuilt from an agent file by :meth:`load`);
+    ``settings_sources``, their names, is derived from it (:class:`~agents.dgpo.settings_mixin.SettingsMixin`)."""
     config: DGPOConfig
 
     batch_size = Setting[int]("config")
@@ -188,32 +184,6 @@ class DGPO(TrajectoryAlgorithm):
         if _init_setup_model:
             self._setup_model()
 
-    @classmethod
-    def setting_names(cls) -> tuple[str, ...]:
-        """The setting names the constructor and :meth:`for_env_id` accept as keywords (of every settings source)."""
-        return tuple(name for source in cls.settings_sources for name in cls.settings_classes[source].field_names())
-
-    @classmethod
-    def _check_setting_names(cls, names: Iterable[str]) -> None:
-        """Raise :class:`TypeError` naming the known settings if any of ``names`` is not one."""
-        unknown = [name for name in names if name not in cls.setting_names()]
-        if unknown:
-            takers = [sub.__name__ for sub in _subclasses(cls) if set(unknown) <= set(sub.setting_names())]
-            raise TypeError(
-                f"{cls.__name__} got unknown setting(s) {', '.join(map(repr, unknown))}; "
-                f"known settings: {', '.join(cls.setting_names())}"
-                + (f" ({_listed(takers)} take{'s' if len(takers) == 1 else ''} them)" if takers else "")
-            )
-
-    def settings_dict(self) -> dict[str, Any]:
-        """Every setting in use, ``{name: value}`` (a flat, JSON-friendly record of the run's settings).
-
-        The sources in the order of :attr:`settings_sources`: DGPO's settings first.
-        """
-        return {
-            name: value for source in self.settings_sources for name, value in getattr(self, source).to_dict().items()
-        }
-
     # ------------------------------------------------------------------ construction
     def _setup_model(self) -> None:
         """Adopt loaded settings; the common set-up (ledger, policy, generator); freeze layers; the optimizer."""
@@ -229,33 +199,6 @@ class DGPO(TrajectoryAlgorithm):
         self.policy.optimizer = self.policy.optimizer_class(  # type: ignore[call-arg]
             trainable, lr=self.lr_schedule(1), **self.policy.optimizer_kwargs
         )
-
-    def _adopt_loaded_settings(self) -> None:
-        """Fold settings that SB3's ``load`` put into ``__dict__`` into :attr:`config` and the other settings sources.
-
-        ``DGPO.load(path, batch_size=...)`` passes settings that way, and agents saved before the settings
-        dataclasses stored each setting as an attribute. SB3's own ``learning_rate`` attribute (what
-        ``load(path, learning_rate=...)`` sets) wins over the config's.
-        """
-        state = vars(self)
-        foreign = [
-            name for name, value in state.items() if isinstance(value, Settings) and name not in self.settings_sources
-        ]
-        if foreign:
-            raise ValueError(
-                f"the saved agent has settings {', '.join(foreign)} that {type(self).__name__} does not use; "
-                "load it with the class that saved it"
-            )
-        found = {
-            name: state.pop(name) for name in DGPOConfig.field_names() if name != "learning_rate" and name in state
-        }
-        if "learning_rate" in state and self.learning_rate != self.config.learning_rate:
-            found["learning_rate"] = self.learning_rate
-        if found:
-            self.config = self.config.replace(**found)
-            self.normalizer.smoothing, self.normalizer.clip = self.config.reward_smoothing, self.config.advantage_clip
-        for source in self.settings_sources[1:]:  # a subclass's own settings (elite, surrogate, ...)
-            setattr(self, source, adopt_loaded(state, getattr(self, source)))
 
     @classmethod
     def for_env_id(
@@ -475,72 +418,7 @@ class DGPO(TrajectoryAlgorithm):
         """
         if exclude or include:
             raise ValueError(f"{type(self).__name__}.save saves the whole agent; exclude= and include= do not apply")
-        model = self.policy.model
-        checkpoint = model.finite_checkpoint("save the agent")
-        policy_kwargs = {k: v for k, v in self.policy_kwargs.items() if k not in ("model", "task")}
-        task = self.policy.task
-        assert self.ep_info_buffer is None or isinstance(self.ep_info_buffer, deque)
-        meta = {
-            "format": files.AGENT_FORMAT,
-            "format_version": files.AGENT_FORMAT_VERSION,
-            "package_version": package_version(),
-            "class": type(self).__name__,
-            "settings": {name: files.plain_json(getattr(self, name).to_dict(), name) for name in self.settings_sources},
-            "constructor": {
-                "max_queries": self.max_queries,
-                "max_stale_batches": self.max_stale_batches,
-                "stats_window_size": self._stats_window_size,
-                "tensorboard_log": self.tensorboard_log,
-                "verbose": self.verbose,
-                "seed": self.seed,
-            },
-            "n_envs": self.n_envs,
-            "policy_kwargs": files.encode_kwargs(policy_kwargs),
-            "model_path": self.policy.model_path,
-            "task": {
-                "search_space": task.search_space,
-                "diffusion_steps": int(task.diffusion_steps),
-                "timesteps": np.asarray(task.timesteps).tolist(),
-                "prior_nodes": task.prior.nodes.tolist(),
-                "prior_edges": task.prior.edges.tolist(),
-            },
-            "observation_space": files.encode_space(self.observation_space),
-            "action_space": files.encode_space(self.action_space),
-            "state": files.plain_json(
-                {
-                    "num_timesteps": self.num_timesteps,
-                    "total_timesteps": self._total_timesteps,
-                    "n_updates": self._n_updates,
-                    "episode_num": self._episode_num,
-                    "progress_remaining": self._current_progress_remaining,
-                    "n_queries": self.n_queries,
-                    "best": self.best,
-                    "stale_batches": self.stale_batches,
-                    "stop_reason": self.stop_reason,
-                    "normalizer": {
-                        "mean": self.normalizer.mean,
-                        "std": self.normalizer.std,
-                        "n_updates": self.normalizer.n_updates,
-                    },
-                    "ep_info_buffer": list(self.ep_info_buffer or []),
-                    "extra": self._extra_state(),
-                },
-                "state",
-            ),
-        }
-        tensors = {
-            "policy": {k: v for k, v in self.policy.state_dict().items() if not k.startswith("model.")},
-            "optimizer": self.policy.optimizer.state_dict(),
-            "generator": self._generator.get_state(),
-        }
-        if self.reference_model is not None:
-            tensors["reference"] = self.reference_model.state_dict()
-        members = {
-            files.META: json.dumps(meta, indent=1, allow_nan=True).encode("utf-8"),
-            files.MODEL: files.torch_bytes(checkpoint),
-            files.STATE: files.torch_bytes(tensors),
-        }
-        files.write_agent_file(path, members)
+        save_agent(self, path)
 
     @classmethod
     def load(  # type: ignore[override]
@@ -577,90 +455,7 @@ class DGPO(TrajectoryAlgorithm):
         if custom_objects:
             raise ValueError(f"{cls.__name__} agent files hold no pickled objects: custom_objects does not apply")
         del print_system_info, force_reset
-        meta, checkpoint, tensors, source = files.read_agent_file(path)
-        settings = meta.get("settings")
-        if not isinstance(settings, dict):
-            raise files.AgentFileError(f"{source}: the settings are missing")
-        foreign = [name for name in settings if name not in cls.settings_sources]
-        if foreign:
-            raise ValueError(
-                f"the saved agent has settings {', '.join(foreign)} that {cls.__name__} does not use; "
-                "load it with the class that saved it"
-            )
-        missing = [name for name in cls.settings_sources if name not in settings]
-        if missing:
-            raise ValueError(
-                f"the saved agent ({meta.get('class')}) has no {', '.join(missing)} settings, which "
-                f"{cls.__name__} needs; load it with the class that saved it"
-            )
-        try:
-            model = DiffusionModel.from_checkpoint(checkpoint, source=f"{source} ({files.MODEL})")
-            task_data = meta["task"]
-            task = DenoiseTask(
-                search_space=str(task_data["search_space"]),
-                diffusion_steps=int(task_data["diffusion_steps"]),
-                timesteps=np.asarray(task_data["timesteps"], dtype=np.int64),
-                prior=Marginals(np.asarray(task_data["prior_nodes"]), np.asarray(task_data["prior_edges"])),
-            )
-            policy_kwargs = {**files.decode_kwargs(meta["policy_kwargs"], source), "model": model, "task": task}
-            constructor = dict(meta["constructor"])
-            constructor_n_envs = int(meta["n_envs"])
-            sources: dict[str, Any] = {name: cls.settings_classes[name](**values) for name, values in settings.items()}
-            observation_space = files.decode_space(meta["observation_space"], source)
-            action_space = files.decode_space(meta["action_space"], source)
-            state = dict(meta["state"])
-        except (KeyError, TypeError, AttributeError) as err:
-            raise files.AgentFileError(f"{source} is damaged: {type(err).__name__}: {err}") from err
-        agent = cls(
-            "GraphDiffusionPolicy",
-            env,
-            **sources,
-            **constructor,
-            policy_kwargs=policy_kwargs,
-            device=device,
-            _init_setup_model=False,
-        )
-        if agent.env is None:
-            agent.observation_space, agent.action_space = observation_space, action_space
-            agent.n_envs = int(constructor_n_envs)
-        else:
-            check_for_correct_spaces(agent.env, observation_space, action_space)
-        agent.__dict__.update(kwargs)  # SB3's load: attributes to change; settings are folded into the config
-        agent._setup_model()
-        agent.policy.model_path = meta.get("model_path")
-        missing_keys, unexpected = agent.policy.load_state_dict(tensors.get("policy", {}), strict=False)
-        if unexpected or any(not key.startswith("model.") for key in missing_keys):
-            raise files.AgentFileError(
-                f"{source}: the policy weights do not fit (missing {missing_keys}, unexpected {unexpected})"
-            )
-        try:
-            agent.policy.optimizer.load_state_dict(tensors["optimizer"])
-            if agent.reference_model is not None and "reference" in tensors:
-                agent.reference_model.load_state_dict(tensors["reference"])
-            if "seed" not in kwargs:
-                agent._generator.set_state(tensors["generator"])
-            agent._restore_state(state)
-        except (KeyError, TypeError, ValueError, RuntimeError) as err:
-            raise files.AgentFileError(f"{source} is damaged: {type(err).__name__}: {err}") from err
-        return agent
-
-    def _restore_state(self, state: dict[str, Any]) -> None:
-        """Put back the bookkeeping :meth:`save` stored (see its ``state`` entry)."""
-        self.num_timesteps = int(state["num_timesteps"])
-        self._total_timesteps = int(state["total_timesteps"])
-        self._n_updates = int(state["n_updates"])
-        self._episode_num = int(state["episode_num"])
-        self._current_progress_remaining = float(state["progress_remaining"])
-        self.n_queries = int(state["n_queries"])
-        self.best = state["best"]
-        self.stale_batches = int(state["stale_batches"])
-        self.stop_reason = state["stop_reason"]
-        normalizer = state["normalizer"]
-        self.normalizer.mean = None if normalizer["mean"] is None else float(normalizer["mean"])
-        self.normalizer.std = None if normalizer["std"] is None else float(normalizer["std"])
-        self.normalizer.n_updates = int(normalizer["n_updates"])
-        self.ep_info_buffer = deque(state["ep_info_buffer"], maxlen=self._stats_window_size)
-        self._restore_extra_state(state["extra"])
+        return load_agent(cls, path, env, device, **kwargs)
 
     def _extra_state(self) -> dict[str, Any]:
         """JSON-ready state a subclass adds to the agent file; none here."""
@@ -677,16 +472,6 @@ def check_finite_loss(loss: torch.Tensor, what: str, n_updates: int, learning_ra
             f"training diverged: {what} is {float(loss.detach())} after {n_updates} updates "
             f"(learning_rate={learning_rate}); lower the learning rate, or start again from the pretrained model"
         )
-
-
-def _listed(names: list[str]) -> str:
-    """``"A"``, ``"A and B"``, ``"A, B and C"``."""
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
-
-
-def _subclasses(cls: type[DGPO]) -> list[type[DGPO]]:
-    """Every subclass of ``cls`` defined so far, depth first."""
-    return [sub for direct in cls.__subclasses__() for sub in (direct, *_subclasses(direct))]
 
 
 def _as_config(config: object) -> DGPOConfig:

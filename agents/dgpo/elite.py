@@ -169,8 +169,6 @@ class EliteDGPO(DGPO):
         ValueError: For a setting out of range.
     """
 
-    other_keywords: ClassVar[frozenset[str]] = DGPO.other_keywords | {"elite"}
-    settings_sources: ClassVar[tuple[str, ...]] = ("config", "elite")
     settings_classes: ClassVar[dict[str, type[Settings]]] = {"config": DGPOConfig, "elite": EliteConfig}
     elite: EliteConfig
     archive: CellArchive

@@ -174,8 +174,6 @@ class ParetoSurrogateDGPO(SurrogateDGPO):
         KeyError: If a look-up's ``info`` lacks an objective's field (an environment of an older version).
     """
 
-    other_keywords: ClassVar[frozenset[str]] = SurrogateDGPO.other_keywords | {"pareto"}
-    settings_sources: ClassVar[tuple[str, ...]] = ("config", "elite", "surrogate", "pareto")
     settings_classes: ClassVar[dict[str, type[Settings]]] = {
         **SurrogateDGPO.settings_classes,
         "pareto": ParetoConfig,

@@ -114,8 +114,6 @@ class SurrogateDGPO(EliteDGPO):
         ValueError: For a setting out of range.
     """
 
-    other_keywords: ClassVar[frozenset[str]] = EliteDGPO.other_keywords | {"surrogate"}
-    settings_sources: ClassVar[tuple[str, ...]] = ("config", "elite", "surrogate")
     settings_classes: ClassVar[dict[str, type[Settings]]] = {
         "config": DGPOConfig,
         "elite": EliteConfig,

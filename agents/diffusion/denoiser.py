@@ -28,9 +28,10 @@ callers must not multiply such log-probabilities by zero probabilities (``0 · -
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -64,6 +65,7 @@ class DenoiserConfig:
             and the permutation test).
     """
 
+    architecture: ClassVar[str] = "transformer"
     hidden_dim: int = 64
     edge_dim: int = 16
     n_layers: int = 4
@@ -123,10 +125,18 @@ def sinusoidal_features(x: Tensor, dim: int, scale: float) -> Tensor:
     Returns:
         ``[..., dim]`` features.
     """
-    half = dim // 2
-    freqs = torch.exp(-math.log(SINUSOID_BASE) * torch.arange(half, dtype=torch.float32) / half)  # [dim/2]
-    angles = x.to(torch.float32)[..., None] * scale * freqs  # [..., dim/2]
+    angles = x.to(torch.float32)[..., None] * scale * _frequencies(dim)  # [..., dim/2]
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
+
+
+@functools.lru_cache(maxsize=64)
+def _frequencies(dim: int) -> Tensor:
+    """``ω_k = base^(-2k/dim)``, ``k < dim/2``: ``float32[dim/2]`` (cached: every forward pass needs them).
+
+    The cached tensor is shared: callers must not modify it in place.
+    """
+    half = dim // 2
+    return torch.exp(-math.log(SINUSOID_BASE) * torch.arange(half, dtype=torch.float32) / half)
 
 
 class _EdgeGatedAttention(nn.Module):

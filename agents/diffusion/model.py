@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.functional import one_hot
 
-from agents.diffusion.denoiser import DenoiserConfig, GraphTransformerDenoiser
+from agents.diffusion.architectures import AnyDenoiserConfig, Denoiser, build_denoiser, denoiser_config_from_dict
 from dgpo_env.diffusion.marginals import Marginals
 from dgpo_env.diffusion.noise import NoiseProcess, categorical_log_prob, sample_categorical
 from dgpo_env.diffusion.schedule import DEFAULT_DIFFUSION_STEPS
@@ -115,7 +115,7 @@ class DiffusionModel(nn.Module):
 
     def __init__(
         self,
-        denoiser: GraphTransformerDenoiser,
+        denoiser: Denoiser,
         noise: NoiseProcess,
         space: SearchSpace,
         info: dict[str, Any] | None = None,
@@ -139,7 +139,7 @@ class DiffusionModel(nn.Module):
         space: SearchSpace,
         marginals: Marginals | None = None,
         diffusion_steps: int = DEFAULT_DIFFUSION_STEPS,
-        config: DenoiserConfig | None = None,
+        config: AnyDenoiserConfig | None = None,
         seed: int | None = None,
         info: dict[str, Any] | None = None,
     ) -> DiffusionModel:
@@ -149,7 +149,8 @@ class DiffusionModel(nn.Module):
             space: The search space.
             marginals: The prior / limit distribution ``m`` (default uniform over allowed values).
             diffusion_steps: ``T``.
-            config: Denoiser size.
+            config: Denoiser architecture and size (a `DenoiserConfig` for the transformer, an
+                `MLPDenoiserConfig` for the MLP; default the transformer's defaults).
             seed: Seeds the weight initialisation (a local ``torch`` RNG fork; ``None``: torch's state).
             info: Stored with the model.
         """
@@ -157,7 +158,7 @@ class DiffusionModel(nn.Module):
         with torch.random.fork_rng(devices=[], enabled=seed is not None):
             if seed is not None:
                 torch.manual_seed(seed)
-            denoiser = GraphTransformerDenoiser.for_space(space, config)
+            denoiser = build_denoiser(space, config)
         return cls(denoiser, noise, space, info)
 
     # ------------------------------------------------------------------ prediction
@@ -167,9 +168,18 @@ class DiffusionModel(nn.Module):
         return self.noise.diffusion_steps
 
     def logits(self, nodes: Tensor, edges: Tensor, t: int | Tensor) -> tuple[Tensor, Tensor]:
-        """Clean-graph logits ``([B, N, K], [B, M, K_e])`` (disallowed values ``-inf``)."""
-        batch = nodes.shape[0]
-        times = self.noise.times(t, batch)
+        """Clean-graph logits ``([B, N, K], [B, M, K_e])`` (disallowed values ``-inf``).
+
+        Raises:
+            ValueError: If ``t`` is not one time in ``0..T`` per graph.
+        """
+        return self.logits_at(nodes, edges, self.noise.times(t, nodes.shape[0]))
+
+    def logits_at(self, nodes: Tensor, edges: Tensor, times: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`logits` for ``int64[B]`` times the caller has checked to lie in ``0..T`` (no check).
+
+        The policy's forward pass uses it: its schedule lookup already refuses every other time.
+        """
         x = one_hot(nodes, self.space.n_node_types).float()  # [B, N, K]
         e = one_hot(edges, self.space.n_edge_types).float()  # [B, M, K_e]
         return self.denoiser(x, e, times.float() / self.diffusion_steps)
@@ -392,7 +402,7 @@ class DiffusionModel(nn.Module):
                 search_space if isinstance(search_space, SearchSpace) else search_space_by_name(data["search_space"])
             )
             noise = NoiseProcess.from_dict(data["noise"])
-            denoiser = GraphTransformerDenoiser.for_space(space, DenoiserConfig.from_dict(data["denoiser_config"]))
+            denoiser = build_denoiser(space, denoiser_config_from_dict(data["denoiser_config"]))
             denoiser.load_state_dict(data["state_dict"])
             return cls(denoiser, noise, space, data.get("info"))
         except (KeyError, ValueError, RuntimeError, TypeError) as err:

@@ -11,10 +11,9 @@ mean over the *free* positions of its kind (fixed positions have a single allowe
 CE is exactly 0 and would only dilute the mean). On NAS-Bench-201 every edge is fixed, so the loss
 is the node term alone.
 
-Training sets (:func:`select_training_cells`): every cell of the space, a random ``fraction`` of
-it, and/or the cells whose validation accuracy is below ``max_val_acc`` (the paper's "filtered"
-out-of-distribution set, 85% on NB201). Labels read to choose the set go through
-:meth:`Benchmark.query`, so they are counted as queries and reported.
+Training sets are chosen by :func:`~agents.diffusion.training_cells.select_training_cells` (re-exported
+here): every cell of the space, a random ``fraction`` of it, and/or the cells whose validation accuracy is
+below ``max_val_acc``.
 """
 
 from __future__ import annotations
@@ -30,8 +29,11 @@ from torch import Tensor
 from torch.nn.functional import cross_entropy
 from tqdm.auto import tqdm
 
+from agents.diffusion.architectures import AnyDenoiserConfig
 from agents.diffusion.denoiser import DenoiserConfig
+from agents.diffusion.mlp_denoiser import MLPDenoiserConfig
 from agents.diffusion.model import DiffusionModel, DivergenceError, non_finite_tensors
+from agents.diffusion.training_cells import CellSelection, check_selection, select_training_cells
 from dgpo_env.benchmarks.base import Benchmark
 from dgpo_env.diffusion.marginals import Marginals
 from dgpo_env.diffusion.schedule import DEFAULT_DIFFUSION_STEPS
@@ -77,7 +79,8 @@ class PretrainConfig:
         diffusion_steps: ``T``.
         marginal_smoothing: Pseudo-count of :meth:`Marginals.from_cells` (the prior ``m``).
         seed: Seeds initialisation, batching, noise and the validation split.
-        denoiser: Network size.
+        denoiser: Network architecture and size: a :class:`DenoiserConfig` (the graph transformer, the
+            default) or an :class:`~agents.diffusion.mlp_denoiser.MLPDenoiserConfig` (the fast MLP).
     """
 
     steps: int = 500
@@ -94,13 +97,14 @@ class PretrainConfig:
     diffusion_steps: int = DEFAULT_DIFFUSION_STEPS
     marginal_smoothing: float = 0.0
     seed: int = 0
-    denoiser: DenoiserConfig = field(default_factory=DenoiserConfig)
+    denoiser: AnyDenoiserConfig = field(default_factory=DenoiserConfig)
 
     def __post_init__(self) -> None:
         """Validate every field (no coercion: ``2.9`` is not a count, ``"1e-3"`` not a rate).
 
         Raises:
-            TypeError: For a field of the wrong type (``denoiser`` must be a :class:`DenoiserConfig`).
+            TypeError: For a field of the wrong type (``denoiser`` must be a :class:`DenoiserConfig` or an
+                :class:`~agents.diffusion.mlp_denoiser.MLPDenoiserConfig`).
             ValueError: For a field out of range.
         """
         for name in ("steps", "batch_size", "val_every", "diffusion_steps"):
@@ -118,15 +122,15 @@ class PretrainConfig:
             raise ValueError(f"PretrainConfig.val_fraction must be in [0, 1), got {self.val_fraction!r}")
         check_real("PretrainConfig.marginal_smoothing", self.marginal_smoothing, 0.0)
         check_count("PretrainConfig.seed", self.seed, minimum=0)
-        if not isinstance(self.denoiser, DenoiserConfig):
+        if not isinstance(self.denoiser, DenoiserConfig | MLPDenoiserConfig):
             raise TypeError(
-                f"PretrainConfig.denoiser must be a DenoiserConfig, got {self.denoiser!r} "
+                f"PretrainConfig.denoiser must be a DenoiserConfig or an MLPDenoiserConfig, got {self.denoiser!r} "
                 f"({type(self.denoiser).__name__})"
             )
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict (checkpoint-safe)."""
-        return asdict(self)
+        """Plain dict (checkpoint-safe); ``denoiser`` as its own ``to_dict()`` (an MLP's carries its tag)."""
+        return {**asdict(self), "denoiser": self.denoiser.to_dict()}
 
     def n_epochs(self, n_train: int) -> int:
         """Epochs to run on ``n_train`` cells: ``epochs``, or enough whole epochs for ``steps``."""
@@ -134,104 +138,6 @@ class PretrainConfig:
             return self.epochs
         batches = -(-n_train // self.batch_size)
         return max(1, -(-self.steps // batches))
-
-
-@dataclass(frozen=True)
-class CellSelection:
-    """A pretraining set and how it was chosen.
-
-    Attributes:
-        cells: The selected cells.
-        n_queries: Distinct benchmark queries spent on choosing them (labels read).
-        description: Human-readable rule, e.g. ``"val_acc < 85 (all cells)"``.
-        n_candidates: Number of cells the rule was applied to.
-    """
-
-    cells: list[DAG]
-    n_queries: int
-    description: str
-    n_candidates: int
-
-
-def select_training_cells(
-    benchmark: Benchmark | SearchSpace,
-    fraction: float | None = None,
-    max_val_acc: float | None = None,
-    seed: int = 0,
-    n_random: int | None = None,
-) -> CellSelection:
-    """Choose a pretraining set from every cell of ``benchmark``'s search space.
-
-    Args:
-        benchmark: The benchmark, or a search space alone (a structure prior: no data file, no
-            labels, so no ``max_val_acc``); the space must enumerate its cells unless ``n_random``
-            is given.
-        fraction: Keep a uniformly random share of the cells (e.g. ``0.07``); no labels needed.
-        max_val_acc: Keep cells whose mean validation accuracy (percent) is strictly below this;
-            every candidate's label is read with :meth:`Benchmark.query` and counted.
-        seed: Seeds the random fraction and ``n_random``.
-        n_random: Instead of listing the space, draw this many uniformly random valid cells
-            (:meth:`SearchSpace.sample_uniform`, duplicates removed) — for spaces too large to list.
-
-    Returns:
-        The :class:`CellSelection`; ``n_queries`` is the growth of ``benchmark.n_queries``.
-
-    Raises:
-        TypeError: For a ``fraction`` or ``max_val_acc`` that is not a real number, or an
-            ``n_random`` or ``seed`` that is not an integer.
-        ValueError: For a fraction outside ``(0, 1]``, a non-finite ``max_val_acc``, ``n_random < 1``,
-            ``seed < 0``, a space that cannot enumerate its cells, ``max_val_acc`` without a benchmark,
-            or an empty selection.
-    """
-    fraction, max_val_acc, n_random = _check_selection(fraction, max_val_acc, n_random)
-    seed = check_count("seed", seed, minimum=0)
-    space = benchmark if isinstance(benchmark, SearchSpace) else benchmark.search_space
-    if isinstance(benchmark, SearchSpace) and max_val_acc is not None:
-        raise ValueError("max_val_acc reads accuracies: pass a benchmark, not a search space alone")
-    rng = np.random.default_rng(seed)
-    rules = []
-    if n_random is not None:
-        cells = list(dict.fromkeys(space.sample_uniform(rng) for _ in range(n_random)))
-        rules.append(f"{len(cells)} uniformly random cells")
-    else:
-        try:
-            cells = list(space.enumerate_cells())
-        except NotImplementedError as err:
-            raise ValueError(
-                f"{space.name} cannot list its cells; draw uniformly random valid cells instead (n_random=..., "
-                "`dgpo pretrain --n-random N`) or call pretrain() with your own cells"
-            ) from err
-    if fraction is not None:
-        keep = np.sort(rng.choice(len(cells), size=max(1, round(fraction * len(cells))), replace=False))
-        cells = [cells[i] for i in keep.tolist()]
-        rules.append(f"random {fraction:.2%}")
-    n_candidates = len(cells)
-    if isinstance(benchmark, SearchSpace):
-        return CellSelection(cells, 0, " and ".join(rules) if rules else "all cells", n_candidates)
-    before = benchmark.n_queries
-    if max_val_acc is not None:
-        results = [benchmark.query(cell) for cell in cells]
-        cells = [
-            c
-            for c, r in zip(cells, results, strict=True)
-            if r.val_acc_mean is not None and r.val_acc_mean < max_val_acc
-        ]
-        rules.append(f"val_acc < {max_val_acc:g}")
-    if not cells:
-        raise ValueError(f"no cell satisfies {' and '.join(rules)}; relax the filter")
-    description = " and ".join(rules) if rules else "all cells"
-    return CellSelection(cells, benchmark.n_queries - before, description, n_candidates)
-
-
-def _check_selection(
-    fraction: object, max_val_acc: object, n_random: object
-) -> tuple[float | None, float | None, int | None]:
-    """Validate the training-set rule of :func:`select_training_cells` / :func:`pretrain_on_benchmark`."""
-    return (
-        None if fraction is None else check_real("fraction", fraction, 0.0, 1.0, open_minimum=True),
-        None if max_val_acc is None else check_real("max_val_acc", max_val_acc),
-        None if n_random is None else check_count("n_random", n_random, minimum=1),
-    )
 
 
 def cells_to_tensors(cells: Sequence[DAG]) -> tuple[Tensor, Tensor]:
@@ -460,7 +366,7 @@ def pretrain_on_benchmark(
     config = PretrainConfig() if config is None else config
     if not isinstance(config, PretrainConfig):
         raise TypeError(f"config must be a PretrainConfig or None, got {config!r} ({type(config).__name__})")
-    fraction, max_val_acc, n_random = _check_selection(fraction, max_val_acc, n_random)
+    fraction, max_val_acc, n_random = check_selection(fraction, max_val_acc, n_random)
     progress = check_bool("progress", progress)
     selection = select_training_cells(benchmark, fraction, max_val_acc, config.seed, n_random)
     space = benchmark if isinstance(benchmark, SearchSpace) else benchmark.search_space
@@ -497,3 +403,18 @@ def pretraining_summary(model: DiffusionModel, history: dict[str, Any]) -> dict[
         "final_train_loss": history["train_loss"][-1],
         "final_val_loss": history["val_loss"][-1] if history["val_loss"] else None,
     }
+
+
+__all__ = [
+    "LAMBDA_TRAIN",
+    "LR_SCHEDULES",
+    "CellSelection",
+    "PretrainConfig",
+    "cells_to_tensors",
+    "denoising_loss",
+    "pretrain",
+    "pretrain_on_benchmark",
+    "pretraining_summary",
+    "select_training_cells",
+    "validation_loss",
+]

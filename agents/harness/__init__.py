@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         SerialExecutor,
         single_torch_thread,
     )
+    from agents.harness.lock import OutputDirBusyError, output_dir_lock
     from agents.harness.outputs import ComparisonPaths, comparison_paths, comparison_settings, job_id, output_stem
     from agents.harness.ray_executor import RayExecutor
     from agents.harness.registry import (
@@ -82,6 +83,7 @@ _SUBMODULE: dict[str, str] = {
     "LocalExecutor": "executor",
     "MethodFn": "registry",
     "MethodSummary": "report",
+    "OutputDirBusyError": "lock",
     "OutputDirError": "comparison",
     "OutputsExistError": "store",
     "RayExecutor": "ray_executor",
@@ -101,6 +103,7 @@ _SUBMODULE: dict[str, str] = {
     "installed_peer_methods": "registry",
     "job_id": "outputs",
     "known_envs": "registry",
+    "output_dir_lock": "lock",
     "output_stem": "outputs",
     "plot_comparison": "report",
     "prepare_outputs": "store",
@@ -146,6 +149,7 @@ __all__ = [
     "LocalExecutor",
     "MethodFn",
     "MethodSummary",
+    "OutputDirBusyError",
     "OutputDirError",
     "OutputsExistError",
     "RayExecutor",
@@ -165,6 +169,7 @@ __all__ = [
     "installed_peer_methods",
     "job_id",
     "known_envs",
+    "output_dir_lock",
     "output_stem",
     "plot_comparison",
     "prepare_outputs",

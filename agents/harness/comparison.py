@@ -12,28 +12,30 @@ from __future__ import annotations
 import dataclasses
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from contextlib import closing
+from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import Any
 
 from agents.baselines import SearchResult
 from agents.harness.executor import Executor, Job, JobResult, LocalExecutor, SerialExecutor, single_torch_thread
+from agents.harness.lock import OutputDirBusyError, output_dir_lock
 from agents.harness.outputs import (
     ComparisonPaths,
     checked_run,
     comparison_paths,
     comparison_settings,
     job_id,
+    legacy_paths,
     output_stem,
     runs_in_json,
     runs_in_store,
 )
 from agents.harness.registry import (
-    MULTI_OBJECTIVE_METHODS,
     MethodFn,
     available_methods,
     benchmark_kwargs_for,
     build_benchmark,
+    check_task_fits,
     get_method,
 )
 from agents.harness.report import (
@@ -177,6 +179,8 @@ def run_comparison(
         ValueError: For unknown methods or environments, bad counts, both ``resume`` and
             ``force``. Raised before any run starts and before anything is written, like its subclasses:
             :class:`OutputDirError` (``out_dir`` not writable; names the path and the reason),
+            :class:`~agents.harness.lock.OutputDirBusyError` (another process is running a comparison
+            in ``out_dir``: one run per directory, see :mod:`agents.harness.lock`),
             :class:`~agents.harness.store.OutputsExistError` (outputs exist, neither ``resume`` nor
             ``force``), :class:`~agents.harness.store.SettingsMismatchError` (resuming from
             different settings), :class:`~agents.harness.store.DamagedOutputError` (resuming from a
@@ -196,9 +200,7 @@ def run_comparison(
     if resume and out_dir is None:
         raise ValueError("resuming needs an output directory (out_dir)")
     methods = {name: get_method(name) for name in dict.fromkeys(algos)}
-    needs = sorted(MULTI_OBJECTIVE_METHODS & set(methods))
-    if needs and objectives is None:
-        raise ValueError(f"{', '.join(needs)}: multi-objective methods; give objectives (--objectives acc,latency)")
+    check_task_fits(methods, objectives, reward)
     benchmark_kwargs = benchmark_kwargs_for(env, table_path, objectives, reward)
     if objectives is not None:
         from agents.harness.pareto import require_moocore
@@ -207,100 +209,122 @@ def run_comparison(
             require_moocore()  # the Pareto report's library, checked before any run
         except ImportError as err:
             raise ValueError(str(err)) from None
-    if out_dir is not None:
-        try:
-            ensure_writable_dir(out_dir)
-        except OSError as err:
-            raise OutputDirError(str(err.strerror or err)) from err
-    reference = build_benchmark(benchmark_kwargs)
-    if isinstance(reference, ConstrainedBenchmark):
-        _ = reference.oracle  # a budget no cell meets, or a space with no known best cell, fails before any run
-    settings = comparison_settings(env, benchmark_kwargs, max_queries, list(methods), seed_list)
-    paths = (
-        None if out_dir is None else comparison_paths(out_dir, reference.name, max_queries, list(methods), seed_list)
-    )
-    store = None if paths is None else RunStore(paths.store)
-    results: dict[tuple[str, int], SearchResult] = {}
-    if paths is not None and store is not None:
-        json_path, run_store = paths.json, store
-        nothing = resume and not json_path.exists() and not json_path.is_symlink() and not store.exists()
-
-        def read_finished() -> None:  # every check before the store is created (prepare_outputs)
-            results.update(runs_in_json(json_path, settings))
-            results.update(runs_in_store(run_store, settings))  # a stored run is newer than the JSON's
-
-        prepare_outputs(
-            [paths.json, paths.png, paths.pareto_png], store, settings, resume=resume, force=force, check=read_finished
-        )
-        if nothing and echo:
-            print(NOTHING_TO_RESUME, file=sys.stderr)
-
-    failure, interrupted = _run_missing(
-        methods, benchmark_kwargs, seed_list, max_queries, n_jobs, executor, store, results, progress, reference.name
-    )
-    if store is not None and (failure is not None or interrupted):
-        for job, record in store.load().items():  # a run stored just as Ctrl-C came is in the store, not yet in results
+    with ExitStack() as held:
+        if out_dir is not None:
             try:
-                result = checked_run(record, store.path(job), settings, job)
-            except DamagedOutputError:
-                continue
-            results.setdefault((result.method, result.seed), result)
+                ensure_writable_dir(out_dir)
+            except OSError as err:
+                raise OutputDirError(str(err.strerror or err)) from err
+            held.enter_context(output_dir_lock(out_dir))  # one run per directory, until this one returns
+        reference = build_benchmark(benchmark_kwargs)
+        if isinstance(reference, ConstrainedBenchmark):
+            _ = reference.oracle  # a budget no cell meets, or a space with no known best cell, fails before any run
+        settings = comparison_settings(env, benchmark_kwargs, max_queries, list(methods), seed_list)
+        paths = None
+        if out_dir is not None:
+            naming = (out_dir, reference.name, max_queries, list(methods), seed_list)
+            paths = comparison_paths(*naming, benchmark_kwargs.get("objectives"))
+            if resume and not any(p.exists() or p.is_symlink() for p in (paths.json, paths.store)):
+                paths = legacy_paths(*naming, settings) or paths  # named before objectives were in names
+        store = None if paths is None else RunStore(paths.store)
+        results: dict[tuple[str, int], SearchResult] = {}
+        if paths is not None and store is not None:
+            json_path, run_store = paths.json, store
+            nothing = resume and not json_path.exists() and not json_path.is_symlink() and not store.exists()
 
-    runs = {m: [results[m, s] for s in seed_list if (m, s) in results] for m in methods}
-    runs = {m: rs for m, rs in runs.items() if rs}
-    points = tuple(sorted({int(q) for q in checkpoints if 0 < q < max_queries}))
-    oracle = reference.oracle
-    comparison = Comparison(
-        env=env,
-        benchmark_kwargs=benchmark_kwargs,
-        benchmark=reference.name,
-        max_queries=max_queries,
-        seeds=seed_list,
-        oracle_val_acc=oracle.val_acc,
-        oracle_test_acc=oracle.test_acc,
-        runs=runs,
-        summaries=[summarise(name, rs, oracle.val_acc, points) for name, rs in runs.items()],
-        checkpoints=points,
-        methods=list(methods),
-        missing=[(m, s) for m in methods for s in seed_list if (m, s) not in results],
-    )
-    pareto = None
-    if objectives is not None and runs:
-        from agents.harness.pareto import ObjectiveTable, pareto_report
+            def read_finished() -> None:  # every check before the store is created (prepare_outputs)
+                results.update(runs_in_json(json_path, settings))
+                results.update(runs_in_store(run_store, settings))  # a stored run is newer than the JSON's
 
-        table = ObjectiveTable.build(reference, benchmark_kwargs["objectives"])
-        pareto = pareto_report(runs, table, points, max_queries)
-        comparison.pareto = pareto.to_dict()
-    if paths is not None and store is not None and runs:
-        comparison.json_path, comparison.png_path = paths.json, paths.png
-        if pareto is not None:
-            from agents.harness.pareto import plot_pareto
+            prepare_outputs(
+                [paths.json, paths.png, paths.pareto_png],
+                store,
+                settings,
+                resume=resume,
+                force=force,
+                check=read_finished,
+            )
+            if nothing and echo:
+                print(NOTHING_TO_RESUME, file=sys.stderr)
 
-            plot_pareto(pareto, paths.pareto_png, reference.name)
-        atomic_write_text(paths.json, dumps_json(comparison.to_dict()) + "\n")
-        plot_comparison(comparison, paths.png, log_x=log_x)
-        if comparison.complete:
-            store.remove()  # the JSON now holds every run
-    if echo:
-        if runs:
-            print(comparison.table())
+        failure, interrupted = _run_missing(
+            methods,
+            benchmark_kwargs,
+            seed_list,
+            max_queries,
+            n_jobs,
+            executor,
+            store,
+            results,
+            progress,
+            reference.name,
+        )
+        if store is not None and (failure is not None or interrupted):
+            for (
+                job,
+                record,
+            ) in store.load().items():  # a run stored just as Ctrl-C came is in the store, not yet in results
+                try:
+                    result = checked_run(record, store.path(job), settings, job)
+                except DamagedOutputError:
+                    continue
+                results.setdefault((result.method, result.seed), result)
+
+        runs = {m: [results[m, s] for s in seed_list if (m, s) in results] for m in methods}
+        runs = {m: rs for m, rs in runs.items() if rs}
+        points = tuple(sorted({int(q) for q in checkpoints if 0 < q < max_queries}))
+        oracle = reference.oracle
+        comparison = Comparison(
+            env=env,
+            benchmark_kwargs=benchmark_kwargs,
+            benchmark=reference.name,
+            max_queries=max_queries,
+            seeds=seed_list,
+            oracle_val_acc=oracle.val_acc,
+            oracle_test_acc=oracle.test_acc,
+            runs=runs,
+            summaries=[summarise(name, rs, oracle.val_acc, points) for name, rs in runs.items()],
+            checkpoints=points,
+            methods=list(methods),
+            missing=[(m, s) for m in methods for s in seed_list if (m, s) not in results],
+        )
+        pareto = None
+        if objectives is not None and runs:
+            from agents.harness.pareto import ObjectiveTable, pareto_report
+
+            table = ObjectiveTable.build(reference, benchmark_kwargs["objectives"])
+            pareto = pareto_report(runs, table, points, max_queries)
+            comparison.pareto = pareto.to_dict()
+        if paths is not None and store is not None and runs:
+            comparison.json_path, comparison.png_path = paths.json, paths.png
             if pareto is not None:
-                print(pareto.table())
-        written = [comparison.json_path, comparison.png_path]
-        if pareto is not None and paths is not None:
-            written.append(paths.pareto_png)
-        for path in written:
-            if path is not None:
-                print(f"wrote {path}")
-        sys.stdout.flush()
-    store_dir = None if store is None or not store.exists() else store.directory
-    if failure is not None:
-        method, seed = failure[1]
-        message = f"run {method!r} seed {seed} failed:\n{failure[0].error}"
-        raise ComparisonFailed(message, failure[0], comparison, store_dir)
-    if interrupted:
-        raise ComparisonInterrupted(comparison, store_dir)
-    return comparison
+                from agents.harness.pareto import plot_pareto
+
+                plot_pareto(pareto, paths.pareto_png, reference.name)
+            atomic_write_text(paths.json, dumps_json(comparison.to_dict()) + "\n")
+            plot_comparison(comparison, paths.png, log_x=log_x)
+            if comparison.complete:
+                store.remove()  # the JSON now holds every run
+        if echo:
+            if runs:
+                print(comparison.table())
+                if pareto is not None:
+                    print(pareto.table())
+            written = [comparison.json_path, comparison.png_path]
+            if pareto is not None and paths is not None:
+                written.append(paths.pareto_png)
+            for path in written:
+                if path is not None:
+                    print(f"wrote {path}")
+            sys.stdout.flush()
+        store_dir = None if store is None or not store.exists() else store.directory
+        if failure is not None:
+            method, seed = failure[1]
+            message = f"run {method!r} seed {seed} failed:\n{failure[0].error}"
+            raise ComparisonFailed(message, failure[0], comparison, store_dir)
+        if interrupted:
+            raise ComparisonInterrupted(comparison, store_dir)
+        return comparison
 
 
 def _run_missing(
@@ -354,6 +378,7 @@ __all__ = [
     "ComparisonFailed",
     "ComparisonInterrupted",
     "ComparisonPaths",
+    "OutputDirBusyError",
     "OutputDirError",
     "comparison_paths",
     "comparison_settings",

@@ -49,18 +49,28 @@ def _tag(values: Sequence[Any]) -> str:
     return hashlib.sha256(json.dumps(list(values)).encode()).hexdigest()[:8]
 
 
-def output_stem(benchmark: str, max_queries: int, methods: Sequence[str], seeds: Sequence[int]) -> str:
+def output_stem(
+    benchmark: str,
+    max_queries: int,
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    objectives: Sequence[str] | None = None,
+) -> str:
     """File name, without suffix, of a comparison's outputs: ``compare_<benchmark>_<Q>q_<S>seeds_<m1+m2>``.
 
-    Seeds other than ``0..S-1`` add an 8-hex sha256 tag of the list (``3seeds-1a2b3c4d``); a method
-    list longer than :data:`MAX_METHODS_IN_NAME` characters, or with characters unsafe in file names,
-    becomes ``<M>methods-<tag>``. Methods keep the order given (it is the order of the JSON).
+    A multi-objective comparison adds its objectives to the benchmark part
+    (``compare_nb201-cifar10-acc-vs-latency_200q_...``), as a budgeted benchmark's name carries its budgets
+    (``nb201-cifar10-lat12ms``), so comparisons of other objectives never share files. Seeds other than
+    ``0..S-1`` add an 8-hex sha256 tag of the list (``3seeds-1a2b3c4d``); a method list longer than
+    :data:`MAX_METHODS_IN_NAME` characters, or with characters unsafe in file names, becomes
+    ``<M>methods-<tag>``. Methods keep the order given (it is the order of the JSON).
 
     Args:
         benchmark: The benchmark's name (``"nb201-cifar10"``).
         max_queries: Budget per run.
         methods: Method names, in order.
         seeds: The seeds.
+        objectives: The metric names of a multi-objective comparison, in order (``None``: single-objective).
 
     Returns:
         E.g. ``"compare_nb201-cifar10_300q_3seeds_rs+rea+ls"``.
@@ -71,20 +81,65 @@ def output_stem(benchmark: str, max_queries: int, methods: Sequence[str], seeds:
     joined = "+".join(methods)
     safe = len(joined) <= MAX_METHODS_IN_NAME and all(_SAFE_NAME.match(m) for m in methods)
     method_part = joined if safe else f"{len(methods)}methods-{_tag(methods)}"
+    if objectives:
+        benchmark = f"{benchmark}-{'-vs-'.join(objectives)}"
     return f"compare_{benchmark}_{max_queries}q_{seed_part}_{method_part}"
 
 
 def comparison_paths(
-    out_dir: str | Path, benchmark: str, max_queries: int, methods: Sequence[str], seeds: Sequence[int]
+    out_dir: str | Path,
+    benchmark: str,
+    max_queries: int,
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    objectives: Sequence[str] | None = None,
 ) -> ComparisonPaths:
     """The JSON, plot and store paths of a comparison under ``out_dir`` (see :func:`output_stem`).
 
     The suffixes are appended to the stem (never ``Path.with_suffix``, which would cut a method name
     such as ``rs.v2`` at its dot and give two comparisons the same files).
     """
-    stem = output_stem(benchmark, max_queries, methods, seeds)
+    stem = output_stem(benchmark, max_queries, methods, seeds, objectives)
     out = Path(out_dir)
     return ComparisonPaths(out / f"{stem}.json", out / f"{stem}.png", out / f"{stem}.runs")
+
+
+def legacy_paths(
+    out_dir: str | Path,
+    benchmark: str,
+    max_queries: int,
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    settings: Mapping[str, Any],
+) -> ComparisonPaths | None:
+    """The outputs of the same multi-objective comparison under the name it had before objectives were in names.
+
+    Older versions named a multi-objective comparison like a single-objective one (no objectives in the
+    stem). Their outputs are resumed only if they were made with the same objectives (read from the JSON
+    or the store's manifest); outputs of other objectives are left alone, so they never mix.
+
+    Args:
+        out_dir: The output directory.
+        benchmark: The benchmark's name.
+        max_queries: Budget per run.
+        methods: Method names, in order.
+        seeds: The seeds.
+        settings: This comparison's :func:`comparison_settings` (with ``benchmark_kwargs["objectives"]``).
+
+    Returns:
+        The old-named paths if they hold outputs of these objectives, else ``None``.
+    """
+    objectives = settings["benchmark_kwargs"].get("objectives")
+    if not objectives:
+        return None
+    paths = comparison_paths(out_dir, benchmark, max_queries, methods, seeds)
+    try:
+        recorded = read_json_object(paths.json, "a comparison JSON") or RunStore(paths.store).settings() or {}
+    except DamagedOutputError:
+        return None  # not resumable under the old name; the new name starts afresh
+    kwargs = recorded.get("benchmark_kwargs")
+    same = isinstance(kwargs, Mapping) and kwargs.get("objectives") == list(objectives)
+    return paths if same else None
 
 
 def comparison_settings(

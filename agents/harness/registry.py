@@ -34,7 +34,7 @@ or, without importing that module until the method is used, ``register_method("d
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -75,6 +75,10 @@ PEER_METHODS: dict[str, str] = {
 
 MULTI_OBJECTIVE_METHODS: frozenset[str] = frozenset({"nsga2", "motpe", "dgpo-mo", "dgpo-mo-gp"})
 """Methods that optimise the run spec's ``"objectives"``: a comparison with them needs objectives."""
+
+BUDGET_METHODS: frozenset[str] = frozenset({"dgpo-constrained"})
+"""Methods that optimise accuracy under the run spec's budgets: a comparison with them needs a budget and no
+objectives (single-objective; without a budget ``dgpo-constrained`` would be ``dgpo-surrogate`` renamed)."""
 
 _REGISTRY: dict[str, MethodFn | str] = {}
 _RESOLVED: dict[str, MethodFn] = {}
@@ -217,6 +221,36 @@ def build_benchmark(benchmark_kwargs: Mapping[str, Any]) -> Benchmark:
     return ConstrainedBenchmark(benchmark, budget, ledger=benchmark.ledger)
 
 
+def check_task_fits(methods: Iterable[str], objectives: Sequence[str] | None, reward: Mapping[str, Any] | None) -> None:
+    """Refuse methods that cannot optimise the task a comparison's ``objectives`` and ``reward`` describe.
+
+    Args:
+        methods: Method names.
+        objectives: The comparison's objectives (``None``: single-objective).
+        reward: The RL methods' reward options (budgets among them: :data:`BUDGET_KEYS`).
+
+    Raises:
+        ValueError: For a multi-objective method (:data:`MULTI_OBJECTIVE_METHODS`) without objectives, or
+            a budget method (:data:`BUDGET_METHODS`) with objectives or without a budget; the message
+            names the methods and the flag that fixes it.
+    """
+    names = set(methods)
+    needs = ", ".join(sorted(MULTI_OBJECTIVE_METHODS & names))
+    if needs and objectives is None:
+        raise ValueError(f"{needs}: multi-objective methods; give objectives (--objectives acc,latency)")
+    budgeted = ", ".join(sorted(BUDGET_METHODS & names))
+    if budgeted and objectives is not None:
+        raise ValueError(
+            f"{budgeted}: accuracy under budgets, a single objective; drop --objectives (or compare dgpo-mo, "
+            "dgpo-mo-gp for a trade-off)"
+        )
+    if budgeted and not any((reward or {}).get(key) is not None for key in BUDGET_KEYS):
+        raise ValueError(
+            f"{budgeted}: ranks cells by the chance they meet a budget; give one (--max-latency-ms 12, "
+            "--max-params-m or --max-train-time-s), or compare dgpo-surrogate without budgets"
+        )
+
+
 def known_envs() -> tuple[str, ...]:
     """Every environment id or shorthand :func:`benchmark_kwargs_for` accepts (besides ``nb201:<dataset>``)."""
     from dgpo_env.registration import ENV_SPECS
@@ -299,6 +333,7 @@ def benchmark_kwargs_for(
 __all__ = [
     "BENCHMARK_SHORTHANDS",
     "BUDGET_KEYS",
+    "BUDGET_METHODS",
     "DIFFUSION_METHODS",
     "MULTI_OBJECTIVE_METHODS",
     "PEER_METHODS",
@@ -307,6 +342,7 @@ __all__ = [
     "available_methods",
     "benchmark_kwargs_for",
     "build_benchmark",
+    "check_task_fits",
     "get_method",
     "installed_peer_methods",
     "known_envs",

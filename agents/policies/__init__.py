@@ -4,15 +4,15 @@ from agents.policies.budget import BUDGET_EXHAUSTED, apply_budget, env_ledger
 from agents.policies.callbacks import QueryBudgetCallback, QueryProgressCallback
 from agents.policies.compat import check_model_spaces, check_model_task, resolve_model
 from agents.policies.diffusion_policy import (
-    LOG_ZERO,
     DiffusionPolicyMixin,
     GraphDiffusionPolicy,
     MaskableGraphDiffusionPolicy,
-    safe_log,
 )
 from agents.policies.distributions import (
+    LOG_ZERO,
     FusedMultiCategoricalDistribution,
     MaskableFusedMultiCategoricalDistribution,
+    safe_log,
 )
 from agents.policies.envs import make_env_for_model
 from agents.policies.observations import GraphBatch, GraphCriticFeatures, graph_from_obs

@@ -44,15 +44,11 @@ from agents.policies.distributions import (
     FusedCategoricalsMixin,
     FusedMultiCategoricalDistribution,
     MaskableFusedMultiCategoricalDistribution,
+    safe_log,
 )
 from agents.policies.observations import GraphBatch, GraphCriticFeatures, graph_from_obs
 from agents.policies.reverse_step import ScheduledReverseStep
 from dgpo_env.envs.graph_denoise import DenoiseTask
-
-LOG_ZERO = float(torch.finfo(torch.float32).min)
-"""``log 0`` as the action distribution stores it: finite (as ``torch.distributions`` clamps it), so
-that ``0 · log 0 = 0`` in every entropy and no NaN arises; ``exp(LOG_ZERO) == 0`` exactly, so a value
-of probability 0 is never sampled."""
 
 DEFAULT_CRITIC_ARCH: tuple[int, ...] = (64, 64)
 """Hidden layer sizes of the value MLP."""
@@ -62,20 +58,6 @@ FUSED_OPTIMIZERS: tuple[type[torch.optim.Optimizer], ...] = (torch.optim.Adam, t
 
 IMPLEMENTATION_KEYS = ("fused", "foreach", "differentiable")
 """Optimizer arguments that choose an implementation; if any is given, the caller's choice stands."""
-
-
-def safe_log(probs: Tensor) -> Tensor:
-    """``log probs`` with ``log 0 = LOG_ZERO``; the gradient at zero entries is 0 (never NaN).
-
-    Args:
-        probs: ``[...]`` probabilities (``>= 0``).
-
-    Returns:
-        ``[...]`` log-probabilities, same dtype.
-    """
-    positive = probs > 0
-    logs = torch.log(torch.where(positive, probs, torch.ones_like(probs)))
-    return torch.where(positive, logs, torch.full_like(probs, LOG_ZERO))
 
 
 def critic_arch(net_arch: list[int] | dict[str, list[int]] | None) -> list[int]:
@@ -154,6 +136,7 @@ class DiffusionPolicyMixin:
     init_weights: Any
     on_schedule: Tensor  # bool[T + 1] buffer: times at which an action is taken
     next_time: Tensor  # int64[T + 1] buffer: the next time on the schedule
+    value_slots: Tensor  # bool[E, K_max] buffer: the real values of each entry in the padded layout
 
     def __init__(
         self,
@@ -190,6 +173,9 @@ class DiffusionPolicyMixin:
         self.register_buffer("on_schedule", on_schedule, persistent=False)  # type: ignore[attr-defined]
         self.register_buffer("next_time", next_time, persistent=False)  # type: ignore[attr-defined]
         self.reverse_step = ScheduledReverseStep(diffusion.noise, task.timesteps)
+        nvec = torch.tensor(action_space.nvec.tolist(), dtype=torch.int64)  # [E]
+        value_slots = torch.arange(self.reverse_step.width) < nvec[:, None]  # [E, K_max]: real values, not padding
+        self.register_buffer("value_slots", value_slots, persistent=False)  # type: ignore[attr-defined]
         trainable = [p for p in self.parameters() if p.requires_grad]  # type: ignore[attr-defined]
         optimizer_kwargs = optimizer_kwargs_for(self.optimizer_class, self.optimizer_kwargs)
         self.optimizer = self.optimizer_class(trainable, lr=lr_schedule(1), **optimizer_kwargs)  # type: ignore[call-arg]
@@ -236,21 +222,47 @@ class DiffusionPolicyMixin:
             )
         return self.next_time[t]
 
+    def reverse_step_entry_probs(self, graph: GraphBatch) -> Tensor:
+        """``p_θ(G_s | G_t)`` of every value of every action entry: ``float64[B, E, K_max]`` (padding 0).
+
+        The layout of the action distribution (:mod:`agents.policies.distributions`): entry ``e``'s
+        values are ``[e, :nvec[e]]``, each entry's probabilities sum to 1.
+
+        Raises:
+            ValueError: If some ``t`` is not a non-final time of the policy's schedule.
+        """
+        try:
+            self.reverse_step.steps(graph.t)
+        except ValueError as err:
+            raise ValueError(
+                f"{err}: the policy was built with another environment's task "
+                "(e.g. other n_steps), or it was asked to act at t = 0; build the policy with "
+                "task=env.unwrapped.task of the env it acts in"
+            ) from err
+        node_logits, edge_logits = self.model.logits_at(graph.nodes, graph.edges, graph.t)  # t checked above
+        x0_probs = self.reverse_step.free_entries(node_logits, edge_logits, float("-inf")).softmax(-1)  # p̂(x_0 | G_t)
+        return self.reverse_step(torch.cat([graph.nodes, graph.edges], dim=1), graph.t, x0_probs)
+
     def reverse_step_log_probs(self, graph: GraphBatch) -> Tensor:
         """``log p_θ(G_s | G_t)`` of every value of every action entry: ``float32[B, sum(nvec)]``.
 
         Entries of probability 0 hold :data:`LOG_ZERO`; each entry's block sums to 1 in probability.
         """
-        self.next_times(graph.t)  # refuses times off the schedule
-        node_x0, edge_x0 = self.model.clean_probs(graph.nodes, graph.edges, graph.t)  # p̂(x_0 | G_t)
-        node_probs, edge_probs = self.reverse_step(graph.nodes, graph.edges, graph.t, node_x0, edge_x0)
-        return safe_log(torch.cat([node_probs.flatten(1), edge_probs.flatten(1)], dim=1)).to(torch.float32)
+        probs = self.reverse_step_entry_probs(graph)  # [B, E, K_max]
+        return safe_log(probs[:, self.value_slots]).to(torch.float32)  # padding dropped: [B, sum(nvec)]
 
     def _distribution(self, obs: PyTorchObs, action_masks: np.ndarray | Tensor | None = None) -> Distribution:
-        """The SB3 multi-categorical distribution of the reverse step (masks applied if given)."""
+        """The SB3 multi-categorical distribution of the reverse step (masks applied if given).
+
+        The fused distributions take the probabilities in their own layout; any other SB3
+        multi-categorical distribution (a reference in the tests) gets the flat log-probabilities.
+        """
         assert isinstance(obs, dict), "a graph-diffusion policy needs Dict observations"
-        log_probs = self.reverse_step_log_probs(graph_from_obs(obs))
-        dist = self.action_dist.proba_distribution(action_logits=log_probs)  # type: ignore[call-arg]
+        graph = graph_from_obs(obs)
+        if isinstance(self.action_dist, FusedCategoricalsMixin):
+            dist: Distribution = self.action_dist.proba_distribution_from_probs(self.reverse_step_entry_probs(graph))  # type: ignore[assignment]
+        else:
+            dist = self.action_dist.proba_distribution(action_logits=self.reverse_step_log_probs(graph))  # type: ignore[call-arg]
         if action_masks is not None:
             if not isinstance(dist, MaskableDistribution):
                 raise ValueError("action_masks need MaskableGraphDiffusionPolicy (sb3_contrib.MaskablePPO)")

@@ -28,6 +28,11 @@ from sb3_contrib.common.maskable.distributions import MaskableMultiCategoricalDi
 from stable_baselines3.common.distributions import MultiCategoricalDistribution
 from torch import Tensor
 
+LOG_ZERO = float(torch.finfo(torch.float32).min)
+"""``log 0`` as the action distribution stores it: finite (as ``torch.distributions`` clamps it), so
+that ``0 · log 0 = 0`` in every entropy and no NaN arises; ``exp(LOG_ZERO) == 0`` exactly, so a value
+of probability 0 is never sampled."""
+
 MASKED_LOGIT = -1e8
 """Logit of a masked-out value, as sb3-contrib's ``MaskableCategorical`` sets it."""
 
@@ -38,6 +43,20 @@ MAX_CACHED_BATCH_SIZES = 16
 """Batch sizes whose noise layout :meth:`FusedCategoricalsMixin.sample` keeps (a rollout and ``predict`` use a few)."""
 
 SelfFused = TypeVar("SelfFused", bound="FusedCategoricalsMixin")
+
+
+def safe_log(probs: Tensor) -> Tensor:
+    """``log probs`` with ``log 0 = LOG_ZERO``; the gradient at zero entries is 0 (never NaN).
+
+    Args:
+        probs: ``[...]`` probabilities (``>= 0``).
+
+    Returns:
+        ``[...]`` log-probabilities, same dtype.
+    """
+    positive = probs > 0
+    logs = torch.log(torch.where(positive, probs, torch.ones_like(probs)))
+    return torch.where(positive, logs, torch.full_like(probs, LOG_ZERO))
 
 
 class FusedCategoricalsMixin:
@@ -69,6 +88,7 @@ class FusedCategoricalsMixin:
         # flat index of every slot into [x_0 .. x_{sum n - 1}, pad]; padding slots read the pad column
         self._gather_index = torch.where(self._valid, offsets[:, None] + slots, self.n_values).flatten()  # [E K_max]
         self._dims = dims
+        self._log_zero = torch.where(self._valid, LOG_ZERO, PAD_LOGIT)  # [E, K_max]
         self._noise_indices: dict[tuple[int, str], Tensor] = {}  # (batch size, device) -> sample()'s noise layout
         self._original: Tensor | None = None  # [B, E, K_max] normalised logits before masking
         self.logits: Tensor | None = None
@@ -106,6 +126,34 @@ class FusedCategoricalsMixin:
         self._original = self._normalise(padded)
         self.masks = None
         self._set_logits(self._original)
+        return self
+
+    def proba_distribution_from_probs(self: SelfFused, probs: Tensor) -> SelfFused:
+        """Set the distribution from probabilities already in the padded ``[B, E, K_max]`` layout (masks cleared).
+
+        The entry point of a policy that computes its action probabilities in this layout (the
+        diffusion policy's reverse step, :class:`agents.policies.reverse_step.ScheduledReverseStep`):
+        no scatter into the layout and no renormalisation. For rows that sum to 1 it equals
+        :meth:`proba_distribution` of ``safe_log(probs)`` up to the float rounding of that
+        renormalisation (about 1e-7 per entry).
+
+        Args:
+            probs: ``[B, E, K_max]`` probabilities, each entry's values summing to 1, padding slots 0
+                (any float dtype; stored as ``float32``).
+
+        Raises:
+            ValueError: If the shape is not ``[B, E, K_max]``, or a probability is NaN (a diverged policy).
+        """
+        if probs.ndim != 3 or probs.shape[1:] != self._valid.shape:
+            raise ValueError(f"probs must be [B, {', '.join(map(str, self._valid.shape))}], got {list(probs.shape)}")
+        if bool(torch.isnan(probs).any()):
+            raise ValueError("the action probabilities hold NaN values: the policy diverged (lower the learning rate)")
+        positive = probs > 0
+        log_zero = self._log_zero.to(probs.device)  # [E, K_max]: LOG_ZERO on values, -inf on padding
+        logits = torch.where(positive, torch.log(torch.where(positive, probs, 1.0)), log_zero).to(torch.float32)
+        self._original = self.logits = logits
+        self.probs = probs.to(torch.float32)
+        self.masks = None
         return self
 
     def apply_masking(self, masks: np.ndarray | Tensor | None) -> None:

@@ -1,4 +1,4 @@
-"""The reverse step on a fixed time schedule, with its parameter-free part looked up instead of recomputed.
+"""The reverse step on a fixed time schedule, over all action entries at once, its parameter-free part looked up.
 
 On the environment's schedule ``T = t_K > ... > t_0 = 0`` a policy only ever takes the steps
 ``t_k -> t_{k+1}``. The posterior ``q(x_s | x_t, x_0)`` of a position and which clean values may be
@@ -6,9 +6,19 @@ mixed (:func:`~dgpo_env.diffusion.noise.reverse_step_posterior`) depend only on 
 position and its current value ``x_t``, not on the denoiser. :class:`ScheduledReverseStep` computes
 them once for every step, position and value with the same function and gathers them per batch, so
 only the mixture with the denoiser's ``p̂(x_0 | G_t)``
-(:func:`~dgpo_env.diffusion.noise.mix_reverse_step`) runs on every forward pass. The probabilities are
-those of :meth:`~dgpo_env.diffusion.noise.NoiseProcess.reverse_step_probs` (same function on the same
-inputs, elementwise), about 20 small ``float64`` tensor operations fewer per call.
+(:func:`~dgpo_env.diffusion.noise.mix_reverse_step`) runs on every forward pass.
+
+Nodes and edges are handled as one batch of ``E = N + M`` *entries* padded to ``K_max = max(K, K_e)``
+values, the layout of the action distribution (``MultiDiscrete(nvec)`` with ``nvec = [K] * N + [K_e] * M``,
+:mod:`agents.policies.distributions`): one gather and one mixture per forward pass instead of one per
+kind of position. Padding slots have posterior 0 and are never usable, so they get probability exactly 0.
+
+Only the *free* entries (more than one allowed value: 6 of NAS-Bench-201's 36, 26 of NAS-Bench-101's 28)
+are mixed. A fixed entry's reverse step is the one-hot of its current value whatever the denoiser says:
+at its allowed value the only usable clean value maps it to itself, and at any other value no clean
+value is consistent, so it stays. The real slots get the probabilities of
+:meth:`~dgpo_env.diffusion.noise.NoiseProcess.reverse_step_probs` (same function on the same inputs;
+the padding adds exact zeros to each sum).
 """
 
 from __future__ import annotations
@@ -16,17 +26,19 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn.functional import one_hot, pad
 
-from dgpo_env.diffusion.noise import NoiseProcess, mix_reverse_step, reverse_step_posterior
+from dgpo_env.diffusion.noise import PROB_ATOL, NoiseProcess, mix_reverse_step, reverse_step_posterior
 
 
-def _posterior_table(noise: NoiseProcess, kind: str, times: Tensor) -> tuple[Tensor, Tensor]:
-    """``(post [S, K, P, K0, Ks], usable [S, K, P, K0])`` of every step ``k`` and current value for ``kind``.
+def _posterior_table(noise: NoiseProcess, kind: str, times: Tensor, width: int) -> tuple[Tensor, Tensor]:
+    """``(post [S, W, P, W, W], usable [S, W, P, W])`` of every step and current value for ``kind``, padded to ``W``.
 
     Args:
         noise: The noise process.
         kind: ``"node"`` or ``"edge"``.
         times: ``int64[S + 1]`` the schedule, ``T`` down to 0.
+        width: ``W = K_max``; value slots ``>= K`` of the kind get posterior 0 and are not usable.
     """
     marginals, allowed = getattr(noise, f"{kind}_marginals"), getattr(noise, f"{kind}_allowed")
     positions, n_types = marginals.shape
@@ -36,11 +48,17 @@ def _posterior_table(noise: NoiseProcess, kind: str, times: Tensor) -> tuple[Ten
     alpha_bar_t = noise.alpha_bar[times[:-1]].repeat_interleave(n_types)  # [S K]
     alpha_bar_s = noise.alpha_bar[times[1:]].repeat_interleave(n_types)
     post, usable = reverse_step_posterior(x_t, alpha_bar_t, alpha_bar_s, marginals, allowed)
-    return post.view(steps, n_types, *post.shape[1:]), usable.view(steps, n_types, *usable.shape[1:])
+    post = post.view(steps, n_types, positions, n_types, n_types)
+    usable = usable.view(steps, n_types, positions, n_types)
+    extra = width - n_types
+    # pad the x_s, x_0 and x_t axes (F.pad lists the last axis first); padded x_t rows are never read
+    post = pad(post, (0, extra, 0, extra, 0, 0, 0, extra))  # [S, W, P, W, W]
+    usable = pad(usable, (0, extra, 0, 0, 0, extra), value=False)  # [S, W, P, W]
+    return post, usable
 
 
 class ScheduledReverseStep(nn.Module):
-    """``p_θ(G_s | G_t)`` for the steps of one schedule, from the denoiser's clean-graph probabilities.
+    """``p_θ(G_s | G_t)`` of every action entry for the steps of one schedule, from ``p̂(x_0 | G_t)``.
 
     The tables are non-persistent buffers (rebuilt from the noise process, never saved), so they
     follow the policy to its device.
@@ -53,11 +71,11 @@ class ScheduledReverseStep(nn.Module):
         ValueError: If the schedule is not strictly decreasing from ``T`` to 0.
     """
 
-    step_of_time: Tensor  # int64[T + 1]: k with t_k = t (-1 off the schedule)
-    node_post: Tensor  # float64[S, K, N, K, K]
-    node_usable: Tensor  # bool[S, K, N, K]
-    edge_post: Tensor  # float64[S, K_e, M, K_e, K_e]
-    edge_usable: Tensor  # bool[S, K_e, M, K_e]
+    step_lookup: Tensor  # int64[T + 3]: k with t_k = t at index t + 1 (-1 off the schedule, and for t = -1, T + 1)
+    post: Tensor  # float64[S, K_max, F, K_max, K_max]: q(x_s | x_t, x_0) by (step, x_t, free entry, x_0, x_s)
+    usable: Tensor  # bool[S, K_max, F, K_max]: the clean values the mixture may use
+    free: Tensor  # int64[F]: the free entries (more than one allowed value) among the E
+    free_rows: Tensor  # int64[1, F]: 0 .. F - 1
 
     def __init__(self, noise: NoiseProcess, timesteps: np.ndarray | Tensor) -> None:
         super().__init__()
@@ -65,36 +83,73 @@ class ScheduledReverseStep(nn.Module):
         t_max = noise.diffusion_steps
         if times.ndim != 1 or times.numel() < 2 or times[0] != t_max or times[-1] != 0 or (times.diff() >= 0).any():
             raise ValueError(f"timesteps must decrease strictly from T={t_max} to 0, got {times.tolist()}")
-        step_of_time = torch.full((t_max + 1,), -1, dtype=torch.int64)
-        step_of_time[times[:-1]] = torch.arange(times.numel() - 1)
-        self.register_buffer("step_of_time", step_of_time, persistent=False)
-        for kind in ("node", "edge"):
-            post, usable = _posterior_table(noise, kind, times)
-            self.register_buffer(f"{kind}_post", post, persistent=False)
-            self.register_buffer(f"{kind}_usable", usable, persistent=False)
+        self.diffusion_steps = t_max
+        self.n_nodes, self.n_node_types = noise.node_marginals.shape
+        self.n_edges, self.n_edge_types = noise.edge_marginals.shape
+        self.width = max(self.n_node_types, self.n_edge_types)
+        step_lookup = torch.full((t_max + 3,), -1, dtype=torch.int64)
+        step_lookup[times[:-1] + 1] = torch.arange(times.numel() - 1)
+        self.register_buffer("step_lookup", step_lookup, persistent=False)
+        tables = [_posterior_table(noise, kind, times, self.width) for kind in ("node", "edge")]
+        allowed = torch.cat([noise.node_allowed.sum(1), noise.edge_allowed.sum(1)])  # [E]: allowed values per entry
+        free = (allowed > 1).nonzero()[:, 0]  # [F]
+        post = torch.cat([tables[0][0], tables[1][0]], dim=2)[:, :, free]
+        usable = torch.cat([tables[0][1], tables[1][1]], dim=2)[:, :, free]
+        # invariant the mixture relies on (checked once here instead of on every forward pass):
+        # every usable posterior row is a distribution over x_s
+        row_sums = post.sum(-1)[usable]
+        assert torch.allclose(row_sums, torch.ones_like(row_sums), atol=PROB_ATOL), "posterior rows must sum to 1"
+        self.register_buffer("post", post, persistent=False)
+        self.register_buffer("usable", usable, persistent=False)
+        self.register_buffer("free", free, persistent=False)
+        self.register_buffer("free_rows", torch.arange(free.numel())[None], persistent=False)
 
-    def _mix(self, kind: str, steps: Tensor, x_t: Tensor, x0_probs: Tensor) -> Tensor:
-        """The reverse-step probabilities ``[B, P, K]`` of one kind of position."""
-        post_table, usable_table = getattr(self, f"{kind}_post"), getattr(self, f"{kind}_usable")
-        positions = torch.arange(x_t.shape[1], device=x_t.device)[None]  # [1, P]
-        rows = steps[:, None]  # [B, 1]
-        return mix_reverse_step(x_t, x0_probs, post_table[rows, x_t, positions], usable_table[rows, x_t, positions])
+    def steps(self, t: Tensor) -> Tensor:
+        """``int64[B]`` the index ``k`` of each ``t = t_k`` on the schedule.
 
-    def forward(
-        self, nodes: Tensor, edges: Tensor, t: Tensor, node_x0: Tensor, edge_x0: Tensor
-    ) -> tuple[Tensor, Tensor]:
+        Raises:
+            ValueError: If some ``t`` is not a non-final time of the schedule (the message lists the schedule).
+        """
+        steps = self.step_lookup[t.clamp(-1, self.diffusion_steps + 1) + 1]
+        if bool((steps < 0).any()):
+            bad = sorted(set(t[steps < 0].tolist()))
+            schedule = sorted(((self.step_lookup >= 0).nonzero()[:, 0] - 1).tolist(), reverse=True)
+            raise ValueError(f"time index {bad} is not a step of the policy's schedule {schedule}")
+        return steps
+
+    def free_entries(self, node_values: Tensor, edge_values: Tensor, fill: float) -> Tensor:
+        """``([B, N, K], [B, M, K_e])`` per-value tensors -> ``[B, F, K_max]`` of the free entries, padding ``fill``."""
+        parts = [
+            pad(values, (0, self.width - values.shape[-1]), value=fill) if values.shape[-1] < self.width else values
+            for values in (node_values, edge_values)
+        ]
+        return torch.cat(parts, dim=1).index_select(1, self.free)
+
+    def forward(self, x_t: Tensor, t: Tensor, x0_probs: Tensor) -> Tensor:
         """``p_θ(G_s | G_t)`` with ``s`` the time after ``t`` on the schedule.
 
         Args:
-            nodes: ``int64[B, N]`` node types of ``G_t``.
-            edges: ``int64[B, M]`` edge types of ``G_t``.
-            t: ``int64[B]`` non-final times of the schedule (the caller checks them).
-            node_x0: ``[B, N, K]`` the denoiser's ``p̂(x_0 | G_t)`` of the nodes.
-            edge_x0: ``[B, M, K_e]`` the same for the edges.
+            x_t: ``int64[B, E]`` the entries of ``G_t`` (node types, then upper-triangle edge types).
+            t: ``int64[B]`` non-final times of the schedule.
+            x0_probs: ``[B, F, K_max]`` the denoiser's ``p̂(x_0 | G_t)`` of the free entries
+                (:meth:`free_entries`, padding 0).
 
         Returns:
-            ``([B, N, K], [B, M, K_e])`` ``float64`` probabilities, equal to
-            ``NoiseProcess.reverse_step_probs``.
+            ``float64[B, E, K_max]`` probabilities (padding 0), equal to ``NoiseProcess.reverse_step_probs``
+            on the real slots.
+
+        Raises:
+            ValueError: If some ``t`` is off the schedule.
         """
-        steps = self.step_of_time[t]  # [B]
-        return self._mix("node", steps, nodes, node_x0), self._mix("edge", steps, edges, edge_x0)
+        rows = self.steps(t)[:, None]  # [B, 1]
+        x_free = x_t.index_select(1, self.free)  # [B, F]
+        post = self.post[rows, x_free, self.free_rows]  # [B, F, K_max, K_max]
+        usable = self.usable[rows, x_free, self.free_rows]  # [B, F, K_max]
+        mixed = mix_reverse_step(x_free, x0_probs, post, usable, check=False)  # rows sum to 1: see __init__
+        stay = one_hot(x_t, self.width).to(mixed.dtype)  # [B, E, K_max]: a fixed entry keeps its value
+        return stay.index_copy(1, self.free, mixed)
+
+    def split(self, probs: Tensor) -> tuple[Tensor, Tensor]:
+        """``[B, E, K_max]`` -> ``([B, N, K], [B, M, K_e])`` (drops the padding)."""
+        n = self.n_nodes
+        return probs[:, :n, : self.n_node_types], probs[:, n:, : self.n_edge_types]

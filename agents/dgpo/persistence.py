@@ -1,0 +1,209 @@
+"""Writing and reading DGPO agent files: the bodies of ``DGPO.save`` and ``DGPO.load``.
+
+:meth:`~agents.dgpo.dgpo.DGPO.save` and :meth:`~agents.dgpo.dgpo.DGPO.load` call these functions, as SB3
+keeps its file handling apart from its algorithms (``save_util``). The file layout and its trust rules are
+in :mod:`agents.dgpo.files`; the methods' docstrings describe the arguments and the errors.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pathlib
+from collections import deque
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+import torch
+from stable_baselines3.common.type_aliases import GymEnv
+from stable_baselines3.common.utils import check_for_correct_spaces
+
+from agents.dgpo import files
+from agents.diffusion.model import DiffusionModel, package_version
+from dgpo_env.diffusion.marginals import Marginals
+from dgpo_env.envs.graph_denoise import DenoiseTask
+
+if TYPE_CHECKING:
+    from agents.dgpo.dgpo import DGPO
+
+SelfDGPO = TypeVar("SelfDGPO", bound="DGPO")
+
+
+def save_agent(agent: DGPO, path: str | pathlib.Path | io.BufferedIOBase) -> None:
+    """Write ``agent`` to ``path`` as plain data, atomically (:meth:`DGPO.save <agents.dgpo.dgpo.DGPO.save>`).
+
+    Raises:
+        ValueError: If a setting or policy keyword argument is not plain data.
+        CheckpointError: If the model's weights hold NaN or infinite values.
+    """
+    model = agent.policy.model
+    checkpoint = model.finite_checkpoint("save the agent")
+    policy_kwargs = {k: v for k, v in agent.policy_kwargs.items() if k not in ("model", "task")}
+    task = agent.policy.task
+    assert agent.ep_info_buffer is None or isinstance(agent.ep_info_buffer, deque)
+    meta = {
+        "format": files.AGENT_FORMAT,
+        "format_version": files.AGENT_FORMAT_VERSION,
+        "package_version": package_version(),
+        "class": type(agent).__name__,
+        "settings": {name: files.plain_json(getattr(agent, name).to_dict(), name) for name in agent.settings_sources},
+        "constructor": {
+            "max_queries": agent.max_queries,
+            "max_stale_batches": agent.max_stale_batches,
+            "stats_window_size": agent._stats_window_size,
+            "tensorboard_log": agent.tensorboard_log,
+            "verbose": agent.verbose,
+            "seed": agent.seed,
+        },
+        "n_envs": agent.n_envs,
+        "policy_kwargs": files.encode_kwargs(policy_kwargs),
+        "model_path": agent.policy.model_path,
+        "task": {
+            "search_space": task.search_space,
+            "diffusion_steps": int(task.diffusion_steps),
+            "timesteps": np.asarray(task.timesteps).tolist(),
+            "prior_nodes": task.prior.nodes.tolist(),
+            "prior_edges": task.prior.edges.tolist(),
+        },
+        "observation_space": files.encode_space(agent.observation_space),
+        "action_space": files.encode_space(agent.action_space),
+        "state": files.plain_json(
+            {
+                "num_timesteps": agent.num_timesteps,
+                "total_timesteps": agent._total_timesteps,
+                "n_updates": agent._n_updates,
+                "episode_num": agent._episode_num,
+                "progress_remaining": agent._current_progress_remaining,
+                "n_queries": agent.n_queries,
+                "best": agent.best,
+                "stale_batches": agent.stale_batches,
+                "stop_reason": agent.stop_reason,
+                "normalizer": {
+                    "mean": agent.normalizer.mean,
+                    "std": agent.normalizer.std,
+                    "n_updates": agent.normalizer.n_updates,
+                },
+                "ep_info_buffer": list(agent.ep_info_buffer or []),
+                "extra": agent._extra_state(),
+            },
+            "state",
+        ),
+    }
+    tensors = {
+        "policy": {k: v for k, v in agent.policy.state_dict().items() if not k.startswith("model.")},
+        "optimizer": agent.policy.optimizer.state_dict(),
+        "generator": agent._generator.get_state(),
+    }
+    if agent.reference_model is not None:  # the KL term's starting model (DGPOConfig.kl_coef > 0)
+        tensors["reference"] = agent.reference_model.state_dict()
+    members = {
+        files.META: json.dumps(meta, indent=1, allow_nan=True).encode("utf-8"),
+        files.MODEL: files.torch_bytes(checkpoint),
+        files.STATE: files.torch_bytes(tensors),
+    }
+    files.write_agent_file(path, members)
+
+
+def load_agent(
+    cls: type[SelfDGPO],
+    path: str | pathlib.Path | io.BufferedIOBase,
+    env: GymEnv | None,
+    device: torch.device | str,
+    **kwargs: Any,
+) -> SelfDGPO:
+    """An agent of ``cls`` read from ``path`` (:meth:`DGPO.load <agents.dgpo.dgpo.DGPO.load>`); nothing is unpickled.
+
+    Raises:
+        UnsafeAgentFileError: If the file carries pickled objects.
+        AgentFileError: If the file is missing, damaged or not a DGPO agent file.
+        CheckpointError: If its model is damaged or holds NaN or infinite weights.
+        ValueError: If the file was saved by another class, or ``env``'s spaces differ from the saved ones.
+    """
+    meta, checkpoint, tensors, source = files.read_agent_file(path)
+    settings = meta.get("settings")
+    if not isinstance(settings, dict):
+        raise files.AgentFileError(f"{source}: the settings are missing")
+    foreign = [name for name in settings if name not in cls.settings_sources]
+    if foreign:
+        raise ValueError(
+            f"the saved agent has settings {', '.join(foreign)} that {cls.__name__} does not use; "
+            "load it with the class that saved it"
+        )
+    missing = [name for name in cls.settings_sources if name not in settings]
+    if missing:
+        raise ValueError(
+            f"the saved agent ({meta.get('class')}) has no {', '.join(missing)} settings, which "
+            f"{cls.__name__} needs; load it with the class that saved it"
+        )
+    try:
+        model = DiffusionModel.from_checkpoint(checkpoint, source=f"{source} ({files.MODEL})")
+        task_data = meta["task"]
+        task = DenoiseTask(
+            search_space=str(task_data["search_space"]),
+            diffusion_steps=int(task_data["diffusion_steps"]),
+            timesteps=np.asarray(task_data["timesteps"], dtype=np.int64),
+            prior=Marginals(np.asarray(task_data["prior_nodes"]), np.asarray(task_data["prior_edges"])),
+        )
+        policy_kwargs = {**files.decode_kwargs(meta["policy_kwargs"], source), "model": model, "task": task}
+        constructor = dict(meta["constructor"])
+        constructor_n_envs = int(meta["n_envs"])
+        sources: dict[str, Any] = {name: cls.settings_classes[name](**values) for name, values in settings.items()}
+        observation_space = files.decode_space(meta["observation_space"], source)
+        action_space = files.decode_space(meta["action_space"], source)
+        state = dict(meta["state"])
+    except (KeyError, TypeError, AttributeError) as err:
+        raise files.AgentFileError(f"{source} is damaged: {type(err).__name__}: {err}") from err
+    agent = cls(
+        "GraphDiffusionPolicy",
+        env,
+        **sources,
+        **constructor,
+        policy_kwargs=policy_kwargs,
+        device=device,
+        _init_setup_model=False,
+    )
+    if agent.env is None:
+        agent.observation_space, agent.action_space = observation_space, action_space
+        agent.n_envs = int(constructor_n_envs)
+    else:
+        check_for_correct_spaces(agent.env, observation_space, action_space)
+    agent.__dict__.update(kwargs)  # SB3's load: attributes to change; settings are folded into the config
+    agent._setup_model()
+    agent.policy.model_path = meta.get("model_path")
+    missing_keys, unexpected = agent.policy.load_state_dict(tensors.get("policy", {}), strict=False)
+    if unexpected or any(not key.startswith("model.") for key in missing_keys):
+        raise files.AgentFileError(
+            f"{source}: the policy weights do not fit (missing {missing_keys}, unexpected {unexpected})"
+        )
+    try:
+        agent.policy.optimizer.load_state_dict(tensors["optimizer"])
+        if agent.reference_model is not None and "reference" in tensors:
+            agent.reference_model.load_state_dict(tensors["reference"])
+        if "seed" not in kwargs:
+            agent._generator.set_state(tensors["generator"])
+        restore_state(agent, state)
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise files.AgentFileError(f"{source} is damaged: {type(err).__name__}: {err}") from err
+    return agent
+
+
+def restore_state(agent: DGPO, state: dict[str, Any]) -> None:
+    """Put back the bookkeeping :func:`save_agent` stored (its ``state`` entry), then the subclass's extra state."""
+    agent.num_timesteps = int(state["num_timesteps"])
+    agent._total_timesteps = int(state["total_timesteps"])
+    agent._n_updates = int(state["n_updates"])
+    agent._episode_num = int(state["episode_num"])
+    agent._current_progress_remaining = float(state["progress_remaining"])
+    agent.n_queries = int(state["n_queries"])
+    agent.best = state["best"]
+    agent.stale_batches = int(state["stale_batches"])
+    agent.stop_reason = state["stop_reason"]
+    normalizer = state["normalizer"]
+    agent.normalizer.mean = None if normalizer["mean"] is None else float(normalizer["mean"])
+    agent.normalizer.std = None if normalizer["std"] is None else float(normalizer["std"])
+    agent.normalizer.n_updates = int(normalizer["n_updates"])
+    agent.ep_info_buffer = deque(state["ep_info_buffer"], maxlen=agent._stats_window_size)
+    agent._restore_extra_state(state["extra"])
+
+
+__all__ = ["load_agent", "restore_state", "save_agent"]
