@@ -165,30 +165,22 @@ def test_kl_term_adds_coef_times_the_kl_to_the_reference(
     traj, steps = torch.tensor([1, 4]), torch.tensor([[0, 2], [3, 1]])
     adv = torch.tensor([0.5, -1.0, 0.0, 2.0, 1.5], dtype=torch.float64)
     plain, _ = policy_gradient_loss(model, batch, traj, steps, adv, "eager")
-    _, same_terms = policy_gradient_loss(
-        model,
-        batch,
-        traj,
-        steps,
-        adv,
-        "eager",
-        reference=model,
-        kl_coef=2.0,
-        kl_direction=direction,  # type: ignore[arg-type]
+    other = DiffusionModel.create(NB201SearchSpace(), diffusion_steps=100, config=TINY, seed=1)
+    (_, same_terms), (loss, terms) = (
+        policy_gradient_loss(
+            model,
+            batch,
+            traj,
+            steps,
+            adv,
+            "eager",
+            reference=ref,
+            kl_coef=2.0,
+            kl_direction=direction,  # type: ignore[arg-type]
+        )
+        for ref in (model, other)
     )
     assert same_terms.kl is not None and float(same_terms.kl.detach().abs().max()) < 1e-6  # KL of a model to itself
-    other = DiffusionModel.create(NB201SearchSpace(), diffusion_steps=100, config=TINY, seed=1)
-    loss, terms = policy_gradient_loss(
-        model,
-        batch,
-        traj,
-        steps,
-        adv,
-        "eager",
-        reference=other,
-        kl_coef=2.0,
-        kl_direction=direction,  # type: ignore[arg-type]
-    )
     assert terms.kl is not None
     expected = []  # the KL by hand, summed over nodes and edges, averaged over each trajectory's steps
     for i, row in zip(traj.tolist(), steps.tolist(), strict=True):
