@@ -10,6 +10,10 @@ A batch holds ``B`` trajectories of ``L`` steps: graphs ``G_{t_0} .. G_{t_L}`` (
 
 ``S`` is a random subset of ``⌈f L⌉``-ish steps per trajectory (official fraction ``f = 0.3``,
 ``ppo_sr``); a mean over ``S`` (instead of a sum) keeps the loss scale independent of ``L``.
+
+Two optional terms of this project, both off in DGPO as published (docs/dgpo.md §3): an entropy bonus on
+``p̂_θ(· | G_t)`` and a KL term between ``p̂_θ(· | G_t)`` and a fixed reference model's prediction
+(:func:`policy_gradient_loss`).
 """
 
 from __future__ import annotations
