@@ -16,9 +16,14 @@ on CIFAR-10. This script runs the same job and says, per seed, what the model en
 
 Fresh samples are scored with the uncounted ``peek`` (analysis, not search), as in ``reproduce_paper.py``.
 
+``--variant NAME`` runs a DGPO preset instead of DGPO as published (its settings, with the learning rate
+of ``--lr``) and writes ``inverse_control_NAME.json``.
+
 Usage::
 
     python benchmarks/inverse_control.py --seeds 100,101,102 --table-path ../shared/data/nb201/nb201.npz
+    python benchmarks/inverse_control.py --variant kl-annealed --seeds 100,101,102,103,104 \
+        --table-path ../shared/data/nb201/nb201.npz
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.dgpo.variants import PRESETS, get_preset
 from dgpo_env.io import atomic_write_text, dumps_json, ensure_writable_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmark scripts are not a package
@@ -56,13 +62,25 @@ def _ops(arch_str: str) -> list[str]:
 
 
 def inverse_job(
-    dataset: str, model_path: str, seed: int, table_path: str | None, epochs: int, lr: float, n_steps: int
+    dataset: str,
+    model_path: str,
+    seed: int,
+    table_path: str | None,
+    epochs: int,
+    lr: float,
+    n_steps: int,
+    settings: dict[str, Any] | None = None,
+    preset: str = "published",
 ) -> dict[str, Any]:
-    """One inverse-reward DGPO run (published settings) with its diagnosis; see the module docstring."""
+    """One inverse-reward DGPO run with its diagnosis; see the module docstring.
+
+    ``preset``: the DGPO preset (:data:`agents.dgpo.variants.PRESETS`); ``settings``: its settings changed
+    (none: the preset's own; the learning rate is always ``lr``).
+    """
     import torch
     from stable_baselines3.common.callbacks import BaseCallback
 
-    from agents.dgpo.variants import get_preset
+    from agents.dgpo.variants import make_dgpo
     from agents.diffusion.model import DiffusionModel
 
     torch.set_num_threads(1)
@@ -84,8 +102,16 @@ def inverse_job(
 
     model = DiffusionModel.load(model_path)
     before = reproduce_paper._sample_mean(model, benchmark, n_steps, seed)
-    agent = get_preset("published").algorithm.for_env_id(
-        model, None, benchmark=benchmark, n_steps=n_steps, seed=seed, env_kwargs={"inverse": True}, learning_rate=lr
+    agent = make_dgpo(
+        preset,
+        model,
+        None,
+        benchmark=benchmark,
+        n_steps=n_steps,
+        seed=seed,
+        env_kwargs={"inverse": True},
+        learning_rate=lr,
+        **(settings or {}),
     )
     agent.learn(total_timesteps=agent.timesteps_for_epochs(epochs), callback=Episodes())
     samples = agent.policy.model.sample(
@@ -126,8 +152,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-steps", type=int, default=25, help="denoising steps")
     parser.add_argument("--model", type=Path, default=Path("runs/reproduce_paper/full.pt"), help="all-cells model")
     parser.add_argument("--table-path", default=None, help="extended NB201 .npz")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/inverse_control.json"))
+    parser.add_argument(
+        "--variant",
+        choices=sorted(PRESETS),
+        default="published",
+        help="DGPO preset (docs/dgpo.md §5); its own settings, the learning rate from --lr",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="JSON report (default benchmarks/results/inverse_control.json, or inverse_control_VARIANT.json)",
+    )
     args = parser.parse_args(argv)
+    if args.out is None:
+        suffix = "" if args.variant == "published" else f"_{args.variant}"
+        args.out = Path(f"benchmarks/results/inverse_control{suffix}.json")
     datasets = args.datasets.split(",")
     if sorted(set(datasets) - set(DATASETS)):
         parser.error(f"unknown datasets {sorted(set(datasets) - set(DATASETS))}; known: {DATASETS}")
@@ -141,15 +181,24 @@ def main(argv: list[str] | None = None) -> int:
     if not args.model.is_file():  # the all-cells model, as reproduce_paper.py pretrains it
         args.model.parent.mkdir(parents=True, exist_ok=True)
         print(json.dumps(reproduce_paper.pretrain_job("full", datasets[0], str(args.model), args.table_path, 0, None)))
+    preset_settings = get_preset(args.variant).flat_kwargs()
     records = []
     for dataset in datasets:
         for seed in seeds:
-            record = inverse_job(dataset, str(args.model), seed, args.table_path, args.epochs, args.lr, args.n_steps)
+            record = inverse_job(
+                dataset, str(args.model), seed, args.table_path, args.epochs, args.lr, args.n_steps, None, args.variant
+            )
             print(json.dumps(record), flush=True)
             records.append(record)
     report = {
         "command": " ".join(["python", *map(shlex.quote, [sys.argv[0], *(argv or sys.argv[1:])])]),
-        "settings": {"variant": "published", "lr": args.lr, "n_steps": args.n_steps, "epochs": args.epochs},
+        "settings": {
+            "variant": args.variant,
+            "preset_settings": {k: v for k, v in preset_settings.items() if k != "learning_rate"},
+            "lr": args.lr,
+            "n_steps": args.n_steps,
+            "epochs": args.epochs,
+        },
         "chance": CHANCE,
         "chance_margin": CHANCE_MARGIN,
         "records": records,

@@ -3,8 +3,8 @@
 Reads ``reproduce_paper.json`` (:mod:`benchmarks.reproduce_paper`), ``query_efficiency.json``
 (:mod:`benchmarks.query_efficiency`) and ``multi_objective.json`` (:mod:`benchmarks.multi_objective`)
 from ``--results``, plus any ``reproduce_paper_*.json`` and
-``query_efficiency_*.json`` (further settings, each its own section) and ``inverse_control.json``
-(:mod:`benchmarks.inverse_control`); a missing main file gives a
+``query_efficiency_*.json`` (further settings, each its own section), ``inverse_control.json`` and any
+``inverse_control_*.json`` (:mod:`benchmarks.inverse_control`, a preset each); a missing main file gives a
 section saying which command produces it.
 
 Usage::
@@ -293,22 +293,33 @@ def multi_objective_section(report: dict[str, Any] | None) -> list[str]:
     return [*lines, "", f"Fronts and hypervolume curves: `{report['pareto_png']}`", ""]
 
 
-def inverse_section(report: dict[str, Any] | None, letter: str) -> list[str]:
-    """Section 1 ``letter``: where the published inverse control ends, per seed (``inverse_control.json``)."""
-    title = f"## 1{letter}. Inverse control, per seed: `inverse_control.json`"
+def inverse_section(report: dict[str, Any] | None, letter: str, file_name: str = "inverse_control.json") -> list[str]:
+    """Section 1 ``letter``: where the inverse control ends, per seed (``inverse_control.json`` or a variant's file)."""
+    title = f"## 1{letter}. Inverse control, per seed: `{file_name}`"
     if report is None:
         return [title, "", "Not run yet: `python benchmarks/inverse_control.py`.", ""]
     settings = report["settings"]
     margin = report["chance_margin"]
+    variant = settings["variant"]
+    changed = settings.get("preset_settings") or {}
+    method = (
+        f"DGPO as published (variant `{variant}`)"
+        if variant == "published"
+        else f"DGPO preset `{variant}` ({', '.join(f'`{k}={v}`' for k, v in changed.items())})"
+    )
+    records = report["records"]
+    reached = sum(bool(r["at_chance"]) for r in records)
     lines = [
         title,
         "",
         f"Command: `{report['command']}`  ",
-        f"DGPO as published (variant `{settings['variant']}`), reward `-R`, {settings['epochs']} batches of 15, "
+        f"{method}, reward `-R`, {settings['epochs']} batches of 15, "
         f"learning rate {settings['lr']:g}, {settings['n_steps']} denoising steps, from the all-cells model. "
         f'"at chance": within {margin:g} points of chance. Shares are of 500 fresh samples (uncounted); '
         '"parameter-free": no convolution and not at chance; "chance cells in training": sampled episodes at '
         "chance (last batch with one).",
+        "",
+        f"At chance: {reached} of {len(records)} runs.",
         "",
         "| dataset | seed | before | after | at chance | chance share | parameter-free share | distinct samples "
         "| chance cells in training (last batch) |",
@@ -335,7 +346,12 @@ def main(argv: list[str] | None = None) -> int:
     for letter, extra in zip("abcdefgh", sorted(args.results.glob("reproduce_paper_*.json")), strict=False):
         title = f"## 1{letter}. Reproduction, further settings: `{extra.name}` (the models of section 1)"
         further += reproduction_section(_load(extra), title, extra.name, models)
-    inverse_letter = "abcdefghi"[len(sorted(args.results.glob("reproduce_paper_*.json"))[:8])]
+    letters = "abcdefghijklmnop"
+    inverse_letter = letters[len(sorted(args.results.glob("reproduce_paper_*.json"))[:8])]
+    further_inverse: list[str] = []
+    variants = sorted(args.results.glob("inverse_control_*.json"))[:6]
+    for letter, extra in zip(letters[letters.index(inverse_letter) + 1 :], variants, strict=False):
+        further_inverse += inverse_section(_load(extra), letter, extra.name)
     further_efficiency: list[str] = []
     for letter, extra in zip("abcdefgh", sorted(args.results.glob("query_efficiency_*.json")), strict=False):
         title = f"## 2{letter}. Query efficiency, further settings: `{extra.name}`"
@@ -350,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         *reproduction_section(published, "## 1. Paper reproduction (DGPO as published)", "reproduce_paper.json"),
         *further,
         *inverse_section(_load(args.results / "inverse_control.json"), inverse_letter),
+        *further_inverse,
         *efficiency_section(_load(args.results / "query_efficiency.json")),
         *further_efficiency,
         *multi_objective_section(_load(args.results / "multi_objective.json")),

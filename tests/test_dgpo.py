@@ -193,6 +193,14 @@ def test_default_settings_are_the_official_nb201_settings() -> None:
         "freeze_fraction": 0.75,
         "gradient_accumulation": 2,
         "gradient": "eager",
+        # this project's additions, each off (docs/dgpo.md §3)
+        "count_repeats": False,
+        "baseline": "ema",
+        "entropy_coef": 0.0,
+        "kl_coef": 0.0,
+        "kl_schedule": "constant",
+        "kl_anneal_fraction": 1.0,
+        "kl_direction": "reverse",
     }
     # the lower-level defaults of the loss and the normaliser agree with the settings
     assert (config.timestep_fraction, config.reward_smoothing, config.advantage_clip) == (

@@ -232,15 +232,16 @@ def test_the_pretrain_command_exits_non_zero_and_saves_nothing(
 def test_diverged_dgpo_training_stops_with_an_error(
     toy_model: DiffusionModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import agents.dgpo.dgpo as dgpo_module
+    import agents.dgpo.losses as losses_module
 
-    real = dgpo_module.trajectory_log_likelihood
+    real = losses_module.trajectory_terms
 
-    def nan_likelihood(*args: object, **kwargs: object) -> torch.Tensor:
-        return real(*args, **kwargs) * float("nan")  # type: ignore[arg-type]
+    def nan_likelihood(*args: object, **kwargs: object) -> losses_module.LossTerms:
+        terms = real(*args, **kwargs)  # type: ignore[arg-type]
+        return losses_module.LossTerms(terms.log_likelihood * float("nan"), terms.entropy, terms.kl)
 
     agent = DGPO.for_env_id(toy_model, TOY, n_envs=4, n_steps=4, batch_size=8, learning_rate=1e-3, seed=7)
-    monkeypatch.setattr(dgpo_module, "trajectory_log_likelihood", nan_likelihood)
+    monkeypatch.setattr(losses_module, "trajectory_terms", nan_likelihood)
     with pytest.raises(DivergenceError, match=r"training diverged: DGPO's policy-gradient loss is nan after 0 updates"):
         agent.learn(4 * 8 * 4)
     # weights that are no longer finite stop training too (the likelihood of a sampled graph is NaN)

@@ -292,12 +292,23 @@ def test_results_markdown_shows_the_inverse_control_per_seed(tmp_path: Path) -> 
         "records": [record, {**record, "seed": 101, "sample_mean_after": 1.1, "at_chance": True}],
     }
     (tmp_path / "inverse_control.json").write_text(json.dumps(report))
+    variant = {  # a preset's run gets the next section, naming the preset's settings
+        **report,
+        "command": "python benchmarks/inverse_control.py --variant kl-annealed --seeds 100",
+        "settings": {**report["settings"], "variant": "kl-annealed", "preset_settings": {"kl_coef": 1.0}},
+        "records": [{**record, "sample_mean_after": 1.0, "at_chance": True}],
+    }
+    (tmp_path / "inverse_control_kl-annealed.json").write_text(json.dumps(variant))
     out = tmp_path / "RESULTS.md"
     _script("results_md").main(["--results", str(tmp_path), "--out", str(out)])
     text = out.read_text()
     assert "## 1a. Inverse control, per seed: `inverse_control.json`" in text
     assert "| CIFAR-100 | 100 | 61.20 | 9.96 | **no** | 0.0% | 98.0% | 53 | 1 (2) |" in text
     assert "| CIFAR-100 | 101 | 61.20 | 1.10 | yes |" in text
+    assert "At chance: 1 of 2 runs." in text
+    published, preset = text.split("## 1b. Inverse control, per seed: `inverse_control_kl-annealed.json`")
+    assert "DGPO preset `kl-annealed` (`kl_coef=1.0`)" in preset and "At chance: 1 of 1 runs." in preset
+    assert "| CIFAR-100 | 100 | 61.20 | 1.00 | yes |" in preset and "kl-annealed" not in published
 
 
 def test_inverse_control_reads_the_operations_of_an_arch_string() -> None:

@@ -11,9 +11,10 @@ from typing import Any
 from agents.commands import load_model
 from agents.commands.args import nonnegative_int, positive_int
 from agents.commands.reward_args import BestByReward, add_reward_flags, reward_options
-from agents.dgpo.config import EPOCHS, DGPOConfig
+from agents.dgpo.advantages import BASELINES
+from agents.dgpo.config import EPOCHS, KL_SCHEDULES, DGPOConfig
 from agents.dgpo.elite import EliteConfig
-from agents.dgpo.losses import GRADIENTS
+from agents.dgpo.losses import GRADIENTS, KL_DIRECTIONS
 from agents.dgpo.surrogate import SurrogateConfig
 from agents.dgpo.variants import PRESETS, get_preset
 from agents.pretrained import available
@@ -21,6 +22,14 @@ from dgpo_env.benchmarks import Benchmark, ConstrainedBenchmark
 from dgpo_env.benchmarks.constrained import OVER_BUDGET_ACCURACY
 from dgpo_env.benchmarks.nb101 import NB101Benchmark
 from dgpo_env.envs.graph_denoise import DEFAULT_N_STEPS
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "gradient": GRADIENTS,
+    "baseline": BASELINES,
+    "kl_schedule": KL_SCHEDULES,
+    "kl_direction": KL_DIRECTIONS,
+}
+"""The settings that take one of a few names."""
 
 SETTING_FLAGS: dict[str, tuple[str, str]] = {
     "learning_rate": ("--lr", "Adam learning rate"),
@@ -33,6 +42,13 @@ SETTING_FLAGS: dict[str, tuple[str, str]] = {
     "freeze_fraction": ("--freeze-fraction", "share of transformer layers frozen"),
     "gradient_accumulation": ("--gradient-accumulation", "micro-batches per optimizer step"),
     "gradient": ("--gradient", "eager (GDPO) or ddpo (per step)"),
+    "count_repeats": ("--count-repeats", "count every copy of a cell repeated within a batch"),
+    "baseline": ("--baseline", "advantage baseline: ema (moving averages) or batch (the batch's mean and std)"),
+    "entropy_coef": ("--entropy-coef", "weight of the clean-prediction entropy bonus"),
+    "kl_coef": ("--kl-coef", "weight of the KL to the starting model"),
+    "kl_schedule": ("--kl-schedule", "constant, or linear: the KL weight falls to 0 over --kl-anneal-fraction"),
+    "kl_anneal_fraction": ("--kl-anneal-fraction", "share of the run over which the linear KL weight falls to 0"),
+    "kl_direction": ("--kl-direction", "reverse: KL(policy || start), or forward: KL(start || policy)"),
     "elite_replay": ("--elite-replay", "best cells replayed after every batch"),
     "replay_passes": ("--replay-passes", "elite replay steps per batch"),
     "anchor_prob": ("--anchor-prob", "share of batches started from a noised elite cell"),
@@ -126,8 +142,9 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
                 default=None,
                 help=f"{text} ({source} {default})",
             )
-        elif name == "gradient":
-            parser.add_argument(flag, dest=name, choices=GRADIENTS, default=None, help=f"{text} ({source} {shown})")
+        elif name in CHOICES:
+            choices = CHOICES[name]
+            parser.add_argument(flag, dest=name, choices=choices, default=None, help=f"{text} ({source} {shown})")
         else:
             parser.add_argument(flag, dest=name, type=type(default), default=None, help=f"{text} ({source} {shown})")
 

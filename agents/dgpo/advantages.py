@@ -11,11 +11,21 @@ For a batch of trajectories with terminal rewards ``R``:
 * ``A = clip((R - μ) / σ, -c, c)`` (official ``c = 5``);
 * a batch whose counted rewards are all equal (or that has fewer than two) is uninformative: no
   statistics update and no gradient step.
+
+Two settings of this project change that (``DGPOConfig.count_repeats`` and ``DGPOConfig.baseline``,
+docs/dgpo.md §3; both off in DGPO as published):
+
+* ``count_repeats=True``: every valid copy of a repeated cell is counted, in the statistics and in the
+  loss (the plain Monte-Carlo policy gradient over the batch's samples);
+* ``baseline="batch"``: ``A = clip((R - mean_b(R)) / std_b(R), -c, c)`` with the mean and std of the
+  current batch's counted rewards (a group-relative baseline, as GRPO's); the moving averages are still
+  updated, for the logs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,6 +35,10 @@ REWARD_SMOOTHING = 0.1
 
 ADVANTAGE_CLIP = 5.0
 """Official NB201 / GDPO: advantages are clipped to ``[-5, 5]`` (``DGPOConfig.advantage_clip``, docs/dgpo.md §3)."""
+
+Baseline = Literal["ema", "batch"]
+BASELINES: tuple[str, ...] = ("ema", "batch")
+"""``"ema"``: the moving averages (published); ``"batch"``: the current batch's mean and std."""
 
 
 def first_occurrences(keys: list[str | None], valid: NDArray[np.bool_]) -> NDArray[np.bool_]:
@@ -101,7 +115,12 @@ class RewardNormalizer:
 
 
 def batch_advantages(
-    rewards: NDArray[np.floating], valid: NDArray[np.bool_], keys: list[str | None], normalizer: RewardNormalizer
+    rewards: NDArray[np.floating],
+    valid: NDArray[np.bool_],
+    keys: list[str | None],
+    normalizer: RewardNormalizer,
+    count_repeats: bool = False,
+    baseline: Baseline = "ema",
 ) -> tuple[NDArray[np.float64], NDArray[np.bool_], bool]:
     """Advantages of one batch (see the module docstring); updates ``normalizer``.
 
@@ -110,16 +129,27 @@ def batch_advantages(
         valid: ``bool[B]``.
         keys: ``B`` canonical keys (``None`` when invalid).
         normalizer: The running statistics.
+        count_repeats: Count every valid copy of a repeated cell (published: only the first).
+        baseline: ``"ema"`` (published) or ``"batch"``; see the module docstring.
 
     Returns:
         ``(advantages float[B], counted bool[B], informative)``; all advantages are 0 when the
         batch is not informative.
+
+    Raises:
+        ValueError: For an unknown ``baseline``.
     """
+    if baseline not in BASELINES:
+        raise ValueError(f"baseline must be one of {BASELINES}, got {baseline!r}")
     rewards = np.asarray(rewards, dtype=np.float64)
-    counted = first_occurrences(keys, np.asarray(valid, dtype=bool))
+    valid = np.asarray(valid, dtype=bool)
+    counted = valid.copy() if count_repeats else first_occurrences(keys, valid)
     advantages = np.zeros_like(rewards)
     informative = normalizer.update(rewards[counted])
-    if informative:
+    if informative and baseline == "batch":
+        group = rewards[counted]
+        advantages[counted] = np.clip((group - group.mean()) / group.std(), -normalizer.clip, normalizer.clip)
+    elif informative:
         advantages[counted] = normalizer.advantages(rewards[counted])
     assert np.all(advantages[~counted] == 0.0)
     return advantages, counted, informative

@@ -18,14 +18,20 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from typing import Any, Generic, NoReturn, TypeVar, overload
+from typing import Any, Generic, Literal, NoReturn, TypeVar, overload
 
+import numpy as np
 from stable_baselines3.common.type_aliases import Schedule
 
-from agents.dgpo.losses import GRADIENTS, Gradient
+from agents.dgpo.advantages import BASELINES, Baseline
+from agents.dgpo.losses import GRADIENTS, KL_DIRECTIONS, Gradient, KLDirection
 
 EPOCHS = 80
 """Batches per fine-tuning run: official NB201, 80 batches x 15 trajectories = 1,200 samples (docs/dgpo.md §3)."""
+
+KLSchedule = Literal["constant", "linear"]
+KL_SCHEDULES: tuple[str, ...] = ("constant", "linear")
+"""How ``DGPOConfig.kl_coef`` changes over a run: not at all, or linearly down to 0."""
 
 SelfSettings = TypeVar("SelfSettings", bound="Settings")
 T = TypeVar("T")
@@ -76,6 +82,22 @@ class Settings:
         if value < minimum:
             raise ValueError(f"{type(self).__name__}.{name} must be {allowed}, got {value!r}")
         self._set(name, int(value))
+
+    def _check_bool(self, name: str) -> None:
+        """``name`` must be a ``bool`` (``numpy.bool_`` accepted, stored as ``bool``; ``0``/``"False"`` refused)."""
+        value = getattr(self, name)
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{type(self).__name__}.{name} must be a bool, got {value!r} ({type(value).__name__})")
+        self._set(name, bool(value))
+
+    def _check_choice(self, name: str, choices: tuple[str, ...]) -> None:
+        """``name`` must be one of the strings ``choices``."""
+        value = getattr(self, name)
+        allowed = f"{type(self).__name__}.{name} must be one of {choices}, got {value!r}"
+        if not isinstance(value, str):
+            raise TypeError(f"{allowed} ({type(value).__name__})")
+        if value not in choices:
+            raise ValueError(allowed)
 
     def _check_real(
         self, name: str, low: float, high: float, low_open: bool = False, high_open: bool = False, note: str = ""
@@ -131,6 +153,20 @@ class DGPOConfig(Settings):
             >= 1. Changes memory, not the gradient.
         gradient: ``"eager"`` (GDPO's ``log p̂_θ(G_0 | G_t)``, published) or ``"ddpo"`` (per-step
             ``log p_θ(G_s | G_t)``, for comparison; docs/dgpo.md §2).
+        count_repeats: Count every copy of a cell repeated within a batch in the advantages' statistics
+            and the loss (``False``, published: the first copy only; docs/dgpo.md §3).
+        baseline: ``"ema"`` (published: the reward moving averages) or ``"batch"`` (the current batch's
+            mean and std; docs/dgpo.md §3).
+        entropy_coef: Weight of the entropy of ``p̂_θ(· | G_t)`` subtracted from the loss (an entropy
+            bonus); >= 0 (0, published: none; docs/dgpo.md §3).
+        kl_coef: Weight of ``KL(p̂_θ(· | G_t) ‖ p̂_ref(· | G_t))`` added to the loss, ``ref`` the model
+            fine-tuning started from; >= 0 (0, published: none; docs/dgpo.md §3).
+        kl_schedule: ``"constant"`` (``kl_coef`` throughout) or ``"linear"`` (from ``kl_coef`` at the start
+            down to 0 once ``kl_anneal_fraction`` of the run is done, 0 afterwards).
+        kl_direction: ``"reverse"`` (``KL(p̂_θ ‖ p̂_ref)``) or ``"forward"`` (``KL(p̂_ref ‖ p̂_θ)``, which
+            keeps every value the starting model gives probability).
+        kl_anneal_fraction: Share of the run (of ``total_timesteps``) over which the linear KL schedule falls
+            to 0; in (0, 1].
 
     Raises:
         TypeError: For a setting of the wrong type.
@@ -157,6 +193,20 @@ class DGPOConfig(Settings):
     """Paper, official NB201: gradient accumulation over 2 micro-batches (docs/dgpo.md §3)."""
     gradient: Gradient = "eager"
     """Paper: GDPO's eager gradient; ``"ddpo"`` is this project's comparison option (docs/dgpo.md §2)."""
+    count_repeats: bool = False
+    """Paper (GDPO's advantages): a cell repeated within a batch counts once (docs/dgpo.md §1, §3)."""
+    baseline: Baseline = "ema"
+    """Paper, official NB201: the reward moving averages are the baseline and scale (docs/dgpo.md §1, §3)."""
+    entropy_coef: float = 0.0
+    """Paper: no entropy term (docs/dgpo.md §1, §3)."""
+    kl_coef: float = 0.0
+    """Paper: no KL term (docs/dgpo.md §1, §3)."""
+    kl_schedule: KLSchedule = "constant"
+    """This project: a KL weight that does not change (docs/dgpo.md §3); only used with ``kl_coef > 0``."""
+    kl_anneal_fraction: float = 1.0
+    """This project: the linear KL schedule reaches 0 at the end of the run (docs/dgpo.md §3)."""
+    kl_direction: KLDirection = "reverse"
+    """This project: ``KL(p̂_θ ‖ p̂_ref)``, the direction of DPOK's KL term (docs/dgpo.md §3)."""
 
     def __post_init__(self) -> None:
         lr = self.learning_rate
@@ -177,6 +227,13 @@ class DGPOConfig(Settings):
             raise TypeError(f"{allowed} ({type(self.gradient).__name__})")
         if self.gradient not in GRADIENTS:
             raise ValueError(allowed)
+        self._check_bool("count_repeats")
+        self._check_choice("baseline", BASELINES)
+        self._check_real("entropy_coef", 0.0, math.inf, high_open=True)
+        self._check_real("kl_coef", 0.0, math.inf, high_open=True)
+        self._check_choice("kl_schedule", KL_SCHEDULES)
+        self._check_real("kl_anneal_fraction", 0.0, 1.0, low_open=True)
+        self._check_choice("kl_direction", KL_DIRECTIONS)
 
 
 class Setting(Generic[T]):
@@ -236,4 +293,4 @@ def adopt_loaded(state: dict[str, Any], current: SelfSettings) -> SelfSettings:
     return current.replace(**found) if found else current
 
 
-__all__ = ["EPOCHS", "DGPOConfig", "Setting", "Settings", "adopt_loaded", "settings_from"]
+__all__ = ["EPOCHS", "KL_SCHEDULES", "DGPOConfig", "KLSchedule", "Setting", "Settings", "adopt_loaded", "settings_from"]

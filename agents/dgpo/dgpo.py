@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import io
 import pathlib
 from collections.abc import Iterable, Mapping
@@ -37,20 +38,21 @@ import torch
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
 
-from agents.dgpo.advantages import RewardNormalizer, batch_advantages
-from agents.dgpo.config import EPOCHS, DGPOConfig, Setting, Settings
+from agents.dgpo.advantages import Baseline, RewardNormalizer, batch_advantages
+from agents.dgpo.config import EPOCHS, DGPOConfig, KLSchedule, Setting, Settings
 from agents.dgpo.losses import (
     Gradient,
+    KLDirection,
     TrajectoryBatch,
     freeze_layers,
     n_loss_steps,
+    policy_gradient_loss,
     sample_step_subsets,
-    trajectory_log_likelihood,
 )
 from agents.dgpo.persistence import load_agent, save_agent
 from agents.dgpo.settings_mixin import SettingsMixin
 from agents.dgpo.trajectories import TrajectoryAlgorithm
-from agents.diffusion.model import DivergenceError
+from agents.diffusion.model import DiffusionModel, DivergenceError
 from agents.policies.compat import ModelSpec
 from agents.policies.diffusion_policy import GraphDiffusionPolicy
 from agents.policies.envs import make_env_for_model
@@ -132,6 +134,13 @@ class DGPO(SettingsMixin, TrajectoryAlgorithm):
     freeze_fraction = Setting[float]("config")
     gradient_accumulation = Setting[int]("config")
     gradient = Setting[Gradient]("config")
+    count_repeats = Setting[bool]("config")
+    baseline = Setting[Baseline]("config")
+    entropy_coef = Setting[float]("config")
+    kl_coef = Setting[float]("config")
+    kl_schedule = Setting[KLSchedule]("config")
+    kl_anneal_fraction = Setting[float]("config")
+    kl_direction = Setting[KLDirection]("config")
 
     def __init__(
         self,
@@ -171,6 +180,7 @@ class DGPO(SettingsMixin, TrajectoryAlgorithm):
         self.stop_reason: str | None = None
         self.normalizer = RewardNormalizer(self.config.reward_smoothing, self.config.advantage_clip)
         self.frozen_modules: list[str] = []
+        self.reference_model: DiffusionModel | None = None
         if _init_setup_model:
             self._setup_model()
 
@@ -180,6 +190,9 @@ class DGPO(SettingsMixin, TrajectoryAlgorithm):
         self._adopt_loaded_settings()
         super()._setup_model()
         self.frozen_modules = freeze_layers(self.policy.model, self.freeze_fraction)
+        self.reference_model = None
+        if self.kl_coef > 0.0:  # the model fine-tuning starts from, fixed: what the KL term is measured to
+            self.reference_model = copy.deepcopy(self.policy.model).requires_grad_(False).eval()
         trainable = [p for p in self.policy.model.parameters() if p.requires_grad]
         if not trainable:
             raise ValueError("freeze_fraction leaves no trainable parameter; lower it")
@@ -294,6 +307,16 @@ class DGPO(SettingsMixin, TrajectoryAlgorithm):
         self._after_train(batch)
         self.policy.set_training_mode(False)
 
+    def current_kl_coef(self) -> float:
+        """The KL weight now: ``kl_coef``, or with ``kl_schedule="linear"`` falling to 0 over ``kl_anneal_fraction``.
+
+        The share of the run done is SB3's ``1 - progress_remaining`` (of ``total_timesteps``).
+        """
+        if self.kl_schedule == "linear":
+            done = 1.0 - float(self._current_progress_remaining)
+            return self.kl_coef * max(0.0, 1.0 - done / self.kl_anneal_fraction)
+        return self.kl_coef
+
     def _after_train(self, batch: TrajectoryBatch) -> None:
         """Hook called after the policy-gradient steps on ``batch`` (policy still in training mode); a no-op here."""
 
@@ -304,7 +327,7 @@ class DGPO(SettingsMixin, TrajectoryAlgorithm):
             DivergenceError: If a loss is NaN or infinite (the update is not taken; training stops).
         """
         advantages, counted, informative = batch_advantages(
-            batch.rewards.numpy(), batch.valid.numpy(), batch.keys, self.normalizer
+            batch.rewards.numpy(), batch.valid.numpy(), batch.keys, self.normalizer, self.count_repeats, self.baseline
         )
         self.logger.record("train/n_counted", int(counted.sum()))
         self.logger.record("train/n_duplicates", int(batch.valid.sum()) - int(counted.sum()))
@@ -312,11 +335,15 @@ class DGPO(SettingsMixin, TrajectoryAlgorithm):
             self.logger.record("train/skipped_batch", 1)
             return
         self.logger.record("train/skipped_batch", 0)
-        active = torch.from_numpy(np.flatnonzero(advantages != 0.0))
+        regularised = self.entropy_coef > 0.0 or self.kl_coef > 0.0  # these terms cover every trajectory
+        active = torch.arange(batch.size) if regularised else torch.from_numpy(np.flatnonzero(advantages != 0.0))
         adv = torch.from_numpy(advantages)
         k = n_loss_steps(batch.n_steps, self.timestep_fraction)
         params = [p for p in self.policy.model.parameters() if p.requires_grad]
+        kl_coef = self.current_kl_coef()
         losses, grad_norms = [], []
+        entropies: list[float] = []
+        kls: list[float] = []
         for _ in range(self.n_inner_passes):
             steps = sample_step_subsets(len(active), batch.n_steps, k, self._generator)  # [A, k]
             self.policy.optimizer.zero_grad()
@@ -325,14 +352,33 @@ class DGPO(SettingsMixin, TrajectoryAlgorithm):
                 if len(chunk) == 0:
                     continue
                 traj = active[chunk]
-                logp = trajectory_log_likelihood(self.policy.model, batch, traj, steps[chunk], self.gradient)
-                loss = -(adv[traj].to(logp.dtype) * logp).sum() / batch.size  # mean over the whole batch
+                loss, terms = policy_gradient_loss(
+                    self.policy.model,
+                    batch,
+                    traj,
+                    steps[chunk],
+                    adv,
+                    self.gradient,
+                    self.entropy_coef,
+                    self.reference_model,
+                    kl_coef,
+                    self.kl_direction,
+                )
+                if terms.entropy is not None:
+                    entropies.append(float(terms.entropy.detach().mean()))
+                if terms.kl is not None:
+                    kls.append(float(terms.kl.detach().mean()))
                 check_finite_loss(loss, "DGPO's policy-gradient loss", self._n_updates, self.learning_rate)
                 loss.backward()
                 total += float(loss.detach())
             grad_norms.append(float(torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)))
             self.policy.optimizer.step()
             losses.append(total)
+        if entropies:
+            self.logger.record("train/entropy", float(np.mean(entropies)))
+        if kls:
+            self.logger.record("train/kl", float(np.mean(kls)))
+            self.logger.record("train/kl_coef", kl_coef)
         self._n_updates += self.n_inner_passes
         counted_adv = advantages[counted]
         self.logger.record("train/loss", float(np.mean(losses)))

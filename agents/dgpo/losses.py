@@ -10,6 +10,10 @@ A batch holds ``B`` trajectories of ``L`` steps: graphs ``G_{t_0} .. G_{t_L}`` (
 
 ``S`` is a random subset of ``⌈f L⌉``-ish steps per trajectory (official fraction ``f = 0.3``,
 ``ppo_sr``); a mean over ``S`` (instead of a sum) keeps the loss scale independent of ``L``.
+
+Two optional terms of this project, both off in DGPO as published (docs/dgpo.md §3): an entropy bonus on
+``p̂_θ(· | G_t)`` and a KL term between ``p̂_θ(· | G_t)`` and a fixed reference model's prediction
+(:func:`policy_gradient_loss`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from agents.diffusion.model import DiffusionModel, DivergenceError
 
 Gradient = Literal["eager", "ddpo"]
 GRADIENTS: tuple[str, ...] = ("eager", "ddpo")
+KLDirection = Literal["reverse", "forward"]
+KL_DIRECTIONS: tuple[str, ...] = ("reverse", "forward")
+"""``"reverse"``: ``KL(p̂_θ ‖ p̂_ref)`` (mode-seeking); ``"forward"``: ``KL(p̂_ref ‖ p̂_θ)`` (mass-covering)."""
 
 TIMESTEP_FRACTION = 0.3
 """Official NB201 / GDPO ``ppo_sr``: share of a trajectory's timesteps in each loss (docs/dgpo.md §3)."""
@@ -92,10 +99,67 @@ def clean_log_likelihood(
 
     Fixed positions contribute ``log 1 = 0``. ``G_0`` must hold allowed values only.
     """
+    return _clean_terms(model, nodes_t, edges_t, t, nodes0, edges0).log_likelihood
+
+
+@dataclass(frozen=True)
+class LossTerms:
+    """Per-trajectory terms of DGPO's loss, each a mean over the chosen steps: ``[b]`` (differentiable).
+
+    Attributes:
+        log_likelihood: The gradient's log-likelihood (:func:`trajectory_log_likelihood`).
+        entropy: Entropy of the clean-graph prediction ``p̂_θ(· | G_t)`` (nats, summed over nodes and
+            edges), or ``None`` when not asked for.
+        kl: ``KL(p̂_θ(· | G_t) ‖ p̂_ref(· | G_t))`` to a reference model (nats, summed over nodes and edges),
+            or ``None`` without a reference.
+    """
+
+    log_likelihood: Tensor
+    entropy: Tensor | None = None
+    kl: Tensor | None = None
+
+
+def _masked(log_probs: Tensor) -> Tensor:
+    """``log_probs`` with the ``-inf`` of disallowed values set to 0: ``p · log p`` and its gradient are 0, not NaN."""
+    return log_probs.masked_fill(torch.isneginf(log_probs), 0.0)
+
+
+def _clean_terms(
+    model: DiffusionModel,
+    nodes_t: Tensor,
+    edges_t: Tensor,
+    t: Tensor,
+    nodes0: Tensor,
+    edges0: Tensor,
+    entropy: bool = False,
+    reference: DiffusionModel | None = None,
+    kl_direction: KLDirection = "reverse",
+) -> LossTerms:
+    """``log p̂_θ(G_0 | G_t)`` ``[B]`` and, if asked, the entropy of ``p̂_θ(· | G_t)`` and its KL to ``reference``.
+
+    ``kl_direction``: ``"reverse"`` for ``KL(p̂_θ ‖ p̂_ref)``, ``"forward"`` for ``KL(p̂_ref ‖ p̂_θ)``.
+
+    All from one forward pass of ``model`` (and one of ``reference``, without gradient), summed over nodes
+    and edges; disallowed values (probability 0) and fixed positions (one allowed value) add 0.
+    """
     node_logits, edge_logits = model.logits(nodes_t, edges_t, t)  # [B, N, K], [B, M, K_e]
-    node_lp = torch.log_softmax(node_logits, -1).gather(2, nodes0[:, :, None])[:, :, 0]  # [B, N]
-    edge_lp = torch.log_softmax(edge_logits, -1).gather(2, edges0[:, :, None])[:, :, 0]  # [B, M]
-    return node_lp.sum(1) + edge_lp.sum(1)
+    node_lsm, edge_lsm = torch.log_softmax(node_logits, -1), torch.log_softmax(edge_logits, -1)
+    node_lp = node_lsm.gather(2, nodes0[:, :, None])[:, :, 0]  # [B, N]
+    edge_lp = edge_lsm.gather(2, edges0[:, :, None])[:, :, 0]  # [B, M]
+    logp = node_lp.sum(1) + edge_lp.sum(1)
+    h: Tensor | None = None
+    kl: Tensor | None = None
+    if entropy:
+        h = -sum((lsm.exp() * _masked(lsm)).sum((1, 2)) for lsm in (node_lsm, edge_lsm))  # type: ignore[assignment]
+    if reference is not None:
+        with torch.no_grad():
+            ref_nodes, ref_edges = reference.logits(nodes_t, edges_t, t)
+        pairs = ((node_lsm, torch.log_softmax(ref_nodes, -1)), (edge_lsm, torch.log_softmax(ref_edges, -1)))
+        if kl_direction == "reverse":  # KL(p̂_θ ‖ p̂_ref): mode-seeking
+            kl = sum((lsm.exp() * (_masked(lsm) - _masked(ref))).sum((1, 2)) for lsm, ref in pairs)  # type: ignore[assignment]
+        else:  # KL(p̂_ref ‖ p̂_θ): mass-covering
+            kl = sum((ref.exp() * (_masked(ref) - _masked(lsm))).sum((1, 2)) for lsm, ref in pairs)  # type: ignore[assignment]
+    return LossTerms(logp, h, kl)
 
 
 def trajectory_log_likelihood(
@@ -110,15 +174,38 @@ def trajectory_log_likelihood(
         steps: ``int64[b, k]`` step indices per trajectory.
         gradient: ``"eager"`` (``log p̂_θ(G_0 | G_t)``) or ``"ddpo"`` (``log p_θ(G_s | G_t)``).
     """
+    return trajectory_terms(model, batch, traj, steps, gradient).log_likelihood
+
+
+def trajectory_terms(
+    model: DiffusionModel,
+    batch: TrajectoryBatch,
+    traj: Tensor,
+    steps: Tensor,
+    gradient: Gradient,
+    entropy: bool = False,
+    reference: DiffusionModel | None = None,
+    kl_direction: KLDirection = "reverse",
+) -> LossTerms:
+    """:func:`trajectory_log_likelihood` and, if asked, the entropy and the KL to ``reference``, over the same steps.
+
+    The entropy and the KL are those of the denoiser's clean-graph prediction ``p̂_θ(· | G_t)`` at each
+    chosen intermediate graph, for either ``gradient`` (``DGPOConfig.entropy_coef`` and ``kl_coef`` weigh them).
+    """
     b, k = steps.shape
     rows = traj[:, None].expand(b, k).reshape(-1)  # [b k]
     cols = steps.reshape(-1)  # [b k]
     nodes_t, edges_t, t = batch.nodes[rows, cols], batch.edges[rows, cols], batch.times[cols]
+    nodes0, edges0 = batch.nodes[rows, -1], batch.edges[rows, -1]
     if gradient == "eager":
-        logp = clean_log_likelihood(model, nodes_t, edges_t, t, batch.nodes[rows, -1], batch.edges[rows, -1])
+        terms = _clean_terms(model, nodes_t, edges_t, t, nodes0, edges0, entropy, reference, kl_direction)
+        logp = terms.log_likelihood
     elif gradient == "ddpo":
         s = batch.times[cols + 1]
         logp = model.log_prob(nodes_t, edges_t, t, batch.nodes[rows, cols + 1], batch.edges[rows, cols + 1], s)
+        terms = LossTerms(logp)
+        if entropy or reference is not None:
+            terms = _clean_terms(model, nodes_t, edges_t, t, nodes0, edges0, entropy, reference, kl_direction)
     else:
         raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
     logp = logp.view(b, k)
@@ -129,7 +216,61 @@ def trajectory_log_likelihood(
         )
     if not bool(torch.isfinite(logp).all()):
         raise RuntimeError("a sampled graph has probability 0 under the model it was sampled from")
-    return logp.mean(1)
+    return LossTerms(
+        logp.mean(1),
+        None if terms.entropy is None else terms.entropy.view(b, k).mean(1),
+        None if terms.kl is None else terms.kl.view(b, k).mean(1),
+    )
+
+
+def policy_gradient_loss(
+    model: DiffusionModel,
+    batch: TrajectoryBatch,
+    traj: Tensor,
+    steps: Tensor,
+    advantages: Tensor,
+    gradient: Gradient,
+    entropy_coef: float = 0.0,
+    reference: DiffusionModel | None = None,
+    kl_coef: float = 0.0,
+    kl_direction: KLDirection = "reverse",
+) -> tuple[Tensor, LossTerms]:
+    """DGPO's loss on trajectories ``traj`` of ``batch``: ``-Σ_i (A_i · ℓ_i + λ · H_i - β · KL_i) / B`` (a scalar).
+
+    ``ℓ_i`` is :func:`trajectory_log_likelihood` over ``steps``; ``H_i`` and ``KL_i`` the mean entropy of
+    ``p̂_θ(· | G_t)`` and its KL to ``reference`` over the same steps (:func:`trajectory_terms`);
+    ``λ = entropy_coef``, ``β = kl_coef`` and ``B = batch.size`` (a mean over the whole batch whichever
+    trajectories ``traj`` holds). A term whose weight is 0 (published: both) is not computed.
+
+    Args:
+        model: The diffusion model being fine-tuned.
+        batch: The trajectories.
+        traj: ``int64[b]`` trajectory indices.
+        steps: ``int64[b, k]`` step indices per trajectory.
+        advantages: ``[B]`` advantages of the whole batch.
+        gradient: ``"eager"`` or ``"ddpo"``.
+        entropy_coef: ``λ >= 0``.
+        reference: The model the KL is measured to (needed when ``kl_coef > 0``).
+        kl_coef: ``β >= 0``.
+        kl_direction: ``"reverse"``: ``KL(p̂_θ ‖ p̂_ref)``; ``"forward"``: ``KL(p̂_ref ‖ p̂_θ)``.
+
+    Returns:
+        ``(loss, terms)``.
+
+    Raises:
+        ValueError: If ``kl_coef > 0`` without a ``reference``.
+    """
+    if kl_coef > 0.0 and reference is None:
+        raise ValueError("kl_coef > 0 needs the reference model the KL is measured to")
+    terms = trajectory_terms(
+        model, batch, traj, steps, gradient, entropy_coef > 0.0, reference if kl_coef > 0.0 else None, kl_direction
+    )
+    objective = advantages[traj].to(terms.log_likelihood.dtype) * terms.log_likelihood
+    if terms.entropy is not None:
+        objective = objective + entropy_coef * terms.entropy
+    if terms.kl is not None:
+        objective = objective - kl_coef * terms.kl
+    return -objective.sum() / batch.size, terms
 
 
 def freeze_layers(model: DiffusionModel, fraction: float) -> list[str]:

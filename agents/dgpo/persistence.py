@@ -94,6 +94,8 @@ def save_agent(agent: DGPO, path: str | pathlib.Path | io.BufferedIOBase) -> Non
         "optimizer": agent.policy.optimizer.state_dict(),
         "generator": agent._generator.get_state(),
     }
+    if agent.reference_model is not None:  # the KL term's starting model (DGPOConfig.kl_coef > 0)
+        tensors["reference"] = agent.reference_model.state_dict()
     members = {
         files.META: json.dumps(meta, indent=1, allow_nan=True).encode("utf-8"),
         files.MODEL: files.torch_bytes(checkpoint),
@@ -175,6 +177,8 @@ def load_agent(
         )
     try:
         agent.policy.optimizer.load_state_dict(tensors["optimizer"])
+        if agent.reference_model is not None and "reference" in tensors:
+            agent.reference_model.load_state_dict(tensors["reference"])
         if "seed" not in kwargs:
             agent._generator.set_state(tensors["generator"])
         restore_state(agent, state)
