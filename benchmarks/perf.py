@@ -66,8 +66,8 @@ ENV_ID = "dgpo_env/NB201-CIFAR10-v0"
 PRETRAINING: dict[str, PretrainConfig] = {
     "default": PretrainConfig(),
     "compare": COMPARE_PRETRAIN,
-    # the shipped nb201-mlp model's recipe (agents.pretrained.RECIPES): 2,000 steps at lr 2e-3
-    "mlp": PretrainConfig(steps=2000, lr=2e-3, denoiser=MLPDenoiserConfig()),
+    # the shipped nb201-mlp model's recipe (agents.pretrained.RECIPES): 2,000 steps at lr 4e-3
+    "mlp": PretrainConfig(steps=2000, lr=4e-3, denoiser=MLPDenoiserConfig()),
 }
 """``--model``: the pretraining of the default model of ``dgpo pretrain`` (a 197k-parameter graph transformer),
 of the comparison harness's small transformer, or of the MLP denoiser

@@ -134,7 +134,7 @@ def test_tabulated_reverse_step_equals_the_noise_process(models: dict[str, Diffu
         node_x0, edge_x0 = model.clean_probs(nodes, edges, times[k])
         expected = model.noise.reverse_step_probs(nodes, edges, node_x0, edge_x0, times[k], times[k + 1])
         x0_probs = step.free_entries(node_x0, edge_x0, 0.0)  # [B, F, K_max]
-        probs = step(torch.cat([nodes, edges], dim=1), times[k], x0_probs)
+        probs = step(torch.cat([nodes, edges], dim=1), step.steps(times[k]), x0_probs)
         assert probs.shape == (batch, model.space.n_nodes + model.space.n_edges, step.width)
         for got, want in zip(step.split(probs), expected, strict=True):
             assert torch.equal(got, want)
@@ -142,6 +142,12 @@ def test_tabulated_reverse_step_equals_the_noise_process(models: dict[str, Diffu
         padding[:, : model.space.n_nodes, : model.space.n_node_types] = False
         padding[:, model.space.n_nodes :, : model.space.n_edge_types] = False
         assert bool((probs[padding] == 0).all())  # padding slots: probability exactly 0
+        fast_probs, fast_logs = step.distribution_parameters(
+            torch.cat([nodes, edges], dim=1), step.steps(times[k]), x0_probs
+        )
+        assert torch.equal(fast_probs, probs.float())
+        expected_logs = torch.where(padding, float("-inf"), safe_log(probs).float())
+        assert torch.equal(fast_logs, expected_logs)  # free entries computed, fixed ones looked up: the same values
     with pytest.raises(ValueError, match="not a step of the policy's schedule"):
         step.steps(torch.tensor([0]))
     with pytest.raises(ValueError, match="decrease strictly"):

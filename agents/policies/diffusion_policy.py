@@ -231,8 +231,16 @@ class DiffusionPolicyMixin:
         Raises:
             ValueError: If some ``t`` is not a non-final time of the policy's schedule.
         """
+        return self.reverse_step(*self._reverse_step_inputs(graph))
+
+    def _reverse_step_inputs(self, graph: GraphBatch) -> tuple[Tensor, Tensor, Tensor]:
+        """``(x_t [B, E], steps [B], p̂(x_0 | G_t) of the free entries [B, F, K_max])`` for the reverse step.
+
+        Raises:
+            ValueError: If some ``t`` is not a non-final time of the policy's schedule.
+        """
         try:
-            self.reverse_step.steps(graph.t)
+            steps = self.reverse_step.steps(graph.t)  # [B]
         except ValueError as err:
             raise ValueError(
                 f"{err}: the policy was built with another environment's task "
@@ -241,7 +249,7 @@ class DiffusionPolicyMixin:
             ) from err
         node_logits, edge_logits = self.model.logits_at(graph.nodes, graph.edges, graph.t)  # t checked above
         x0_probs = self.reverse_step.free_entries(node_logits, edge_logits, float("-inf")).softmax(-1)  # p̂(x_0 | G_t)
-        return self.reverse_step(torch.cat([graph.nodes, graph.edges], dim=1), graph.t, x0_probs)
+        return torch.cat([graph.nodes, graph.edges], dim=1), steps, x0_probs
 
     def reverse_step_log_probs(self, graph: GraphBatch) -> Tensor:
         """``log p_θ(G_s | G_t)`` of every value of every action entry: ``float32[B, sum(nvec)]``.
@@ -260,7 +268,8 @@ class DiffusionPolicyMixin:
         assert isinstance(obs, dict), "a graph-diffusion policy needs Dict observations"
         graph = graph_from_obs(obs)
         if isinstance(self.action_dist, FusedCategoricalsMixin):
-            dist: Distribution = self.action_dist.proba_distribution_from_probs(self.reverse_step_entry_probs(graph))  # type: ignore[assignment]
+            probs, log_probs = self.reverse_step.distribution_parameters(*self._reverse_step_inputs(graph))
+            dist: Distribution = self.action_dist.proba_distribution_from_probs(probs, log_probs)  # type: ignore[assignment]
         else:
             dist = self.action_dist.proba_distribution(action_logits=self.reverse_step_log_probs(graph))  # type: ignore[call-arg]
         if action_masks is not None:

@@ -128,7 +128,7 @@ class FusedCategoricalsMixin:
         self._set_logits(self._original)
         return self
 
-    def proba_distribution_from_probs(self: SelfFused, probs: Tensor) -> SelfFused:
+    def proba_distribution_from_probs(self: SelfFused, probs: Tensor, log_probs: Tensor | None = None) -> SelfFused:
         """Set the distribution from probabilities already in the padded ``[B, E, K_max]`` layout (masks cleared).
 
         The entry point of a policy that computes its action probabilities in this layout (the
@@ -140,6 +140,8 @@ class FusedCategoricalsMixin:
         Args:
             probs: ``[B, E, K_max]`` probabilities, each entry's values summing to 1, padding slots 0
                 (any float dtype; stored as ``float32``).
+            log_probs: Their logarithms in the same layout, if the caller has them (``LOG_ZERO`` where a
+                probability is 0, ``-inf`` on padding); computed from ``probs`` otherwise.
 
         Raises:
             ValueError: If the shape is not ``[B, E, K_max]``, or a probability is NaN (a diverged policy).
@@ -148,9 +150,13 @@ class FusedCategoricalsMixin:
             raise ValueError(f"probs must be [B, {', '.join(map(str, self._valid.shape))}], got {list(probs.shape)}")
         if bool(torch.isnan(probs).any()):
             raise ValueError("the action probabilities hold NaN values: the policy diverged (lower the learning rate)")
-        positive = probs > 0
-        log_zero = self._log_zero.to(probs.device)  # [E, K_max]: LOG_ZERO on values, -inf on padding
-        logits = torch.where(positive, torch.log(torch.where(positive, probs, 1.0)), log_zero).to(torch.float32)
+        if log_probs is None:
+            positive = probs > 0
+            log_zero = self._log_zero.to(probs.device)  # [E, K_max]: LOG_ZERO on values, -inf on padding
+            log_probs = torch.where(positive, torch.log(torch.where(positive, probs, 1.0)), log_zero)
+        elif log_probs.shape != probs.shape:
+            raise ValueError(f"log_probs must have the shape of probs {list(probs.shape)}, got {list(log_probs.shape)}")
+        logits = log_probs.to(torch.float32)
         self._original = self.logits = logits
         self.probs = probs.to(torch.float32)
         self.masks = None

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.functional import one_hot, pad
 
+from agents.policies.distributions import LOG_ZERO
 from dgpo_env.diffusion.noise import PROB_ATOL, NoiseProcess, mix_reverse_step, reverse_step_posterior
 
 
@@ -75,7 +76,12 @@ class ScheduledReverseStep(nn.Module):
     post: Tensor  # float64[S, K_max, F, K_max, K_max]: q(x_s | x_t, x_0) by (step, x_t, free entry, x_0, x_s)
     usable: Tensor  # bool[S, K_max, F, K_max]: the clean values the mixture may use
     free: Tensor  # int64[F]: the free entries (more than one allowed value) among the E
+    free_nodes: Tensor  # int64[F_n]: the free nodes (the first F_n free entries)
+    free_edges: Tensor  # int64[F_e]: the free upper-triangle edge entries (the other F - F_n)
     free_rows: Tensor  # int64[1, F]: 0 .. F - 1
+    entries: Tensor  # int64[1, E]: 0 .. E - 1
+    free_log_zero: Tensor  # float32[F, K_max]: log 0 of a free entry's values (LOG_ZERO), -inf on padding
+    stay_log: Tensor  # float32[K_max, E, K_max]: log one-hot(x_t) of entry e (0, LOG_ZERO; padding -inf)
 
     def __init__(self, noise: NoiseProcess, timesteps: np.ndarray | Tensor) -> None:
         super().__init__()
@@ -103,6 +109,15 @@ class ScheduledReverseStep(nn.Module):
         self.register_buffer("usable", usable, persistent=False)
         self.register_buffer("free", free, persistent=False)
         self.register_buffer("free_rows", torch.arange(free.numel())[None], persistent=False)
+        self.register_buffer("free_nodes", free[free < self.n_nodes], persistent=False)
+        self.register_buffer("free_edges", free[free >= self.n_nodes] - self.n_nodes, persistent=False)
+        self.register_buffer("entries", torch.arange(allowed.numel())[None], persistent=False)
+        n_values = torch.tensor([self.n_node_types] * self.n_nodes + [self.n_edge_types] * self.n_edges)  # [E]
+        real = torch.arange(self.width) < n_values[:, None]  # [E, K_max]: real values, not padding
+        log_zero = torch.where(real, LOG_ZERO, float("-inf"))  # [E, K_max]
+        self.register_buffer("free_log_zero", log_zero[free], persistent=False)
+        is_value = torch.eye(self.width, dtype=torch.bool)[:, None, :]  # [x_t, 1, K_max]
+        self.register_buffer("stay_log", torch.where(is_value & real, 0.0, log_zero), persistent=False)
 
     def steps(self, t: Tensor) -> Tensor:
         """``int64[B]`` the index ``k`` of each ``t = t_k`` on the schedule.
@@ -118,36 +133,69 @@ class ScheduledReverseStep(nn.Module):
         return steps
 
     def free_entries(self, node_values: Tensor, edge_values: Tensor, fill: float) -> Tensor:
-        """``([B, N, K], [B, M, K_e])`` per-value tensors -> ``[B, F, K_max]`` of the free entries, padding ``fill``."""
-        parts = [
-            pad(values, (0, self.width - values.shape[-1]), value=fill) if values.shape[-1] < self.width else values
-            for values in (node_values, edge_values)
-        ]
-        return torch.cat(parts, dim=1).index_select(1, self.free)
+        """``([B, N, K], [B, M, K_e])`` per-value tensors -> ``[B, F, K_max]`` of the free entries, padding ``fill``.
 
-    def forward(self, x_t: Tensor, t: Tensor, x0_probs: Tensor) -> Tensor:
-        """``p_θ(G_s | G_t)`` with ``s`` the time after ``t`` on the schedule.
+        Only the free rows are selected and padded (none of NAS-Bench-201's edges is free).
+        """
+        parts = [
+            values.index_select(1, rows)
+            for values, rows in ((node_values, self.free_nodes), (edge_values, self.free_edges))
+            if rows.numel()
+        ]
+        parts = [
+            pad(part, (0, self.width - part.shape[-1]), value=fill) if part.shape[-1] < self.width else part
+            for part in parts
+        ]
+        if not parts:  # a space without free entries: nothing to denoise
+            return node_values.new_full((node_values.shape[0], 0, self.width), fill)
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+    def mix(self, x_t: Tensor, steps: Tensor, x0_probs: Tensor) -> Tensor:
+        """``p_θ(G_s | G_t)`` of the free entries: ``float64[B, F, K_max]`` (padding 0).
 
         Args:
             x_t: ``int64[B, E]`` the entries of ``G_t`` (node types, then upper-triangle edge types).
-            t: ``int64[B]`` non-final times of the schedule.
+            steps: ``int64[B]`` the schedule index of each ``t`` (:meth:`steps`, which checks them).
             x0_probs: ``[B, F, K_max]`` the denoiser's ``p̂(x_0 | G_t)`` of the free entries
                 (:meth:`free_entries`, padding 0).
-
-        Returns:
-            ``float64[B, E, K_max]`` probabilities (padding 0), equal to ``NoiseProcess.reverse_step_probs``
-            on the real slots.
-
-        Raises:
-            ValueError: If some ``t`` is off the schedule.
         """
-        rows = self.steps(t)[:, None]  # [B, 1]
         x_free = x_t.index_select(1, self.free)  # [B, F]
-        post = self.post[rows, x_free, self.free_rows]  # [B, F, K_max, K_max]
-        usable = self.usable[rows, x_free, self.free_rows]  # [B, F, K_max]
-        mixed = mix_reverse_step(x_free, x0_probs, post, usable, check=False)  # rows sum to 1: see __init__
+        n_free = self.free.numel()
+        # row (step, x_t, entry) of the tables flattened to [S K_max F, ...]: one index_select per table
+        index = ((steps[:, None] * self.width + x_free) * n_free + self.free_rows).flatten()  # [B F]
+        post = (
+            self.post.view(-1, self.width, self.width)
+            .index_select(0, index)
+            .view(*x_free.shape, self.width, self.width)
+        )
+        usable = self.usable.view(-1, self.width).index_select(0, index).view(*x_free.shape, self.width)
+        return mix_reverse_step(x_free, x0_probs, post, usable, check=False)  # rows sum to 1: see __init__
+
+    def forward(self, x_t: Tensor, steps: Tensor, x0_probs: Tensor) -> Tensor:
+        """``p_θ(G_s | G_t)`` of every entry: ``float64[B, E, K_max]`` (padding 0).
+
+        Takes the arguments of :meth:`mix`. The real slots equal ``NoiseProcess.reverse_step_probs``.
+        """
+        mixed = self.mix(x_t, steps, x0_probs)  # [B, F, K_max]
         stay = one_hot(x_t, self.width).to(mixed.dtype)  # [B, E, K_max]: a fixed entry keeps its value
         return stay.index_copy(1, self.free, mixed)
+
+    def distribution_parameters(self, x_t: Tensor, steps: Tensor, x0_probs: Tensor) -> tuple[Tensor, Tensor]:
+        """The action distribution's ``(probs, log_probs)``, ``float32[B, E, K_max]`` each (the policy's fast path).
+
+        The probabilities are :meth:`forward`'s in ``float32``. The log-probabilities are computed on the
+        free entries only; a fixed entry's are looked up (0 at its value, ``LOG_ZERO`` at its other
+        values); padding slots hold ``-inf``, as :class:`~agents.policies.distributions.FusedCategoricalsMixin`
+        stores them. Takes the arguments of :meth:`mix`.
+        """
+        mixed = self.mix(x_t, steps, x0_probs)  # float64[B, F, K_max]
+        positive = mixed > 0
+        log_free = torch.where(positive, torch.log(torch.where(positive, mixed, 1.0)), self.free_log_zero)
+        probs = one_hot(x_t, self.width).to(torch.float32).index_copy(1, self.free, mixed.to(torch.float32))
+        stay_index = (x_t * self.entries.shape[1] + self.entries).flatten()  # row (x_t, entry) of stay_log
+        stay_log = self.stay_log.view(-1, self.width).index_select(0, stay_index).view(*x_t.shape, self.width)
+        log_probs = stay_log.index_copy(1, self.free, log_free.to(torch.float32))
+        return probs, log_probs
 
     def split(self, probs: Tensor) -> tuple[Tensor, Tensor]:
         """``[B, E, K_max]`` -> ``([B, N, K], [B, M, K_e])`` (drops the padding)."""
