@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from dgpo_env.search_spaces.base import SearchSpace
+from agents.diffusion.denoiser_base import MaskedDenoiser
 from dgpo_env.search_spaces.dag import upper_indices
 from dgpo_env.validation import check_bool, check_count, check_mapping, check_real
 
@@ -189,7 +189,7 @@ def _feed_forward(width: int, mult: int, dropout: float) -> nn.Sequential:
     return nn.Sequential(nn.Linear(width, mult * width), nn.GELU(), nn.Dropout(dropout), nn.Linear(mult * width, width))
 
 
-class GraphTransformerDenoiser(nn.Module):
+class GraphTransformerDenoiser(MaskedDenoiser):
     """Predicts the clean graph's node and edge types from a noisy DAG and ``t / T``.
 
     Args:
@@ -207,30 +207,16 @@ class GraphTransformerDenoiser(nn.Module):
         ((1, 8, 7), (1, 28, 2))
     """
 
-    node_allowed: Tensor  # buffers, typed for mypy
-    edge_allowed: Tensor
-    rows: Tensor
+    rows: Tensor  # buffers, typed for mypy
     cols: Tensor
     node_pe: Tensor
 
     def __init__(
         self, node_allowed: np.ndarray | Tensor, edge_allowed: np.ndarray | Tensor, config: DenoiserConfig | None = None
     ) -> None:
-        super().__init__()
+        super().__init__(node_allowed, edge_allowed)
         self.config = cfg = config or DenoiserConfig()
-        node_allowed = torch.tensor(np.array(node_allowed, dtype=bool))
-        edge_allowed = torch.tensor(np.array(edge_allowed, dtype=bool))
-        n, k = node_allowed.shape
-        m, ke = edge_allowed.shape
-        if m != n * (n - 1) // 2:
-            raise ValueError(
-                f"edge_allowed has {m} rows; an {n}-node DAG has {n * (n - 1) // 2} upper-triangle entries"
-            )
-        if not (node_allowed.any(1).all() and edge_allowed.any(1).all()):
-            raise ValueError("every position needs at least one allowed value")
-        self.n_nodes, self.n_node_types, self.n_edge_types = n, k, ke
-        self.register_buffer("node_allowed", node_allowed, persistent=False)
-        self.register_buffer("edge_allowed", edge_allowed, persistent=False)
+        n, k, ke = self.n_nodes, self.n_node_types, self.n_edge_types
         rows, cols = upper_indices(n)
         self.register_buffer("rows", torch.from_numpy(rows.copy()), persistent=False)
         self.register_buffer("cols", torch.from_numpy(cols.copy()), persistent=False)
@@ -245,16 +231,6 @@ class GraphTransformerDenoiser(nn.Module):
         self.layers = nn.ModuleList(_EdgeGatedAttention(cfg) for _ in range(cfg.n_layers))
         self.node_head = nn.Sequential(nn.Linear(h, h), nn.GELU(), nn.Linear(h, k))
         self.edge_head = nn.Sequential(nn.Linear(2 * de, de), nn.GELU(), nn.Linear(de, ke))
-
-    @classmethod
-    def for_space(cls, space: SearchSpace, config: DenoiserConfig | None = None) -> GraphTransformerDenoiser:
-        """A denoiser with ``space``'s shapes and masks."""
-        node_allowed, edge_allowed = space.allowed
-        return cls(node_allowed, edge_allowed, config)
-
-    def n_parameters(self) -> int:
-        """Number of trainable parameters."""
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
     def _edge_grid(self, edges: Tensor) -> Tensor:
         """Directed ``[B, N, N, de]`` edge features from upper-triangle one-hots ``[B, M, K_e]``."""
@@ -288,13 +264,7 @@ class GraphTransformerDenoiser(nn.Module):
         Returns:
             ``(node_logits [B, N, K], edge_logits [B, M, K_e])``; disallowed values are ``-inf``.
         """
-        b = nodes.shape[0]
-        if nodes.shape[1:] != (self.n_nodes, self.n_node_types):
-            raise ValueError(f"nodes must be [B, {self.n_nodes}, {self.n_node_types}], got {list(nodes.shape)}")
-        if edges.shape != (b, self.rows.numel(), self.n_edge_types):
-            raise ValueError(f"edges must be [{b}, {self.rows.numel()}, {self.n_edge_types}], got {list(edges.shape)}")
-        if t_frac.shape != (b,):
-            raise ValueError(f"t_frac must be [{b}], got {list(t_frac.shape)}")
+        self.check_inputs(nodes, edges, t_frac)
         nodes, edges = nodes.float(), edges.float()
         # t/T in [0, 1] is spread over the sinusoid frequencies as a position in 0..1000 (DDPM convention)
         temb = self.time_mlp(sinusoidal_features(t_frac, self.config.time_dim, 1000.0))  # [B, h]
@@ -305,8 +275,4 @@ class GraphTransformerDenoiser(nn.Module):
         node_logits = self.node_head(x)  # [B, N, K]
         pair = torch.cat([e[:, self.rows, self.cols], e[:, self.cols, self.rows]], dim=-1)  # [B, M, 2 de]
         edge_logits = self.edge_head(pair)  # [B, M, K_e]
-        neg_inf = torch.tensor(float("-inf"), dtype=node_logits.dtype)
-        return (
-            torch.where(self.node_allowed, node_logits, neg_inf),
-            torch.where(self.edge_allowed, edge_logits, neg_inf),
-        )
+        return self.masked(node_logits, edge_logits)

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from agents.diffusion.denoiser import sinusoidal_features
-from dgpo_env.search_spaces.base import SearchSpace
+from agents.diffusion.denoiser_base import MaskedDenoiser
 from dgpo_env.validation import check_count, check_mapping, check_real
 
 MLP_ARCHITECTURE = "mlp"
@@ -108,7 +108,7 @@ class _ResidualBlock(nn.Module):
         return h + self.net(h)
 
 
-class MLPDenoiser(nn.Module):
+class MLPDenoiser(MaskedDenoiser):
     """Predicts the clean graph's node and edge types from the flattened noisy DAG and ``t / T``.
 
     Same interface as :class:`~agents.diffusion.denoiser.GraphTransformerDenoiser`.
@@ -131,67 +131,31 @@ class MLPDenoiser(nn.Module):
         ((1, 8, 7), (1, 28, 2))
     """
 
-    node_allowed: Tensor  # buffers, typed for mypy
-    edge_allowed: Tensor
-
     def __init__(
         self,
         node_allowed: np.ndarray | Tensor,
         edge_allowed: np.ndarray | Tensor,
         config: MLPDenoiserConfig | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(node_allowed, edge_allowed)
         self.config = cfg = config or MLPDenoiserConfig()
-        node_allowed = torch.tensor(np.array(node_allowed, dtype=bool))
-        edge_allowed = torch.tensor(np.array(edge_allowed, dtype=bool))
-        n, k = node_allowed.shape
-        m, ke = edge_allowed.shape
-        if m != n * (n - 1) // 2:
-            raise ValueError(
-                f"edge_allowed has {m} rows; an {n}-node DAG has {n * (n - 1) // 2} upper-triangle entries"
-            )
-        if not (node_allowed.any(1).all() and edge_allowed.any(1).all()):
-            raise ValueError("every position needs at least one allowed value")
-        self.n_nodes, self.n_node_types, self.n_edges, self.n_edge_types = n, k, m, ke
-        self.register_buffer("node_allowed", node_allowed, persistent=False)
-        self.register_buffer("edge_allowed", edge_allowed, persistent=False)
+        n, k, m, ke = self.n_nodes, self.n_node_types, self.n_edges, self.n_edge_types
         width_in = n * k + m * ke  # the flattened one-hot graph
         self.input = nn.Linear(width_in + cfg.time_dim, cfg.hidden_dim)
         # named `layers` (input before it, output after) as the transformer's, so DGPO's freeze_fraction applies
         self.layers = nn.ModuleList(_ResidualBlock(cfg.hidden_dim, cfg.dropout) for _ in range(cfg.n_blocks))
         self.output = nn.Sequential(nn.LayerNorm(cfg.hidden_dim), nn.SiLU(), nn.Linear(cfg.hidden_dim, width_in))
 
-    @classmethod
-    def for_space(cls, space: SearchSpace, config: MLPDenoiserConfig | None = None) -> MLPDenoiser:
-        """A denoiser with ``space``'s shapes and masks."""
-        node_allowed, edge_allowed = space.allowed
-        return cls(node_allowed, edge_allowed, config)
-
-    def n_parameters(self) -> int:
-        """Number of trainable parameters."""
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
     def forward(self, nodes: Tensor, edges: Tensor, t_frac: Tensor) -> tuple[Tensor, Tensor]:
-        """Clean-graph logits.
+        """Clean-graph logits ``([B, N, K], [B, M, K_e])``, disallowed values ``-inf`` (as the transformer's).
 
-        Args:
-            nodes: ``[B, N, K]`` one-hot (or soft) noisy node types.
-            edges: ``[B, M, K_e]`` one-hot noisy upper-triangle edge types.
-            t_frac: ``[B]`` diffusion time ``t / T`` in ``[0, 1]``.
-
-        Returns:
-            ``(node_logits [B, N, K], edge_logits [B, M, K_e])``; disallowed values are ``-inf``.
+        Inputs: noisy one-hot ``nodes [B, N, K]`` and ``edges [B, M, K_e]``, times ``t_frac [B]`` in ``[0, 1]``.
 
         Raises:
-            ValueError: On inputs of the wrong shape.
+            ValueError: On inputs of the wrong shape (:meth:`~MaskedDenoiser.check_inputs`).
         """
+        self.check_inputs(nodes, edges, t_frac)
         b = nodes.shape[0]
-        if nodes.shape[1:] != (self.n_nodes, self.n_node_types):
-            raise ValueError(f"nodes must be [B, {self.n_nodes}, {self.n_node_types}], got {list(nodes.shape)}")
-        if edges.shape != (b, self.n_edges, self.n_edge_types):
-            raise ValueError(f"edges must be [{b}, {self.n_edges}, {self.n_edge_types}], got {list(edges.shape)}")
-        if t_frac.shape != (b,):
-            raise ValueError(f"t_frac must be [{b}], got {list(t_frac.shape)}")
         # t/T in [0, 1] spread over the sinusoid frequencies as a position in 0..1000 (as the transformer)
         temb = sinusoidal_features(t_frac, self.config.time_dim, 1000.0)  # [B, time_dim]
         flat = torch.cat([nodes.float().flatten(1), edges.float().flatten(1), temb], dim=1)  # [B, NK + MK_e + d_t]
@@ -201,8 +165,4 @@ class MLPDenoiser(nn.Module):
         logits = self.output(h)  # [B, NK + MK_e]
         node_logits = logits[:, : self.n_nodes * self.n_node_types].view(b, self.n_nodes, self.n_node_types)
         edge_logits = logits[:, self.n_nodes * self.n_node_types :].view(b, self.n_edges, self.n_edge_types)
-        neg_inf = torch.tensor(float("-inf"), dtype=logits.dtype)
-        return (
-            torch.where(self.node_allowed, node_logits, neg_inf),
-            torch.where(self.edge_allowed, edge_logits, neg_inf),
-        )
+        return self.masked(node_logits, edge_logits)
