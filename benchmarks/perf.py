@@ -51,6 +51,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 
 import dgpo_env
+from agents.commands.args import nonnegative_int, positive_int
 from agents.dgpo import DGPO
 from agents.dgpo.compare_methods import COMPARE_PRETRAIN, DGPO_LEARNING_RATE
 from agents.diffusion.architectures import AnyDenoiserConfig
@@ -297,13 +298,15 @@ def timed(label: str, run: Callable[[], Any]) -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=sorted(MODELS), default="default", help="diffusion model size")
-    parser.add_argument("--steps", type=int, default=400, help="timed PPO steps on the diffusion policy per repeat")
-    parser.add_argument("--n-envs", type=int, default=8)
-    parser.add_argument("--n-steps", type=int, default=10, help="PPO rollout length and denoising steps")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--dgpo-queries", type=int, default=100, help="DGPO run length (0: skip)")
+    parser.add_argument(
+        "--steps", type=positive_int, default=400, help="timed PPO steps on the diffusion policy per repeat"
+    )
+    parser.add_argument("--n-envs", type=positive_int, default=8)
+    parser.add_argument("--n-steps", type=positive_int, default=10, help="PPO rollout length and denoising steps")
+    parser.add_argument("--repeats", type=positive_int, default=3)
+    parser.add_argument("--dgpo-queries", type=nonnegative_int, default=100, help="DGPO run length (0: skip)")
     parser.add_argument("--pretrain", action="store_true", help="also time the model's pretraining (under a minute)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=nonnegative_int, default=0)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/perf.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)

@@ -134,5 +134,5 @@ def test_cli_pretrains_an_mlp_and_refuses_transformer_flags(tmp_path: Path, caps
     assert (model.denoiser.config.hidden_dim, model.denoiser.config.n_blocks) == (16, 1)
     bad = ["pretrain", "--space", "toy", "--n-random", "200", "--denoiser", "mlp", "--heads", "2"]
     assert main([*bad, "--out", str(tmp_path / "x.pt")]) != 0
-    assert "--heads size the transformer" in capsys.readouterr().err
+    assert "--heads: transformer-only flags" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()

@@ -176,7 +176,7 @@ def _denoiser_config(args: argparse.Namespace) -> AnyDenoiserConfig:
     if args.denoiser == MLP_ARCHITECTURE:
         extra = [flag for flag, value in (("--edge-width", args.edge_width), ("--heads", args.heads)) if value]
         if extra:
-            raise ValueError(f"{' and '.join(extra)} size the transformer; drop them with --denoiser mlp")
+            raise ValueError(f"{', '.join(extra)}: transformer-only flags; drop them with --denoiser mlp")
         return MLPDenoiserConfig(hidden_dim=args.width or _MLP.hidden_dim, n_blocks=args.layers or _MLP.n_blocks)
     return DenoiserConfig(
         hidden_dim=args.width or _NET.hidden_dim,

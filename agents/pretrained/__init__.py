@@ -43,7 +43,7 @@ training settings, and uniformly random valid cells of the NAS-Bench-101 and toy
 list) with the default network and 1,500 steps at lr 2e-3 (their free edges take longer to learn; these
 were the defaults when the two models were built). ``nb201-mlp`` is the fast MLP denoiser
 (:class:`~agents.diffusion.mlp_denoiser.MLPDenoiser`) on all NAS-Bench-201 cells; it takes 2,000 steps at
-lr 4e-3 (about 20 s) to come within a few millinats of the exact posterior, as the transformer does in 500."""
+lr 4e-3 (5 to 10 s) to come within a few millinats of the exact posterior, as the transformer does in 500."""
 
 MANIFEST = "manifest.json"
 
