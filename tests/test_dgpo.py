@@ -23,6 +23,7 @@ from agents.dgpo.losses import TIMESTEP_FRACTION
 from agents.diffusion.denoiser import DenoiserConfig
 from agents.diffusion.model import DiffusionModel
 from agents.diffusion.sampling import mean_sample_accuracy
+from agents.policies.envs import make_env_for_model
 from dgpo_env.benchmarks import ToyBenchmark
 from dgpo_env.search_spaces import NB201SearchSpace, ToySearchSpace
 
@@ -168,6 +169,9 @@ def test_seeded_runs_are_identical_and_save_load_round_trips(toy_model: Diffusio
     changed = DGPO.load(tmp_path / "dgpo", env=env, batch_size=4, learning_rate=2e-3)
     assert changed.config == first.config.replace(batch_size=4, learning_rate=2e-3)
     assert changed.lr_schedule(1.0) == 2e-3  # the optimizer takes it at the next update (SB3)
+    other_schedule = make_env_for_model(toy_model, TOY, n_envs=4, n_steps=5)  # same spaces, other step schedule
+    with pytest.raises(ValueError, match="schedule"):
+        DGPO.load(tmp_path / "dgpo", env=other_schedule)
 
 
 def test_settings_are_checked(toy_model: DiffusionModel) -> None:

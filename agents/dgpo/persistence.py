@@ -20,6 +20,7 @@ from stable_baselines3.common.utils import check_for_correct_spaces
 
 from agents.dgpo import files
 from agents.diffusion.model import DiffusionModel, package_version
+from agents.policies.compat import check_model_task
 from dgpo_env.diffusion.marginals import Marginals
 from dgpo_env.envs.graph_denoise import DenoiseTask
 
@@ -117,7 +118,8 @@ def load_agent(
         UnsafeAgentFileError: If the file carries pickled objects.
         AgentFileError: If the file is missing, damaged or not a DGPO agent file.
         CheckpointError: If its model is damaged or holds NaN or infinite weights.
-        ValueError: If the file was saved by another class, or ``env``'s spaces differ from the saved ones.
+        ValueError: If the file was saved by another class, or ``env``'s spaces or task (search space,
+            ``T``, step schedule, prior) differ from the saved ones.
     """
     meta, checkpoint, tensors, source = files.read_agent_file(path)
     settings = meta.get("settings")
@@ -167,6 +169,15 @@ def load_agent(
         agent.n_envs = int(constructor_n_envs)
     else:
         check_for_correct_spaces(agent.env, observation_space, action_space)
+        # the saved policy acts on the saved schedule's steps: an env of another schedule would fail at learn
+        env_task = agent.env.get_attr("task")[0]
+        check_model_task(model, env_task)
+        saved_steps, env_steps = np.asarray(task.timesteps).tolist(), np.asarray(env_task.timesteps).tolist()
+        if saved_steps != env_steps:
+            raise ValueError(
+                f"the agent was saved for the step schedule {saved_steps[:-1]} ({len(saved_steps) - 1} steps) but "
+                f"env steps through {env_steps[:-1]}; load it with an env of n_steps={len(saved_steps) - 1}"
+            )
     agent.__dict__.update(kwargs)  # SB3's load: attributes to change; settings are folded into the config
     agent._setup_model()
     agent.policy.model_path = meta.get("model_path")
