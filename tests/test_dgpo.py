@@ -358,3 +358,14 @@ def test_a_converged_policy_stops_after_stale_batches(nb201_model: DiffusionMode
     last.bias.data[:] = torch.tensor([0.0, 0.0, 50.0, 0.0, 0.0, 0.0, 0.0])
     agent.learn(10**6)  # the model now proposes (almost) one cell: no new cells after the first batch
     assert agent.stop_reason == "converged" and agent.stale_batches == 2 and agent.num_timesteps <= 4 * 2 * 4
+
+
+def test_finetune_inverse_reports_where_the_model_went(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--inverse`` lowers accuracy: the summary gives the fresh-sample mean, not only the best cell passed."""
+    config = DenoiserConfig(hidden_dim=16, edge_dim=8, n_layers=1, n_heads=2, time_dim=8)
+    path = DiffusionModel.create(NB201SearchSpace(), diffusion_steps=50, config=config, seed=0).save(tmp_path / "m.pt")
+    args = ["finetune", str(path), "--max-queries", "8", "--n-steps", "2", "--batch-size", "4", "--no-progress"]
+    assert main([*args, "--inverse"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "inverse control:" in x)
+    mean = float(line.split("500 fresh samples ")[1].split("%")[0])
+    assert 0.0 <= mean <= 100.0 and "most accurate one the run looked up" in line
