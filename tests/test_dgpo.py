@@ -366,6 +366,14 @@ def test_finetune_inverse_reports_where_the_model_went(tmp_path: Path, capsys: p
     path = DiffusionModel.create(NB201SearchSpace(), diffusion_steps=50, config=config, seed=0).save(tmp_path / "m.pt")
     args = ["finetune", str(path), "--max-queries", "8", "--n-steps", "2", "--batch-size", "4", "--no-progress"]
     assert main([*args, "--inverse"]) == 0
-    line = next(x for x in capsys.readouterr().out.splitlines() if "inverse control:" in x)
+    out = capsys.readouterr().out
+    assert "stopped: the query budget is spent" in out
+    line = next(x for x in out.splitlines() if "inverse control:" in x)
     mean = float(line.split("500 fresh samples ")[1].split("%")[0])
     assert 0.0 <= mean <= 100.0 and "most accurate one the run looked up" in line
+
+
+def test_finetune_refuses_kl_shape_flags_without_a_kl_term(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--kl-schedule`` and friends would do nothing without ``--kl-coef > 0``: refused, not ignored."""
+    assert main(["finetune", "--pretrained", "toy", "--env", "dgpo_env/ToyDAG-v0", "--kl-direction", "forward"]) == 2
+    assert "--kl-direction: only with a KL term, give --kl-coef > 0" in capsys.readouterr().err

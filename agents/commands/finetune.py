@@ -152,6 +152,15 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
 
 BUDGET_FLAGS = "--max-latency-ms, --max-params-m or --max-train-time-s"
 
+STOP_REASONS: dict[str | None, str] = {
+    "budget": "the query budget is spent",
+    "converged": "no new cell in the last batches (max_stale_batches)",
+    "timesteps": "the epochs are done (--epochs), the query budget may be unspent",
+    "callback": "a callback stopped it",
+    None: "not stopped",
+}
+"""How the summary names :attr:`DGPO.stop_reason <agents.dgpo.dgpo.DGPO.stop_reason>`."""
+
 INVERSE_SAMPLES = 500
 """Fresh samples whose mean accuracy ``--inverse`` reports (as ``benchmarks/inverse_control.py``)."""
 
@@ -210,6 +219,12 @@ def run(args: argparse.Namespace) -> int:
         flags = ", ".join(SETTING_FLAGS[name][0] for name in foreign)
         print(f"dgpo finetune: error: {flags}: only for --variant {variants}", file=sys.stderr)
         return 2
+    kl_shape = [
+        SETTING_FLAGS[name][0] for name in ("kl_schedule", "kl_anneal_fraction", "kl_direction") if name in overrides
+    ]
+    if kl_shape and not overrides.get("kl_coef", preset.config.kl_coef) > 0:
+        print(f"dgpo finetune: error: {', '.join(kl_shape)}: only with a KL term, give --kl-coef > 0", file=sys.stderr)
+        return 2
     problem = variant_reward_problem(args.variant, reward_options(args))
     if problem is not None:
         print(f"dgpo finetune: error: {problem}", file=sys.stderr)
@@ -265,7 +280,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"best cell by the reward: {tracker.describe()}")
     name = "DGPO" if args.variant == "published" else f"DGPO ({args.variant} variant)"
     source = args.checkpoint if args.pretrained is None else f"the shipped {args.pretrained!r} prior"
-    print(f"{name} on {args.env} from {source} (seed {args.seed}, {wall:.1f} s)")
+    stopped = STOP_REASONS.get(agent.stop_reason, str(agent.stop_reason))
+    print(f"{name} on {args.env} from {source} (seed {args.seed}, {wall:.1f} s); stopped: {stopped}")
     if args.inverse:  # the run lowers accuracy: where the model went matters, not the best cell it passed
         after = mean_sample_accuracy(agent.policy.model, benchmark, INVERSE_SAMPLES, args.n_steps, args.seed)
         print(
