@@ -377,3 +377,25 @@ def test_finetune_refuses_kl_shape_flags_without_a_kl_term(capsys: pytest.Captur
     """``--kl-schedule`` and friends would do nothing without ``--kl-coef > 0``: refused, not ignored."""
     assert main(["finetune", "--pretrained", "toy", "--env", "dgpo_env/ToyDAG-v0", "--kl-direction", "forward"]) == 2
     assert "--kl-direction: only with a KL term, give --kl-coef > 0" in capsys.readouterr().err
+
+
+def test_resumed_on_a_fresh_ledger_the_count_and_budget_continue(toy_model: DiffusionModel, tmp_path: Path) -> None:
+    """A loaded agent on a ledger that lost its cells neither recounts from zero nor spends its budget twice."""
+    agent = DGPO.for_env_id(toy_model, TOY, n_envs=4, n_steps=4, batch_size=8, seed=3, max_queries=30)
+    agent.learn(8 * 4)  # one batch: some distinct cells, fewer than the budget
+    saved = agent.n_queries
+    assert 0 < saved < 30
+    agent.save(tmp_path / "dgpo")
+    fresh = make_env_for_model(toy_model, TOY, n_envs=4, n_steps=4)  # a new benchmark: its ledger is empty
+    with pytest.warns(UserWarning, match=f"continues from {saved} with {30 - saved} of max_queries=30 left"):
+        loaded = DGPO.load(tmp_path / "dgpo", env=fresh)
+    assert loaded.query_offset == saved and loaded.n_queries == saved
+    loaded.learn(100 * 8 * 4)
+    ledger = fresh.get_attr("benchmark")[0].ledger
+    assert loaded.stop_reason == "budget" and loaded.n_queries == 30
+    assert ledger.n_queries == 30 - saved  # only what was left was spent on the new ledger
+    first = DGPO.for_env_id(toy_model, TOY, n_envs=4, n_steps=4, batch_size=8, seed=3, max_queries=30)
+    first.learn(8 * 4)
+    first.save(tmp_path / "again")
+    same = DGPO.load(tmp_path / "again", env=first.get_env())  # on its own ledger: nothing to continue
+    assert same.query_offset == 0 and same.n_queries == first.n_queries

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import pathlib
+import warnings
 from collections import deque
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -195,7 +196,33 @@ def load_agent(
         restore_state(agent, state)
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise files.AgentFileError(f"{source} is damaged: {type(err).__name__}: {err}") from err
+    continue_count(agent)
     return agent
+
+
+def continue_count(agent: DGPO) -> None:
+    """Keep a loaded agent's query count and budget exact when its environments' ledger holds fewer cells.
+
+    An agent resumed on another ledger (a fresh in-memory benchmark) would otherwise count from that
+    ledger's zero and spend its whole ``max_queries`` again. Its count continues from the saved one
+    (``query_offset``: the cells the ledger does not hold), and the ledger's budget is what is left; a
+    cell looked up before counts again if it is looked up anew. A warning says so and names the exact way:
+    resume on the run's own ledger (an ``SQLiteLedger`` file, docs/ledger.md).
+    """
+    ledger = agent.ledger
+    if ledger is None or ledger.n_queries >= agent.n_queries:
+        return
+    agent.query_offset = agent.n_queries - ledger.n_queries
+    left = None if agent.max_queries is None else max(0, agent.max_queries - agent.n_queries)
+    if left:  # with none left the agent is at its budget and learn() stops at once
+        ledger.set_budget(ledger.n_queries + left)
+    warnings.warn(
+        f"the agent had counted {agent.n_queries} distinct cells but its environments' query ledger holds "
+        f"{ledger.n_queries}: its count continues from {agent.n_queries}"
+        + ("" if left is None else f" with {left} of max_queries={agent.max_queries} left")
+        + " (a cell looked up before counts again); resume on the run's own ledger (SQLiteLedger) for an exact count",
+        stacklevel=3,
+    )
 
 
 def restore_state(agent: DGPO, state: dict[str, Any]) -> None:

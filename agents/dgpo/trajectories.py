@@ -67,7 +67,10 @@ class TrajectoryAlgorithm(BaseAlgorithm):
     Attributes:
         batch_size: Episodes per batch, a multiple of ``n_envs``; supplied by the subclass.
         ledger: The environments' query ledger (``None`` without an environment).
-        n_queries: Distinct cells looked up so far (the ledger's count, as the episodes report it).
+        n_queries: Distinct cells looked up so far (the ledger's count, as the episodes report it, plus
+            ``query_offset``).
+        query_offset: Distinct cells an agent loaded with :meth:`DGPO.load <agents.dgpo.dgpo.DGPO.load>` had
+            counted that the environments' ledger does not hold (0 when resumed on the run's own ledger).
         best: The best cell found (``key``, ``cell``, ``val_acc``, ``test_acc``,
             ``n_queries_when_found``), or ``None``.
     """
@@ -94,6 +97,7 @@ class TrajectoryAlgorithm(BaseAlgorithm):
         self.max_queries = check_budget(max_queries)
         self.ledger: QueryLedger | None = None
         self.n_queries = 0
+        self.query_offset = 0  # distinct cells counted in earlier sessions on a ledger this run does not hold
         self.best: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ construction
@@ -275,7 +279,7 @@ class TrajectoryAlgorithm(BaseAlgorithm):
             episode = info.get("episode") or {"r": float(reward), "l": self.episode_length, "t": time.time() - start}
             self.ep_info_buffer.append(episode)
             if "n_queries" in info:
-                self.n_queries = max(self.n_queries, int(info["n_queries"]))
+                self.n_queries = max(self.n_queries, self.query_offset + int(info["n_queries"]))
             if info.get("valid") and info.get("val_acc_mean") is not None:
                 self._on_cell_looked_up(info["key"], final, float(info["val_acc_mean"]), float(reward))
                 if self.best is None or info["val_acc_mean"] > self.best["val_acc"]:
