@@ -134,9 +134,6 @@ class DiffusionPolicyMixin:
     optimizer_kwargs: dict[str, Any]
     ortho_init: bool
     init_weights: Any
-    on_schedule: Tensor  # bool[T + 1] buffer: times at which an action is taken
-    next_time: Tensor  # int64[T + 1] buffer: the next time on the schedule
-    value_slots: Tensor  # bool[E, K_max] buffer: the real values of each entry in the padded layout
 
     def __init__(
         self,
@@ -165,17 +162,7 @@ class DiffusionPolicyMixin:
         self.task = task
         self.critic_time_dim = critic_time_dim
         self.model_path = str(model) if not isinstance(model, DiffusionModel) else None
-        times = torch.as_tensor(np.asarray(task.timesteps), dtype=torch.int64)  # [n_steps + 1], T .. 0
-        on_schedule = torch.zeros(diffusion.diffusion_steps + 1, dtype=torch.bool)
-        on_schedule[times[:-1]] = True  # times an action is taken at (not the terminal t = 0)
-        next_time = torch.zeros(diffusion.diffusion_steps + 1, dtype=torch.int64)
-        next_time[times[:-1]] = times[1:]
-        self.register_buffer("on_schedule", on_schedule, persistent=False)  # type: ignore[attr-defined]
-        self.register_buffer("next_time", next_time, persistent=False)  # type: ignore[attr-defined]
         self.reverse_step = ScheduledReverseStep(diffusion.noise, task.timesteps)
-        nvec = torch.tensor(action_space.nvec.tolist(), dtype=torch.int64)  # [E]
-        value_slots = torch.arange(self.reverse_step.width) < nvec[:, None]  # [E, K_max]: real values, not padding
-        self.register_buffer("value_slots", value_slots, persistent=False)  # type: ignore[attr-defined]
         trainable = [p for p in self.parameters() if p.requires_grad]  # type: ignore[attr-defined]
         optimizer_kwargs = optimizer_kwargs_for(self.optimizer_class, self.optimizer_kwargs)
         self.optimizer = self.optimizer_class(trainable, lr=lr_schedule(1), **optimizer_kwargs)  # type: ignore[call-arg]
@@ -210,17 +197,22 @@ class DiffusionPolicyMixin:
         Raises:
             ValueError: If some ``t`` is not a (non-terminal) time of the schedule.
         """
-        t_max = self.model.diffusion_steps
-        inside = (t >= 1) & (t <= t_max)
-        ok = inside & self.on_schedule[t.clamp(0, t_max)]
-        if not bool(ok.all()):
-            bad = sorted(set(t[~ok].tolist()))
+        return self.reverse_step.times[self._schedule_steps(t) + 1]
+
+    def _schedule_steps(self, t: Tensor) -> Tensor:
+        """``int64[B]`` the schedule index of each ``t`` (:meth:`ScheduledReverseStep.steps`), errors naming the fix.
+
+        Raises:
+            ValueError: If some ``t`` is not a (non-terminal) time of the schedule.
+        """
+        try:
+            return self.reverse_step.steps(t)
+        except ValueError as err:
             raise ValueError(
-                f"time index {bad} is not a step of the policy's schedule {self.task.timesteps.tolist()[:-1]}: "
-                "the policy was built with another environment's task (e.g. other n_steps), or it was asked "
-                "to act at t = 0; build the policy with task=env.unwrapped.task of the env it acts in"
-            )
-        return self.next_time[t]
+                f"{err}: the policy was built with another environment's task "
+                "(e.g. other n_steps), or it was asked to act at t = 0; build the policy with "
+                "task=env.unwrapped.task of the env it acts in"
+            ) from err
 
     def reverse_step_entry_probs(self, graph: GraphBatch) -> Tensor:
         """``p_θ(G_s | G_t)`` of every value of every action entry: ``float64[B, E, K_max]`` (padding 0).
@@ -239,14 +231,7 @@ class DiffusionPolicyMixin:
         Raises:
             ValueError: If some ``t`` is not a non-final time of the policy's schedule.
         """
-        try:
-            steps = self.reverse_step.steps(graph.t)  # [B]
-        except ValueError as err:
-            raise ValueError(
-                f"{err}: the policy was built with another environment's task "
-                "(e.g. other n_steps), or it was asked to act at t = 0; build the policy with "
-                "task=env.unwrapped.task of the env it acts in"
-            ) from err
+        steps = self._schedule_steps(graph.t)  # [B]
         node_logits, edge_logits = self.model.logits_at(graph.nodes, graph.edges, graph.t)  # t checked above
         x0_probs = self.reverse_step.free_entries(node_logits, edge_logits, float("-inf")).softmax(-1)  # p̂(x_0 | G_t)
         return torch.cat([graph.nodes, graph.edges], dim=1), steps, x0_probs
@@ -257,7 +242,7 @@ class DiffusionPolicyMixin:
         Entries of probability 0 hold :data:`LOG_ZERO`; each entry's block sums to 1 in probability.
         """
         probs = self.reverse_step_entry_probs(graph)  # [B, E, K_max]
-        return safe_log(probs[:, self.value_slots]).to(torch.float32)  # padding dropped: [B, sum(nvec)]
+        return safe_log(probs[:, self.reverse_step.value_slots]).to(torch.float32)  # padding dropped: [B, sum(nvec)]
 
     def _distribution(self, obs: PyTorchObs, action_masks: np.ndarray | Tensor | None = None) -> Distribution:
         """The SB3 multi-categorical distribution of the reverse step (masks applied if given).

@@ -73,6 +73,8 @@ class ScheduledReverseStep(nn.Module):
     """
 
     step_lookup: Tensor  # int64[T + 3]: k with t_k = t at index t + 1 (-1 off the schedule, and for t = -1, T + 1)
+    times: Tensor  # int64[S + 1]: the schedule, T down to 0
+    value_slots: Tensor  # bool[E, K_max]: the real values of each entry (the rest is padding)
     post: Tensor  # float64[S, K_max, F, K_max, K_max]: q(x_s | x_t, x_0) by (step, x_t, free entry, x_0, x_s)
     usable: Tensor  # bool[S, K_max, F, K_max]: the clean values the mixture may use
     free: Tensor  # int64[F]: the free entries (more than one allowed value) among the E
@@ -96,6 +98,7 @@ class ScheduledReverseStep(nn.Module):
         step_lookup = torch.full((t_max + 3,), -1, dtype=torch.int64)
         step_lookup[times[:-1] + 1] = torch.arange(times.numel() - 1)
         self.register_buffer("step_lookup", step_lookup, persistent=False)
+        self.register_buffer("times", times, persistent=False)
         tables = [_posterior_table(noise, kind, times, self.width) for kind in ("node", "edge")]
         allowed = torch.cat([noise.node_allowed.sum(1), noise.edge_allowed.sum(1)])  # [E]: allowed values per entry
         free = (allowed > 1).nonzero()[:, 0]  # [F]
@@ -114,6 +117,7 @@ class ScheduledReverseStep(nn.Module):
         self.register_buffer("entries", torch.arange(allowed.numel())[None], persistent=False)
         n_values = torch.tensor([self.n_node_types] * self.n_nodes + [self.n_edge_types] * self.n_edges)  # [E]
         real = torch.arange(self.width) < n_values[:, None]  # [E, K_max]: real values, not padding
+        self.register_buffer("value_slots", real, persistent=False)
         log_zero = torch.where(real, LOG_ZERO, float("-inf"))  # [E, K_max]
         self.register_buffer("free_log_zero", log_zero[free], persistent=False)
         is_value = torch.eye(self.width, dtype=torch.bool)[:, None, :]  # [x_t, 1, K_max]
