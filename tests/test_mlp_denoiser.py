@@ -10,7 +10,14 @@ import torch
 from torch.nn.functional import one_hot
 
 from agents.cli import main
-from agents.diffusion.architectures import build_denoiser, denoiser_config_from_dict
+from agents.diffusion import architectures
+from agents.diffusion.architectures import (
+    TRAINING_BYTES_PER_PARAMETER,
+    build_denoiser,
+    check_trainable,
+    count_parameters,
+    denoiser_config_from_dict,
+)
 from agents.diffusion.denoiser import DenoiserConfig, GraphTransformerDenoiser
 from agents.diffusion.mlp_denoiser import MLPDenoiser, MLPDenoiserConfig
 from agents.diffusion.model import CheckpointError, DiffusionModel
@@ -136,3 +143,25 @@ def test_cli_pretrains_an_mlp_and_refuses_transformer_flags(tmp_path: Path, caps
     assert main([*bad, "--out", str(tmp_path / "x.pt")]) != 0
     assert "--heads: transformer-only flags" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()
+
+
+@pytest.mark.parametrize("config", [None, SMALL, DenoiserConfig(hidden_dim=16, edge_dim=8, n_layers=1, n_heads=2)])
+def test_parameters_are_counted_without_building_the_weights(config: DenoiserConfig | MLPDenoiserConfig | None) -> None:
+    space = NB201SearchSpace()
+    assert count_parameters(space, config) == build_denoiser(space, config).n_parameters()
+
+
+def test_a_network_too_large_for_the_machine_is_refused_before_training(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    space = ToySearchSpace()
+    needed = count_parameters(space, SMALL) * TRAINING_BYTES_PER_PARAMETER
+    monkeypatch.setattr(architectures, "physical_memory_bytes", lambda: needed - 1)
+    with pytest.raises(ValueError, match=r"needs at least .* GiB to train .* --width/--layers"):
+        pretrain(space, [space.sample_uniform(np.random.default_rng(0))], PretrainConfig(steps=1, denoiser=SMALL))
+    monkeypatch.setattr(architectures, "physical_memory_bytes", lambda: needed)
+    assert check_trainable(space, SMALL) == count_parameters(space, SMALL)
+    out = tmp_path / "huge.pt"
+    monkeypatch.setattr(architectures, "physical_memory_bytes", lambda: 2**10)
+    assert main(["pretrain", "--space", "nb201", "--denoiser", "mlp", "--out", str(out), "--no-progress"]) == 2
+    assert "choose a smaller width" in capsys.readouterr().err and not out.exists()

@@ -12,7 +12,10 @@ dictionary without the tag is a transformer's (every checkpoint written before t
 
 from __future__ import annotations
 
+import os
 from typing import Any, TypeAlias
+
+import torch
 
 from agents.diffusion.denoiser import DenoiserConfig, GraphTransformerDenoiser
 from agents.diffusion.mlp_denoiser import MLP_ARCHITECTURE, MLPDenoiser, MLPDenoiserConfig
@@ -63,3 +66,46 @@ def denoiser_config_from_dict(data: dict[str, Any]) -> AnyDenoiserConfig:
     if name == DenoiserConfig.architecture:
         return DenoiserConfig.from_dict({key: value for key, value in data.items() if key != "architecture"})
     return MLPDenoiserConfig.from_dict(data)
+
+
+TRAINING_BYTES_PER_PARAMETER = 16
+"""float32 weight, gradient and AdamW's two moments: 4 · 4 bytes per parameter while training."""
+
+
+def count_parameters(space: SearchSpace, config: AnyDenoiserConfig | None = None) -> int:
+    """Parameters the denoiser of ``config`` would have on ``space``, counted without allocating its weights.
+
+    The network is built on PyTorch's ``meta`` device (shapes only, no memory).
+    """
+    with torch.device("meta"):
+        network = build_denoiser(space, config)
+    return sum(parameter.numel() for parameter in network.parameters())
+
+
+def physical_memory_bytes() -> int | None:
+    """This machine's physical memory in bytes, ``None`` where the OS does not say (``os.sysconf``)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_trainable(space: SearchSpace, config: AnyDenoiserConfig | None = None) -> int:
+    """The denoiser's parameter count, after checking that training it fits in this machine's memory.
+
+    Training holds :data:`TRAINING_BYTES_PER_PARAMETER` bytes per parameter before any activation, so a
+    network whose weights, gradients and optimiser state alone exceed the physical memory cannot train here.
+
+    Raises:
+        ValueError: If it cannot: names the size and the settings to lower.
+    """
+    n_parameters = count_parameters(space, config)
+    memory = physical_memory_bytes()
+    needed = n_parameters * TRAINING_BYTES_PER_PARAMETER
+    if memory is not None and needed > memory:
+        raise ValueError(
+            f"a denoiser of {n_parameters:,} parameters needs at least {needed / 2**30:.1f} GiB to train "
+            f"(weights, gradients, AdamW state) and this machine has {memory / 2**30:.1f} GiB; "
+            "choose a smaller width or fewer layers (dgpo pretrain --width/--layers)"
+        )
+    return n_parameters

@@ -125,18 +125,19 @@ def sinusoidal_features(x: Tensor, dim: int, scale: float) -> Tensor:
     Returns:
         ``[..., dim]`` features.
     """
-    angles = x.to(torch.float32)[..., None] * scale * _frequencies(dim)  # [..., dim/2]
+    angles = x.to(torch.float32)[..., None] * scale * _frequencies(dim, x.device)  # [..., dim/2]
     return torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
 
 
 @functools.lru_cache(maxsize=64)
-def _frequencies(dim: int) -> Tensor:
-    """``ω_k = base^(-2k/dim)``, ``k < dim/2``: ``float32[dim/2]`` (cached: every forward pass needs them).
+def _frequencies(dim: int, device: torch.device) -> Tensor:
+    """``ω_k = base^(-2k/dim)``, ``k < dim/2``: ``float32[dim/2]`` on ``device``.
 
-    The cached tensor is shared: callers must not modify it in place.
+    Cached per width and device (every forward pass needs them). The cached tensor is shared: callers
+    must not modify it in place.
     """
     half = dim // 2
-    return torch.exp(-math.log(SINUSOID_BASE) * torch.arange(half, dtype=torch.float32) / half)
+    return torch.exp(-math.log(SINUSOID_BASE) * torch.arange(half, dtype=torch.float32, device=device) / half)
 
 
 class _EdgeGatedAttention(nn.Module):

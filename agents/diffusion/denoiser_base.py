@@ -34,16 +34,17 @@ class MaskedDenoiser(nn.Module):
 
     def __init__(self, node_allowed: np.ndarray | Tensor, edge_allowed: np.ndarray | Tensor) -> None:
         super().__init__()
-        nodes = torch.tensor(np.array(node_allowed, dtype=bool))
-        edges = torch.tensor(np.array(edge_allowed, dtype=bool))
-        n, k = nodes.shape
-        m, ke = edges.shape
+        node_mask = np.array(node_allowed, dtype=bool)  # checked in numpy: works under torch.device("meta") too
+        edge_mask = np.array(edge_allowed, dtype=bool)
+        n, k = node_mask.shape
+        m, ke = edge_mask.shape
         if m != n * (n - 1) // 2:
             raise ValueError(
                 f"edge_allowed has {m} rows; an {n}-node DAG has {n * (n - 1) // 2} upper-triangle entries"
             )
-        if not (nodes.any(1).all() and edges.any(1).all()):
+        if not (node_mask.any(1).all() and edge_mask.any(1).all()):
             raise ValueError("every position needs at least one allowed value")
+        nodes, edges = torch.tensor(node_mask), torch.tensor(edge_mask)
         self.n_nodes, self.n_node_types, self.n_edges, self.n_edge_types = n, k, m, ke
         self.register_buffer("node_allowed", nodes, persistent=False)
         self.register_buffer("edge_allowed", edges, persistent=False)

@@ -29,7 +29,7 @@ from torch import Tensor
 from torch.nn.functional import cross_entropy
 from tqdm.auto import tqdm
 
-from agents.diffusion.architectures import AnyDenoiserConfig
+from agents.diffusion.architectures import AnyDenoiserConfig, check_trainable
 from agents.diffusion.denoiser import DenoiserConfig
 from agents.diffusion.mlp_denoiser import MLPDenoiserConfig
 from agents.diffusion.model import DiffusionModel, DivergenceError, non_finite_tensors
@@ -231,6 +231,7 @@ def pretrain(
         reason = space.validate(cell)
         if reason is not None:
             raise ValueError(f"training cell {cell} is not a valid {space.name} cell: {reason}")
+    check_trainable(space, config.denoiser)
     marginals = Marginals.from_cells(space, cells, smoothing=config.marginal_smoothing)
     nodes, edges = cells_to_tensors(cells)
     flat = torch.cat([nodes, edges], 1)
