@@ -21,12 +21,8 @@ docs/dgpo.md §3; both off in DGPO as published):
   current batch's counted rewards (a group-relative baseline, as GRPO's); the moving averages are still
   updated, for the logs.
 
-A third (``DGPOConfig.explore_copies``, off in DGPO as published) lets the starting model draw some
-copies of each batch: those cells take no part in the statistics above, and one gets the advantage
-``clip((R - b) / σ, 0, c)`` (:func:`explore_advantages`), ``b`` the best (or the mean) reward of the
-policy's counted copies and ``σ`` their std. Only a cell better than what the policy draws is learnt
-from, and only towards it, as self-imitation learning (Oh et al., ICML 2018) learns from the positive
-part of an advantage.
+The advantages of cells drawn by the starting model (``DGPOConfig.explore_copies``) are in
+:mod:`agents.dgpo.explore`.
 """
 
 from __future__ import annotations
@@ -46,10 +42,6 @@ ADVANTAGE_CLIP = 5.0
 Baseline = Literal["ema", "batch"]
 BASELINES: tuple[str, ...] = ("ema", "batch")
 """``"ema"``: the moving averages (published); ``"batch"``: the current batch's mean and std."""
-
-ExploreBaseline = Literal["best", "mean"]
-EXPLORE_BASELINES: tuple[str, ...] = ("best", "mean")
-"""What a starting-model cell must beat: the best reward of the policy's copies, or their mean."""
 
 
 def first_occurrences(keys: list[str | None], valid: NDArray[np.bool_]) -> NDArray[np.bool_]:
@@ -164,45 +156,3 @@ def batch_advantages(
         advantages[counted] = normalizer.advantages(rewards[counted])
     assert np.all(advantages[~counted] == 0.0)
     return advantages, counted, informative
-
-
-def explore_advantages(
-    rewards: NDArray[np.floating],
-    explored: NDArray[np.bool_],
-    counted: NDArray[np.bool_],
-    normalizer: RewardNormalizer,
-    explore_baseline: ExploreBaseline = "best",
-) -> NDArray[np.float64]:
-    """Advantages of the valid cells the starting model drew: ``clip((R - b) / σ, 0, c)`` (module docstring).
-
-    Args:
-        rewards: ``float[B]`` terminal rewards.
-        explored: ``bool[B]`` the valid samples the starting model drew.
-        counted: ``bool[B]`` the policy's counted samples (from :func:`batch_advantages`); disjoint from
-            ``explored``.
-        normalizer: The running statistics: ``c``, and ``σ`` when the counted rewards are all equal.
-        explore_baseline: ``b``: ``"best"``, the largest counted reward, or ``"mean"``, their mean.
-
-    Returns:
-        ``float64[B]``, ``>= 0``, zero outside ``explored``; all zero without a counted sample or a
-        positive ``σ``.
-
-    Raises:
-        ValueError: For an unknown ``explore_baseline`` or overlapping masks.
-    """
-    if explore_baseline not in EXPLORE_BASELINES:
-        raise ValueError(f"explore_baseline must be one of {EXPLORE_BASELINES}, got {explore_baseline!r}")
-    rewards = np.asarray(rewards, dtype=np.float64)
-    explored, counted = np.asarray(explored, dtype=bool), np.asarray(counted, dtype=bool)
-    if np.any(explored & counted):
-        raise ValueError("a sample cannot be both drawn by the starting model and counted as the policy's")
-    advantages = np.zeros_like(rewards)
-    own = rewards[counted]
-    scale = float(own.std()) if own.size > 1 else 0.0
-    if scale == 0.0:
-        scale = normalizer.std or 0.0
-    if own.size == 0 or scale <= 0.0:
-        return advantages
-    bar = float(own.max()) if explore_baseline == "best" else float(own.mean())
-    advantages[explored] = np.clip((rewards[explored] - bar) / scale, 0.0, normalizer.clip)
-    return advantages

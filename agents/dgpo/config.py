@@ -23,7 +23,8 @@ from typing import Any, Generic, Literal, NoReturn, TypeVar, overload
 import numpy as np
 from stable_baselines3.common.type_aliases import Schedule
 
-from agents.dgpo.advantages import BASELINES, EXPLORE_BASELINES, Baseline, ExploreBaseline
+from agents.dgpo.advantages import BASELINES, Baseline
+from agents.dgpo.explore import EXPLORE_BASELINES, ExploreBaseline
 from agents.dgpo.losses import GRADIENTS, KL_DIRECTIONS, Gradient, KLDirection
 
 EPOCHS = 80
@@ -170,9 +171,12 @@ class DGPOConfig(Settings):
         explore_copies: Environment copies (the last ones of each round) whose denoising steps the starting
             model draws instead of the policy; >= 0 and at most ``n_envs - 2`` (0, published: none). Their
             cells take no part in the advantages' statistics; one counts only when it beats the policy's own
-            copies (``explore_baseline``), with the positive part of its advantage (docs/dgpo.md §3).
+            copies (``explore_baseline``), with the positive part of its advantage (:mod:`agents.dgpo.explore`,
+            docs/dgpo.md §3).
         explore_baseline: What such a cell must beat: ``"best"`` (the best reward of the policy's copies in
             the batch) or ``"mean"`` (their mean).
+        explore_memory: How many such cells (the best, with their trajectories) are kept and learnt from
+            again in every later batch they still beat; >= 0 (0: none); only used with ``explore_copies > 0``.
 
     Raises:
         TypeError: For a setting of the wrong type.
@@ -218,6 +222,8 @@ class DGPOConfig(Settings):
     explore_baseline: ExploreBaseline = "best"
     """This project: a starting-model cell counts only when it beats every cell of the policy's copies
     (docs/dgpo.md §3); only used with ``explore_copies > 0``."""
+    explore_memory: int = 0
+    """This project: a starting-model cell is learnt from in the batch that drew it only (docs/dgpo.md §3)."""
 
     def __post_init__(self) -> None:
         lr = self.learning_rate
@@ -247,6 +253,7 @@ class DGPOConfig(Settings):
         self._check_choice("kl_direction", KL_DIRECTIONS)
         self._check_count("explore_copies", 0)
         self._check_choice("explore_baseline", EXPLORE_BASELINES)
+        self._check_count("explore_memory", 0)
 
 
 class Setting(Generic[T]):

@@ -35,12 +35,13 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
-from torch import Tensor
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
+from torch import Tensor
 
-from agents.dgpo.advantages import Baseline, ExploreBaseline, RewardNormalizer, batch_advantages, explore_advantages
+from agents.dgpo.advantages import Baseline, RewardNormalizer, batch_advantages
 from agents.dgpo.config import EPOCHS, DGPOConfig, KLSchedule, Setting, Settings
+from agents.dgpo.explore import ExploreBaseline, ExploreMemory, explore_step
 from agents.dgpo.losses import (
     Gradient,
     KLDirection,
@@ -144,6 +145,7 @@ class DGPO(SettingsMixin, TrajectoryAlgorithm):
     kl_direction = Setting[KLDirection]("config")
     explore_copies = Setting[int]("config")
     explore_baseline = Setting[ExploreBaseline]("config")
+    explore_memory = Setting[int]("config")
 
     def __init__(
         self,
@@ -184,6 +186,7 @@ class DGPO(SettingsMixin, TrajectoryAlgorithm):
         self.normalizer = RewardNormalizer(self.config.reward_smoothing, self.config.advantage_clip)
         self.frozen_modules: list[str] = []
         self.reference_model: DiffusionModel | None = None
+        self.explore_archive = ExploreMemory(0)
         if _init_setup_model:
             self._setup_model()
 
@@ -194,6 +197,7 @@ class DGPO(SettingsMixin, TrajectoryAlgorithm):
         super()._setup_model()
         self.frozen_modules = freeze_layers(self.policy.model, self.freeze_fraction)
         self.reference_model = None
+        self.explore_archive = ExploreMemory(self.explore_memory)
         if self.env is not None and self.explore_copies > self.n_envs - 2:
             raise ValueError(
                 f"explore_copies={self.explore_copies} leaves fewer than 2 of the n_envs={self.n_envs} environment "
@@ -349,18 +353,22 @@ class DGPO(SettingsMixin, TrajectoryAlgorithm):
         Raises:
             DivergenceError: If a loss is NaN or infinite (the update is not taken; training stops).
         """
-        rewards, valid = batch.rewards.numpy(), batch.valid.numpy()
+        valid = batch.valid.numpy()
         explored = valid & self.explored_mask(batch.size) if self.explore_copies else np.zeros_like(valid)
         advantages, counted, informative = batch_advantages(
-            rewards, valid & ~explored, batch.keys, self.normalizer, self.count_repeats, self.baseline
+            batch.rewards.numpy(), valid & ~explored, batch.keys, self.normalizer, self.count_repeats, self.baseline
         )
         self.logger.record("train/n_counted", int(counted.sum()))
         self.logger.record("train/n_duplicates", int(valid.sum()) - int(explored.sum()) - int(counted.sum()))
+        scored = counted
         if self.explore_copies:
-            found = explore_advantages(rewards, explored, counted, self.normalizer, self.explore_baseline)
-            advantages = advantages + found
-            self.logger.record("train/n_explored_used", int((found > 0.0).sum()))
-            informative = informative or bool((found > 0.0).any())
+            step = explore_step(
+                batch, advantages, counted, explored, self.normalizer, self.explore_baseline, self.explore_archive
+            )
+            batch, advantages, scored = step.batch, step.advantages, step.scored
+            self.logger.record("train/n_explore_found", step.n_found)
+            self.logger.record("train/n_explore_replayed", step.n_replayed)
+            informative = informative or step.n_found + step.n_replayed > 0
         if not informative:
             self.logger.record("train/skipped_batch", 1)
             return
@@ -410,7 +418,7 @@ class DGPO(SettingsMixin, TrajectoryAlgorithm):
             self.logger.record("train/kl", float(np.mean(kls)))
             self.logger.record("train/kl_coef", kl_coef)
         self._n_updates += self.n_inner_passes
-        counted_adv = advantages[counted | explored]
+        counted_adv = advantages[scored]
         self.logger.record("train/loss", float(np.mean(losses)))
         self.logger.record("train/advantage_mean", float(counted_adv.mean()))
         self.logger.record("train/advantage_std", float(counted_adv.std()))
