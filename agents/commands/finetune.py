@@ -110,7 +110,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
         default="published",
         help="DGPO as published, the elite variant, elite with surrogate-ranked candidates, that ranking made "
         "budget-aware (constrained), or with candidates ranked by hypervolume improvement over --objectives "
-        "(pareto; docs/dgpo.md §5); "
+        "(pareto), or tuned for the inverse control (kl-annealed, kl-explore; docs/dgpo.md §5); "
         "the setting flags below override it",
     )
     add_setting_flags(parser)

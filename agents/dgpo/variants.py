@@ -132,9 +132,9 @@ batch's own mean and std as baseline (docs/dgpo.md §3, §5; tuned on the invers
 where it reaches chance on most seeds but not all)."""
 
 KL_EXPLORE = KL_ANNEALED.replace(
-    explore_copies=5,  # this project's tuning on the inverse control (docs/benchmarks.md): 3 copies left 2 of 18 seeds
-    explore_memory=5,  # this project's tuning: without it 3 copies rescued 4 of the 5 failing seeds and lost 2; 10 = 5
-    explore_baseline="best",  # this project's choice: only cells better than all the policy draws are learnt from
+    explore_copies=5,  # this project's tuning on the inverse control (docs/benchmarks.md): 17/18 runs; 3 copies 16/18
+    explore_memory=5,  # this project's tuning: none kept, 6/9 runs at chance; 10 kept ran as 5 kept
+    explore_baseline="best",  # this project's choice: only cells better than all the policy drew are learnt from
 )
 """The ``"kl-explore"`` preset's settings: :data:`KL_ANNEALED` with five of the 15 copies of each batch drawn by the
 starting model, whose cells are learnt from (the positive part of the advantage) only when they beat every cell
