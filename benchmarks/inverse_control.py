@@ -11,7 +11,8 @@ on CIFAR-10. This script runs the same job and says, per seed, what the model en
 * ``param_free_share``: share of fresh samples with no convolution (only ``none``, ``skip_connect``,
   ``avg_pool_3x3``) that are not at chance — the parameter-free cells that score 30-46% on CIFAR-10 and
   about 10% on CIFAR-100 and ImageNet16-120;
-* ``train_chance_cells``: cells at chance sampled during training, and the last batch that sampled one;
+* ``train_chance_cells``: cells at chance the policy sampled during training, and the last batch that sampled
+  one (``explore_chance_cells``: those the starting model drew for a preset with exploration copies);
 * ``batch_mean``: mean accuracy of the training batches at a few points, and the final reward EMA std.
 
 Fresh samples are scored with the uncounted ``peek`` (analysis, not search), as in ``reproduce_paper.py``.
@@ -88,16 +89,20 @@ def inverse_job(
     benchmark = reproduce_paper._benchmark(dataset, table_path)
     limit = CHANCE[dataset] + CHANCE_MARGIN
     batches: list[list[float]] = []
+    explored: list[float] = []
 
     class Episodes(BaseCallback):
-        """Collects the accuracy of every finished episode, batch by batch."""
+        """Collects the accuracy of every finished episode, batch by batch (the starting model's copies apart)."""
 
         def _on_rollout_start(self) -> None:
             batches.append([])
 
         def _on_step(self) -> bool:
             if bool(np.all(self.locals["dones"])):
-                batches[-1].extend(float(i.get("val_acc_mean") or 0.0) for i in self.locals["infos"])
+                infos = self.locals["infos"]
+                own = len(infos) - getattr(self.model, "explore_copies", 0)
+                batches[-1].extend(float(i.get("val_acc_mean") or 0.0) for i in infos[:own])
+                explored.extend(float(i.get("val_acc_mean") or 0.0) for i in infos[own:])
             return True
 
     model = DiffusionModel.load(model_path)
@@ -135,6 +140,7 @@ def inverse_job(
         "distinct_samples": len(set(keys)),
         "top_cells": [{"cell": k, "share": n / len(keys), "val_acc": float(acc[keys.index(k)])} for k, n in top],
         "train_chance_cells": int(sum(a <= limit for b in batches for a in b)),
+        "explore_chance_cells": int(sum(a <= limit for a in explored)),
         "last_chance_batch": chance_batches[-1] if chance_batches else None,
         "batch_mean": {str(c): float(np.mean(batches[c - 1])) for c in CHECKPOINTS if c <= len(batches)},
         "reward_ema_std": agent.normalizer.std,

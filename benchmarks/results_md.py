@@ -317,7 +317,12 @@ def inverse_section(report: dict[str, Any] | None, letter: str, file_name: str =
         f"learning rate {settings['lr']:g}, {settings['n_steps']} denoising steps, from the all-cells model. "
         f'"at chance": within {margin:g} points of chance. Shares are of 500 fresh samples (uncounted); '
         '"parameter-free": no convolution and not at chance; "chance cells in training": sampled episodes at '
-        "chance (last batch with one).",
+        "chance (last batch with one)"
+        + (
+            " the policy drew, then those the starting model drew for the exploration copies."
+            if "explore_copies" in changed
+            else "."
+        ),
         "",
         f"At chance: {reached} of {len(records)} runs.",
         "",
@@ -326,10 +331,11 @@ def inverse_section(report: dict[str, Any] | None, letter: str, file_name: str =
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report["records"]:
+        explored = f"; starting model {r['explore_chance_cells']}" if "explore_copies" in changed else ""
         lines.append(
             f"| {NAMES[r['dataset']]} | {r['seed']} | {r['sample_mean_before']:.2f} | {r['sample_mean_after']:.2f} "
             f"| {'yes' if r['at_chance'] else '**no**'} | {r['chance_share']:.1%} | {r['param_free_share']:.1%} "
-            f"| {r['distinct_samples']} | {r['train_chance_cells']} ({r['last_chance_batch'] or '-'}) |"
+            f"| {r['distinct_samples']} | {r['train_chance_cells']} ({r['last_chance_batch'] or '-'}){explored} |"
         )
     return [*lines, ""]
 

@@ -205,6 +205,9 @@ def test_default_settings_are_the_official_nb201_settings() -> None:
         "kl_schedule": "constant",
         "kl_anneal_fraction": 1.0,
         "kl_direction": "reverse",
+        "explore_copies": 0,
+        "explore_baseline": "best",
+        "explore_memory": 0,
     }
     # the lower-level defaults of the loss and the normaliser agree with the settings
     assert (config.timestep_fraction, config.reward_smoothing, config.advantage_clip) == (

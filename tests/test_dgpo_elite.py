@@ -169,7 +169,7 @@ def test_elite_settings_are_checked_and_read_from_the_elite_config(nb201_model: 
 
 
 def test_presets_name_the_algorithm_and_its_settings() -> None:
-    assert list(PRESETS) == ["published", "elite", "surrogate", "pareto", "constrained", "kl-annealed"]
+    assert list(PRESETS) == ["published", "elite", "surrogate", "pareto", "constrained", "kl-annealed", "kl-explore"]
     published, elite = PRESETS["published"], PRESETS["elite"]
     assert published.algorithm is DGPO and published.config == DGPOConfig() and published.elite is None
     assert elite.algorithm is EliteDGPO and elite.elite == EliteConfig()

@@ -299,6 +299,12 @@ def test_results_markdown_shows_the_inverse_control_per_seed(tmp_path: Path) -> 
         "records": [{**record, "sample_mean_after": 1.0, "at_chance": True}],
     }
     (tmp_path / "inverse_control_kl-annealed.json").write_text(json.dumps(variant))
+    explore = {  # with exploration copies, the cells at chance the starting model drew are given apart
+        **variant,
+        "settings": {**variant["settings"], "variant": "kl-explore", "preset_settings": {"explore_copies": 5}},
+        "records": [{**record, "explore_chance_cells": 7}],
+    }
+    (tmp_path / "inverse_control_kl-explore.json").write_text(json.dumps(explore))
     out = tmp_path / "RESULTS.md"
     _script("results_md").main(["--results", str(tmp_path), "--out", str(out)])
     text = out.read_text()
@@ -307,8 +313,10 @@ def test_results_markdown_shows_the_inverse_control_per_seed(tmp_path: Path) -> 
     assert "| CIFAR-100 | 101 | 61.20 | 1.10 | yes |" in text
     assert "At chance: 1 of 2 runs." in text
     published, preset = text.split("## 1b. Inverse control, per seed: `inverse_control_kl-annealed.json`")
+    preset, explored = preset.split("## 1c. Inverse control, per seed: `inverse_control_kl-explore.json`")
     assert "DGPO preset `kl-annealed` (`kl_coef=1.0`)" in preset and "At chance: 1 of 1 runs." in preset
     assert "| CIFAR-100 | 100 | 61.20 | 1.00 | yes |" in preset and "kl-annealed" not in published
+    assert "starting model" not in preset and "| 53 | 1 (2); starting model 7 |" in explored
 
 
 def test_inverse_control_reads_the_operations_of_an_arch_string() -> None:

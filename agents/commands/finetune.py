@@ -14,6 +14,7 @@ from agents.commands.reward_args import BestByReward, add_reward_flags, reward_o
 from agents.dgpo.advantages import BASELINES
 from agents.dgpo.config import EPOCHS, KL_SCHEDULES, DGPOConfig
 from agents.dgpo.elite import EliteConfig
+from agents.dgpo.explore import EXPLORE_BASELINES
 from agents.dgpo.losses import GRADIENTS, KL_DIRECTIONS
 from agents.dgpo.surrogate import SurrogateConfig
 from agents.dgpo.variants import PRESETS, get_preset
@@ -29,6 +30,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "baseline": BASELINES,
     "kl_schedule": KL_SCHEDULES,
     "kl_direction": KL_DIRECTIONS,
+    "explore_baseline": EXPLORE_BASELINES,
 }
 """The settings that take one of a few names."""
 
@@ -50,6 +52,12 @@ SETTING_FLAGS: dict[str, tuple[str, str]] = {
     "kl_schedule": ("--kl-schedule", "constant, or linear: the KL weight falls to 0 over --kl-anneal-fraction"),
     "kl_anneal_fraction": ("--kl-anneal-fraction", "share of the run over which the linear KL weight falls to 0"),
     "kl_direction": ("--kl-direction", "reverse: KL(policy || start), or forward: KL(start || policy)"),
+    "explore_copies": ("--explore-copies", "environment copies per round drawn by the starting model"),
+    "explore_baseline": (
+        "--explore-baseline",
+        "a starting-model cell is learnt from when it beats the policy's copies: best or mean reward",
+    ),
+    "explore_memory": ("--explore-memory", "starting-model cells kept and learnt from while they beat the batch"),
     "elite_replay": ("--elite-replay", "best cells replayed after every batch"),
     "replay_passes": ("--replay-passes", "elite replay steps per batch"),
     "anchor_prob": ("--anchor-prob", "share of batches started from a noised elite cell"),
@@ -102,7 +110,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
         default="published",
         help="DGPO as published, the elite variant, elite with surrogate-ranked candidates, that ranking made "
         "budget-aware (constrained), or with candidates ranked by hypervolume improvement over --objectives "
-        "(pareto; docs/dgpo.md §5); "
+        "(pareto), or tuned for the inverse control (kl-annealed, kl-explore; docs/dgpo.md §5); "
         "the setting flags below override it",
     )
     add_setting_flags(parser)
@@ -165,6 +173,31 @@ INVERSE_SAMPLES = 500
 """Fresh samples whose mean accuracy ``--inverse`` reports (as ``benchmarks/inverse_control.py``)."""
 
 
+SHAPE_SETTINGS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("kl_coef", ("kl_schedule", "kl_anneal_fraction", "kl_direction"), "only with a KL term, give --kl-coef > 0"),
+    (
+        "explore_copies",
+        ("explore_baseline", "explore_memory"),
+        "only with exploration copies, give --explore-copies > 0",
+    ),
+)
+"""(switch, the settings that shape it, why they are refused while it is off): flags that would do nothing."""
+
+
+def unused_setting_problem(overrides: dict[str, Any], config: DGPOConfig) -> str | None:
+    """Which given flags would do nothing, because the setting they shape is off (0), or ``None``.
+
+    Args:
+        overrides: The settings given as flags.
+        config: The preset's DGPO settings.
+    """
+    for switch, shapes, why in SHAPE_SETTINGS:
+        given = [SETTING_FLAGS[name][0] for name in shapes if name in overrides]
+        if given and not overrides.get(switch, getattr(config, switch)) > 0:
+            return f"{', '.join(given)}: {why}"
+    return None
+
+
 def variant_reward_problem(variant: str, options: dict[str, Any]) -> str | None:
     """Why ``--variant`` and the reward flags do not fit together, or ``None`` if they do.
 
@@ -219,13 +252,9 @@ def run(args: argparse.Namespace) -> int:
         flags = ", ".join(SETTING_FLAGS[name][0] for name in foreign)
         print(f"dgpo finetune: error: {flags}: only for --variant {variants}", file=sys.stderr)
         return 2
-    kl_shape = [
-        SETTING_FLAGS[name][0] for name in ("kl_schedule", "kl_anneal_fraction", "kl_direction") if name in overrides
-    ]
-    if kl_shape and not overrides.get("kl_coef", preset.config.kl_coef) > 0:
-        print(f"dgpo finetune: error: {', '.join(kl_shape)}: only with a KL term, give --kl-coef > 0", file=sys.stderr)
-        return 2
-    problem = variant_reward_problem(args.variant, reward_options(args))
+    problem = unused_setting_problem(overrides, preset.config) or variant_reward_problem(
+        args.variant, reward_options(args)
+    )
     if problem is not None:
         print(f"dgpo finetune: error: {problem}", file=sys.stderr)
         return 2

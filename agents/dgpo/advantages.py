@@ -20,6 +20,9 @@ docs/dgpo.md §3; both off in DGPO as published):
 * ``baseline="batch"``: ``A = clip((R - mean_b(R)) / std_b(R), -c, c)`` with the mean and std of the
   current batch's counted rewards (a group-relative baseline, as GRPO's); the moving averages are still
   updated, for the logs.
+
+The advantages of cells drawn by the starting model (``DGPOConfig.explore_copies``) are in
+:mod:`agents.dgpo.explore`.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ import numpy as np
 from stable_baselines3.common.type_aliases import Schedule
 
 from agents.dgpo.advantages import BASELINES, Baseline
+from agents.dgpo.explore import EXPLORE_BASELINES, ExploreBaseline
 from agents.dgpo.losses import GRADIENTS, KL_DIRECTIONS, Gradient, KLDirection
 
 EPOCHS = 80
@@ -167,6 +168,15 @@ class DGPOConfig(Settings):
             keeps every value the starting model gives probability).
         kl_anneal_fraction: Share of the run (of ``total_timesteps``) over which the linear KL schedule falls
             to 0; in (0, 1].
+        explore_copies: Environment copies (the last ones of each round) whose denoising steps the starting
+            model draws instead of the policy; >= 0 and at most ``n_envs - 2`` (0, published: none). Their
+            cells take no part in the advantages' statistics; one counts only when it beats the policy's own
+            copies (``explore_baseline``), with the positive part of its advantage (:mod:`agents.dgpo.explore`,
+            docs/dgpo.md §3).
+        explore_baseline: What such a cell must beat: ``"best"`` (the best reward of the policy's copies in
+            the batch) or ``"mean"`` (their mean).
+        explore_memory: How many such cells (the best, with their trajectories) are kept and learnt from
+            again in every later batch they still beat; >= 0 (0: none); only used with ``explore_copies > 0``.
 
     Raises:
         TypeError: For a setting of the wrong type.
@@ -207,6 +217,13 @@ class DGPOConfig(Settings):
     """This project: the linear KL schedule reaches 0 at the end of the run (docs/dgpo.md §3)."""
     kl_direction: KLDirection = "reverse"
     """This project: ``KL(p̂_θ ‖ p̂_ref)``, the direction of DPOK's KL term (docs/dgpo.md §3)."""
+    explore_copies: int = 0
+    """Paper: every copy samples the policy (docs/dgpo.md §3)."""
+    explore_baseline: ExploreBaseline = "best"
+    """This project: a starting-model cell counts only when it beats every cell of the policy's copies
+    (docs/dgpo.md §3); only used with ``explore_copies > 0``."""
+    explore_memory: int = 0
+    """This project: a starting-model cell is learnt from in the batch that drew it only (docs/dgpo.md §3)."""
 
     def __post_init__(self) -> None:
         lr = self.learning_rate
@@ -234,6 +251,9 @@ class DGPOConfig(Settings):
         self._check_choice("kl_schedule", KL_SCHEDULES)
         self._check_real("kl_anneal_fraction", 0.0, 1.0, low_open=True)
         self._check_choice("kl_direction", KL_DIRECTIONS)
+        self._check_count("explore_copies", 0)
+        self._check_choice("explore_baseline", EXPLORE_BASELINES)
+        self._check_count("explore_memory", 0)
 
 
 class Setting(Generic[T]):

@@ -37,9 +37,11 @@ import numpy as np
 import torch
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
+from torch import Tensor
 
 from agents.dgpo.advantages import Baseline, RewardNormalizer, batch_advantages
 from agents.dgpo.config import EPOCHS, DGPOConfig, KLSchedule, Setting, Settings
+from agents.dgpo.explore import ExploreBaseline, ExploreMemory, explore_step
 from agents.dgpo.losses import (
     Gradient,
     KLDirection,
@@ -141,6 +143,9 @@ class DGPO(SettingsMixin, TrajectoryAlgorithm):
     kl_schedule = Setting[KLSchedule]("config")
     kl_anneal_fraction = Setting[float]("config")
     kl_direction = Setting[KLDirection]("config")
+    explore_copies = Setting[int]("config")
+    explore_baseline = Setting[ExploreBaseline]("config")
+    explore_memory = Setting[int]("config")
 
     def __init__(
         self,
@@ -181,6 +186,7 @@ class DGPO(SettingsMixin, TrajectoryAlgorithm):
         self.normalizer = RewardNormalizer(self.config.reward_smoothing, self.config.advantage_clip)
         self.frozen_modules: list[str] = []
         self.reference_model: DiffusionModel | None = None
+        self.explore_archive = ExploreMemory(0)
         if _init_setup_model:
             self._setup_model()
 
@@ -191,7 +197,14 @@ class DGPO(SettingsMixin, TrajectoryAlgorithm):
         super()._setup_model()
         self.frozen_modules = freeze_layers(self.policy.model, self.freeze_fraction)
         self.reference_model = None
-        if self.kl_coef > 0.0:  # the model fine-tuning starts from, fixed: what the KL term is measured to
+        self.explore_archive = ExploreMemory(self.explore_memory)
+        if self.env is not None and self.explore_copies > self.n_envs - 2:
+            raise ValueError(
+                f"explore_copies={self.explore_copies} leaves fewer than 2 of the n_envs={self.n_envs} environment "
+                "copies to the policy; lower explore_copies or use more copies"
+            )
+        if self.kl_coef > 0.0 or self.explore_copies > 0:
+            # the model fine-tuning starts from, fixed: what the KL term is measured to, and what explores
             self.reference_model = copy.deepcopy(self.policy.model).requires_grad_(False).eval()
         trainable = [p for p in self.policy.model.parameters() if p.requires_grad]
         if not trainable:
@@ -317,6 +330,20 @@ class DGPO(SettingsMixin, TrajectoryAlgorithm):
             return self.kl_coef * max(0.0, 1.0 - done / self.kl_anneal_fraction)
         return self.kl_coef
 
+    def _reverse_step_probs(self, nodes: Tensor, edges: Tensor, t: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
+        """The policy's ``p_θ(G_s | G_t)``, the starting model's for the last ``explore_copies`` copies."""
+        node_probs, edge_probs = super()._reverse_step_probs(nodes, edges, t, s)
+        m = self.explore_copies
+        if m == 0:
+            return node_probs, edge_probs
+        assert self.reference_model is not None, "explore_copies > 0 keeps the starting model"
+        ref_nodes, ref_edges = self.reference_model.reverse_step_probs(nodes[-m:], edges[-m:], t[-m:], s[-m:])
+        return torch.cat([node_probs[:-m], ref_nodes]), torch.cat([edge_probs[:-m], ref_edges])
+
+    def explored_mask(self, size: int) -> np.ndarray:
+        """``bool[size]``: the trajectories of a batch the starting model drew (``explore_copies`` per round)."""
+        return np.arange(size) % self.n_envs >= self.n_envs - self.explore_copies
+
     def _after_train(self, batch: TrajectoryBatch) -> None:
         """Hook called after the policy-gradient steps on ``batch`` (policy still in training mode); a no-op here."""
 
@@ -326,11 +353,22 @@ class DGPO(SettingsMixin, TrajectoryAlgorithm):
         Raises:
             DivergenceError: If a loss is NaN or infinite (the update is not taken; training stops).
         """
+        valid = batch.valid.numpy()
+        explored = valid & self.explored_mask(batch.size) if self.explore_copies else np.zeros_like(valid)
         advantages, counted, informative = batch_advantages(
-            batch.rewards.numpy(), batch.valid.numpy(), batch.keys, self.normalizer, self.count_repeats, self.baseline
+            batch.rewards.numpy(), valid & ~explored, batch.keys, self.normalizer, self.count_repeats, self.baseline
         )
         self.logger.record("train/n_counted", int(counted.sum()))
-        self.logger.record("train/n_duplicates", int(batch.valid.sum()) - int(counted.sum()))
+        self.logger.record("train/n_duplicates", int(valid.sum()) - int(explored.sum()) - int(counted.sum()))
+        scored = counted
+        if self.explore_copies:
+            step = explore_step(
+                batch, advantages, counted, explored, self.normalizer, self.explore_baseline, self.explore_archive
+            )
+            batch, advantages, scored = step.batch, step.advantages, step.scored
+            self.logger.record("train/n_explore_found", step.n_found)
+            self.logger.record("train/n_explore_replayed", step.n_replayed)
+            informative = informative or step.n_found + step.n_replayed > 0
         if not informative:
             self.logger.record("train/skipped_batch", 1)
             return
@@ -380,7 +418,7 @@ class DGPO(SettingsMixin, TrajectoryAlgorithm):
             self.logger.record("train/kl", float(np.mean(kls)))
             self.logger.record("train/kl_coef", kl_coef)
         self._n_updates += self.n_inner_passes
-        counted_adv = advantages[counted]
+        counted_adv = advantages[scored]
         self.logger.record("train/loss", float(np.mean(losses)))
         self.logger.record("train/advantage_mean", float(counted_adv.mean()))
         self.logger.record("train/advantage_std", float(counted_adv.std()))

@@ -7,6 +7,7 @@ in :mod:`agents.dgpo.files`; the methods' docstrings describe the arguments and 
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import pathlib
@@ -20,6 +21,7 @@ from stable_baselines3.common.type_aliases import GymEnv
 from stable_baselines3.common.utils import check_for_correct_spaces
 
 from agents.dgpo import files
+from agents.dgpo.losses import TrajectoryBatch
 from agents.diffusion.model import DiffusionModel, package_version
 from agents.policies.compat import check_model_task
 from dgpo_env.diffusion.marginals import Marginals
@@ -98,6 +100,8 @@ def save_agent(agent: DGPO, path: str | pathlib.Path | io.BufferedIOBase) -> Non
     }
     if agent.reference_model is not None:  # the KL term's starting model (DGPOConfig.kl_coef > 0)
         tensors["reference"] = agent.reference_model.state_dict()
+    if agent.explore_archive.kept is not None:  # the kept starting-model trajectories (DGPOConfig.explore_memory)
+        tensors["explore_memory"] = dataclasses.asdict(agent.explore_archive.kept)
     members = {
         files.META: json.dumps(meta, indent=1, allow_nan=True).encode("utf-8"),
         files.MODEL: files.torch_bytes(checkpoint),
@@ -191,6 +195,8 @@ def load_agent(
         agent.policy.optimizer.load_state_dict(tensors["optimizer"])
         if agent.reference_model is not None and "reference" in tensors:
             agent.reference_model.load_state_dict(tensors["reference"])
+        if "explore_memory" in tensors:
+            agent.explore_archive.kept = TrajectoryBatch(**tensors["explore_memory"])
         if "seed" not in kwargs:
             agent._generator.set_state(tensors["generator"])
         restore_state(agent, state)

@@ -170,7 +170,7 @@ class TrajectoryAlgorithm(BaseAlgorithm):
         """
         graph = graph_from_obs(obs_as_tensor(obs, self.device))  # type: ignore[arg-type]
         s = self.policy.next_times(graph.t)
-        node_probs, edge_probs = self.policy.model.reverse_step_probs(graph.nodes, graph.edges, graph.t, s)
+        node_probs, edge_probs = self._reverse_step_probs(graph.nodes, graph.edges, graph.t, s)
         actions = self._draw_actions(node_probs, edge_probs)
         if bool((s == 0).all()):
             actions = self._final_step_actions(actions, node_probs, edge_probs)
@@ -181,6 +181,13 @@ class TrajectoryAlgorithm(BaseAlgorithm):
         nodes = sample_categorical(node_probs, self._generator)  # [B, N]
         edges = sample_categorical(edge_probs, self._generator)  # [B, M]
         return torch.cat([nodes, edges], dim=1).cpu().numpy()  # [B, N + M]
+
+    def _reverse_step_probs(self, nodes: Tensor, edges: Tensor, t: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
+        """``p(G_s | G_t)`` the environment copies draw from: ``([E, N, K], [E, M, K_e])``; here the policy's model.
+
+        :class:`~agents.dgpo.dgpo.DGPO` lets the starting model draw for some copies (``DGPOConfig.explore_copies``).
+        """
+        return self.policy.model.reverse_step_probs(nodes, edges, t, s)
 
     # ------------------------------------------------------------------ hooks (no-ops here and in published DGPO)
     def _batch_start_step(self) -> int:
