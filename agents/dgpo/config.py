@@ -313,4 +313,27 @@ def adopt_loaded(state: dict[str, Any], current: SelfSettings) -> SelfSettings:
     return current.replace(**found) if found else current
 
 
-__all__ = ["EPOCHS", "KL_SCHEDULES", "DGPOConfig", "KLSchedule", "Setting", "Settings", "adopt_loaded", "settings_from"]
+def as_config(config: object) -> DGPOConfig:
+    """``config``, or the default :class:`DGPOConfig` for ``None``.
+
+    Raises:
+        TypeError: If ``config`` is neither.
+    """
+    if config is None:
+        return DGPOConfig()
+    if not isinstance(config, DGPOConfig):
+        raise TypeError(f"config must be a DGPOConfig or None, got {type(config).__name__}")
+    return config
+
+
+__all__ = [
+    "EPOCHS",
+    "KL_SCHEDULES",
+    "DGPOConfig",
+    "KLSchedule",
+    "Setting",
+    "Settings",
+    "adopt_loaded",
+    "as_config",
+    "settings_from",
+]

@@ -28,9 +28,7 @@ Example:
 from __future__ import annotations
 
 import copy
-import io
-import pathlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -40,21 +38,22 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
 from torch import Tensor
 
 from agents.dgpo.advantages import Baseline, RewardNormalizer, batch_advantages
-from agents.dgpo.config import EPOCHS, DGPOConfig, KLSchedule, Setting, Settings
+from agents.dgpo.config import EPOCHS, DGPOConfig, KLSchedule, Setting, Settings, as_config
 from agents.dgpo.explore import ExploreBaseline, ExploreMemory, explore_step
 from agents.dgpo.losses import (
     Gradient,
     KLDirection,
     TrajectoryBatch,
+    check_finite_loss,
     freeze_layers,
     n_loss_steps,
     policy_gradient_loss,
     sample_step_subsets,
 )
-from agents.dgpo.persistence import load_agent, save_agent
+from agents.dgpo.persistence import AgentFilesMixin
 from agents.dgpo.settings_mixin import SettingsMixin
 from agents.dgpo.trajectories import TrajectoryAlgorithm
-from agents.diffusion.model import DiffusionModel, DivergenceError
+from agents.diffusion.model import DiffusionModel
 from agents.policies.compat import ModelSpec
 from agents.policies.diffusion_policy import GraphDiffusionPolicy
 from agents.policies.envs import make_env_for_model
@@ -64,7 +63,7 @@ from dgpo_env.envs.graph_denoise import DEFAULT_N_STEPS
 SelfDGPO = TypeVar("SelfDGPO", bound="DGPO")
 
 
-class DGPO(SettingsMixin, TrajectoryAlgorithm):
+class DGPO(AgentFilesMixin, SettingsMixin, TrajectoryAlgorithm):
     """Diffusion graph policy optimisation as published (REINFORCE with GDPO's eager gradient).
 
     Args:
@@ -165,7 +164,7 @@ class DGPO(SettingsMixin, TrajectoryAlgorithm):
         **overrides: Any,
     ) -> None:
         self._check_setting_names(overrides)
-        self.config = _as_config(config).replace(**overrides)
+        self.config = as_config(config).replace(**overrides)
         super().__init__(
             policy,
             env,
@@ -240,7 +239,7 @@ class DGPO(SettingsMixin, TrajectoryAlgorithm):
                 ``max_queries=``, ... (``policy_kwargs`` may add critic settings).
         """
         cls._check_setting_names(k for k in kwargs if k not in cls.other_keywords)
-        config = _as_config(kwargs.get("config"))
+        config = as_config(kwargs.get("config"))
         if "batch_size" in kwargs:
             config = config.replace(batch_size=kwargs["batch_size"])
         batch_size = config.batch_size
@@ -427,102 +426,6 @@ class DGPO(SettingsMixin, TrajectoryAlgorithm):
         self.logger.record("train/grad_norm", float(np.mean(grad_norms)))
         self.logger.record("train/learning_rate", self.lr_schedule(self._current_progress_remaining))
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-
-    # ------------------------------------------------------------------ files
-    def save(
-        self,
-        path: str | pathlib.Path | io.BufferedIOBase,
-        exclude: Iterable[str] | None = None,
-        include: Iterable[str] | None = None,
-    ) -> None:
-        """Write the agent to ``path`` (``.zip`` appended without a suffix) as plain data, atomically.
-
-        The file (:mod:`agents.dgpo.files`) holds the settings, the spaces, the environment task, the
-        bookkeeping (queries, best cell, reward normaliser, :meth:`_extra_state`) as JSON, the fine-tuned
-        model's checkpoint and the other tensors (policy, optimizer, generator) for
-        ``torch.load(weights_only=True)``: :meth:`load` unpickles nothing (README.md, "Files and trust").
-        It is written whole to a temporary file and renamed over ``path``
-        (:func:`dgpo_env.io.atomic_write_bytes`), so a failed save leaves an existing file as it was.
-
-        Args:
-            path: The file, or an open binary file.
-            exclude: Not supported (SB3's argument; every part of the agent is saved).
-            include: Not supported (SB3's argument).
-
-        Raises:
-            ValueError: If a setting or policy keyword argument is not plain data (e.g. a learning-rate
-                schedule), or ``exclude`` / ``include`` is given.
-            CheckpointError: If the model's weights hold NaN or infinite values.
-        """
-        if exclude or include:
-            raise ValueError(f"{type(self).__name__}.save saves the whole agent; exclude= and include= do not apply")
-        save_agent(self, path)
-
-    @classmethod
-    def load(  # type: ignore[override]
-        cls: type[SelfDGPO],
-        path: str | pathlib.Path | io.BufferedIOBase,
-        env: GymEnv | None = None,
-        device: torch.device | str = "cpu",
-        custom_objects: dict[str, Any] | None = None,
-        print_system_info: bool = False,
-        force_reset: bool = True,
-        **kwargs: Any,
-    ) -> SelfDGPO:
-        """Read an agent written by :meth:`save`; nothing in the file is unpickled.
-
-        Args:
-            path: The file (``.zip`` appended when ``path`` has no suffix and does not exist), or an open
-                binary file.
-            env: The environment to continue in (its spaces must be the saved ones); ``None``: predict only.
-            device: Torch device.
-            custom_objects: Not supported (SB3's replacement of unpickled objects; the file has none).
-            print_system_info: Not supported (the file records the package version only).
-            force_reset: Reset the environment before the next ``learn`` (always the case here).
-            **kwargs: Attributes to change when loading, as SB3's ``load`` (settings such as
-                ``batch_size``; ``learning_rate``; ``seed`` re-seeds the generator instead of restoring it).
-
-        Raises:
-            UnsafeAgentFileError: If the file carries pickled objects (an agent saved by Stable-Baselines3's
-                own ``save``, or a crafted file); nothing in it runs.
-            AgentFileError: If the file is missing, damaged or not a DGPO agent file.
-            CheckpointError: If its model is damaged or holds NaN or infinite weights.
-            ValueError: If the file was saved by another class (``EliteDGPO`` vs ``DGPO``), or ``env``'s
-                spaces differ from the saved ones.
-        """
-        if custom_objects:
-            raise ValueError(f"{cls.__name__} agent files hold no pickled objects: custom_objects does not apply")
-        del print_system_info, force_reset
-        return load_agent(cls, path, env, device, **kwargs)
-
-    def _extra_state(self) -> dict[str, Any]:
-        """JSON-ready state a subclass adds to the agent file; none here."""
-        return {}
-
-    def _restore_extra_state(self, extra: dict[str, Any]) -> None:
-        """Put back what :meth:`_extra_state` saved; nothing here."""
-
-
-def check_finite_loss(loss: torch.Tensor, what: str, n_updates: int, learning_rate: Any) -> None:
-    """Raise :class:`~agents.diffusion.model.DivergenceError` if ``loss`` is NaN or infinite."""
-    if not bool(torch.isfinite(loss).all()):
-        raise DivergenceError(
-            f"training diverged: {what} is {float(loss.detach())} after {n_updates} updates "
-            f"(learning_rate={learning_rate}); lower the learning rate, or start again from the pretrained model"
-        )
-
-
-def _as_config(config: object) -> DGPOConfig:
-    """``config``, or the default :class:`DGPOConfig` for ``None``.
-
-    Raises:
-        TypeError: If ``config`` is neither.
-    """
-    if config is None:
-        return DGPOConfig()
-    if not isinstance(config, DGPOConfig):
-        raise TypeError(f"config must be a DGPOConfig or None, got {type(config).__name__}")
-    return config
 
 
 __all__ = ["DGPO", "EPOCHS", "DGPOConfig", "check_finite_loss"]

@@ -32,8 +32,8 @@ from stable_baselines3.common.type_aliases import GymEnv
 from torch import Tensor
 
 from agents.dgpo.config import DGPOConfig, Setting, Settings, settings_from
-from agents.dgpo.dgpo import DGPO, check_finite_loss
-from agents.dgpo.losses import TrajectoryBatch
+from agents.dgpo.dgpo import DGPO
+from agents.dgpo.losses import TrajectoryBatch, check_finite_loss
 from agents.diffusion.pretrain import denoising_loss
 from agents.policies.diffusion_policy import GraphDiffusionPolicy
 

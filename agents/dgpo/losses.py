@@ -19,7 +19,7 @@ Two optional terms of this project, both off in DGPO as published (docs/dgpo.md 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -306,3 +306,12 @@ def freeze_layers(model: DiffusionModel, fraction: float) -> list[str]:
     for _, module in frozen:
         module.requires_grad_(False)
     return [name for name, _ in frozen]
+
+
+def check_finite_loss(loss: torch.Tensor, what: str, n_updates: int, learning_rate: Any) -> None:
+    """Raise :class:`~agents.diffusion.model.DivergenceError` if ``loss`` is NaN or infinite."""
+    if not bool(torch.isfinite(loss).all()):
+        raise DivergenceError(
+            f"training diverged: {what} is {float(loss.detach())} after {n_updates} updates "
+            f"(learning_rate={learning_rate}); lower the learning rate, or start again from the pretrained model"
+        )

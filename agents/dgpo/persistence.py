@@ -13,6 +13,7 @@ import json
 import pathlib
 import warnings
 from collections import deque
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -250,4 +251,85 @@ def restore_state(agent: DGPO, state: dict[str, Any]) -> None:
     agent._restore_extra_state(state["extra"])
 
 
-__all__ = ["load_agent", "restore_state", "save_agent"]
+class AgentFilesMixin:
+    """``save``/``load`` of a DGPO agent as plain data (SB3's signatures; nothing unpickled).
+
+    Must precede the SB3 algorithm class in the bases, so these replace ``BaseAlgorithm.save``/``load``;
+    subclasses add their own state through :meth:`_extra_state` and :meth:`_restore_extra_state`.
+    """
+
+    def save(
+        self,
+        path: str | pathlib.Path | io.BufferedIOBase,
+        exclude: Iterable[str] | None = None,
+        include: Iterable[str] | None = None,
+    ) -> None:
+        """Write the agent to ``path`` (``.zip`` appended without a suffix) as plain data, atomically.
+
+        The file (:mod:`agents.dgpo.files`) holds the settings, the spaces, the environment task, the
+        bookkeeping (queries, best cell, reward normaliser, :meth:`_extra_state`) as JSON, the fine-tuned
+        model's checkpoint and the other tensors (policy, optimizer, generator) for
+        ``torch.load(weights_only=True)``: :meth:`load` unpickles nothing (README.md, "Files and trust").
+        It is written whole to a temporary file and renamed over ``path``
+        (:func:`dgpo_env.io.atomic_write_bytes`), so a failed save leaves an existing file as it was.
+
+        Args:
+            path: The file, or an open binary file.
+            exclude: Not supported (SB3's argument; every part of the agent is saved).
+            include: Not supported (SB3's argument).
+
+        Raises:
+            ValueError: If a setting or policy keyword argument is not plain data (e.g. a learning-rate
+                schedule), or ``exclude`` / ``include`` is given.
+            CheckpointError: If the model's weights hold NaN or infinite values.
+        """
+        if exclude or include:
+            raise ValueError(f"{type(self).__name__}.save saves the whole agent; exclude= and include= do not apply")
+        save_agent(self, path)  # type: ignore[arg-type]
+
+    @classmethod
+    def load(  # type: ignore[misc]  # cls is a DGPO class: the mixin only ever precedes DGPO
+        cls: type[SelfDGPO],
+        path: str | pathlib.Path | io.BufferedIOBase,
+        env: GymEnv | None = None,
+        device: torch.device | str = "cpu",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        **kwargs: Any,
+    ) -> SelfDGPO:
+        """Read an agent written by :meth:`save`; nothing in the file is unpickled.
+
+        Args:
+            path: The file (``.zip`` appended when ``path`` has no suffix and does not exist), or an open
+                binary file.
+            env: The environment to continue in (its spaces must be the saved ones); ``None``: predict only.
+            device: Torch device.
+            custom_objects: Not supported (SB3's replacement of unpickled objects; the file has none).
+            print_system_info: Not supported (the file records the package version only).
+            force_reset: Reset the environment before the next ``learn`` (always the case here).
+            **kwargs: Attributes to change when loading, as SB3's ``load`` (settings such as
+                ``batch_size``; ``learning_rate``; ``seed`` re-seeds the generator instead of restoring it).
+
+        Raises:
+            UnsafeAgentFileError: If the file carries pickled objects (an agent saved by Stable-Baselines3's
+                own ``save``, or a crafted file); nothing in it runs.
+            AgentFileError: If the file is missing, damaged or not a DGPO agent file.
+            CheckpointError: If its model is damaged or holds NaN or infinite weights.
+            ValueError: If the file was saved by another class (``EliteDGPO`` vs ``DGPO``), or ``env``'s
+                spaces differ from the saved ones.
+        """
+        if custom_objects:
+            raise ValueError(f"{cls.__name__} agent files hold no pickled objects: custom_objects does not apply")
+        del print_system_info, force_reset
+        return load_agent(cls, path, env, device, **kwargs)
+
+    def _extra_state(self) -> dict[str, Any]:
+        """JSON-ready state a subclass adds to the agent file; none here."""
+        return {}
+
+    def _restore_extra_state(self, extra: dict[str, Any]) -> None:
+        """Put back what :meth:`_extra_state` saved; nothing here."""
+
+
+__all__ = ["AgentFilesMixin", "load_agent", "restore_state", "save_agent"]
