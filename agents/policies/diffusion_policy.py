@@ -244,17 +244,28 @@ class DiffusionPolicyMixin:
         probs = self.reverse_step_entry_probs(graph)  # [B, E, K_max]
         return safe_log(probs[:, self.reverse_step.value_slots]).to(torch.float32)  # padding dropped: [B, sum(nvec)]
 
-    def _distribution(self, obs: PyTorchObs, action_masks: np.ndarray | Tensor | None = None) -> Distribution:
+    @staticmethod
+    def _graph(obs: PyTorchObs) -> GraphBatch:
+        """The integer graphs of a batch of observations (:func:`graph_from_obs`)."""
+        assert isinstance(obs, dict), "a graph-diffusion policy needs Dict observations"
+        return graph_from_obs(obs)
+
+    def _distribution(
+        self, obs: PyTorchObs, action_masks: np.ndarray | Tensor | None = None, graph: GraphBatch | None = None
+    ) -> Distribution:
         """The SB3 multi-categorical distribution of the reverse step (masks applied if given).
 
-        The fused distributions take the probabilities in their own layout; any other SB3
-        multi-categorical distribution (a reference in the tests) gets the flat log-probabilities.
+        The fused distributions get the free entries' probabilities (every other entry keeps its
+        value); any other SB3 multi-categorical distribution (a reference in the tests) gets the flat
+        log-probabilities. ``graph``: ``obs`` as integer graphs, if the caller has them.
         """
-        assert isinstance(obs, dict), "a graph-diffusion policy needs Dict observations"
-        graph = graph_from_obs(obs)
+        graph = self._graph(obs) if graph is None else graph
         if isinstance(self.action_dist, FusedCategoricalsMixin):
-            probs, log_probs = self.reverse_step.distribution_parameters(*self._reverse_step_inputs(graph))
-            dist: Distribution = self.action_dist.proba_distribution_from_probs(probs, log_probs)  # type: ignore[assignment]
+            x_t, steps, x0_probs = self._reverse_step_inputs(graph)
+            probs, log_probs = self.reverse_step.free_parameters(x_t, steps, x0_probs)
+            dist: Distribution = self.action_dist.proba_distribution_from_free_entries(  # type: ignore[assignment]
+                x_t, self.reverse_step.free, probs, log_probs
+            )
         else:
             dist = self.action_dist.proba_distribution(action_logits=self.reverse_step_log_probs(graph))  # type: ignore[call-arg]
         if action_masks is not None:
@@ -268,19 +279,21 @@ class DiffusionPolicyMixin:
         self, obs: PyTorchObs, deterministic: bool = False, action_masks: np.ndarray | None = None
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Sample (or take the mode of) the next graph; returns ``(actions, values, log_prob)``."""
-        dist = self._distribution(obs, action_masks)
+        graph = self._graph(obs)
+        dist = self._distribution(obs, action_masks, graph)
         actions = dist.get_actions(deterministic=deterministic)
         log_prob = dist.log_prob(actions)
-        return actions.reshape((-1, *self.action_space.shape)), self.predict_values(obs), log_prob
+        return actions.reshape((-1, *self.action_space.shape)), self._values(obs, graph), log_prob
 
     def evaluate_actions(
         self, obs: PyTorchObs, actions: Tensor, action_masks: np.ndarray | Tensor | None = None
     ) -> tuple[Tensor, Tensor, Tensor]:
         """``(values, log_prob, entropy)`` of ``actions`` (exact; entropy finite)."""
-        dist = self._distribution(obs, action_masks)
+        graph = self._graph(obs)
+        dist = self._distribution(obs, action_masks, graph)
         entropy = dist.entropy()
         assert entropy is not None, "multi-categorical distributions have an exact entropy"
-        return self.predict_values(obs), dist.log_prob(actions), entropy
+        return self._values(obs, graph), dist.log_prob(actions), entropy
 
     def get_distribution(self, obs: PyTorchObs, action_masks: np.ndarray | None = None) -> Distribution:
         """The action distribution ``p_θ(G_s | G_t)``."""
@@ -288,7 +301,20 @@ class DiffusionPolicyMixin:
 
     def predict_values(self, obs: PyTorchObs) -> Tensor:
         """The critic's value estimates ``[B, 1]``."""
-        features = BaseModel.extract_features(self, obs, self.vf_features_extractor)  # type: ignore[arg-type]
+        return self._values(obs)
+
+    def _values(self, obs: PyTorchObs, graph: GraphBatch | None = None) -> Tensor:
+        """:meth:`predict_values`, from ``graph`` (``obs`` as integer graphs) if the caller has it.
+
+        The default critic input (:class:`GraphCriticFeatures`) is computed from the graph directly:
+        SB3's preprocessing of these ``Box`` observations only casts them to ``float32``, which
+        :func:`graph_from_obs` turns back into the same integers. Other feature extractors get SB3's path.
+        """
+        extractor = self.vf_features_extractor
+        if type(extractor) is GraphCriticFeatures:
+            features = extractor.graph_features(self._graph(obs) if graph is None else graph)
+        else:
+            features = BaseModel.extract_features(self, obs, extractor)  # type: ignore[arg-type]
         return self.value_net(self.mlp_extractor.forward_critic(features))
 
     def _predict(

@@ -98,7 +98,10 @@ class GraphCriticFeatures(BaseFeaturesExtractor):
 
     def forward(self, observations: dict[str, Tensor]) -> Tensor:  # type: ignore[override]
         """``[B, N K + M K_e + time_dim]`` float features."""
-        graph = graph_from_obs(observations)
+        return self.graph_features(graph_from_obs(observations))
+
+    def graph_features(self, graph: GraphBatch) -> Tensor:
+        """:meth:`forward` of observations already turned into integer graphs."""
         x = one_hot(graph.nodes, self.n_node_types).flatten(1).float()  # [B, N K]
         e = one_hot(graph.edges, self.n_edge_types).flatten(1).float()  # [B, M K_e]
         time = sinusoidal_features(graph.t.float() / self.diffusion_steps, self.time_dim, 1000.0)  # [B, time_dim]

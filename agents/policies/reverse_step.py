@@ -192,14 +192,23 @@ class ScheduledReverseStep(nn.Module):
         values); padding slots hold ``-inf``, as :class:`~agents.policies.distributions.FusedCategoricalsMixin`
         stores them. Takes the arguments of :meth:`mix`.
         """
+        free_probs, free_logs = self.free_parameters(x_t, steps, x0_probs)
+        probs = one_hot(x_t, self.width).to(torch.float32).index_copy(1, self.free, free_probs)
+        stay_index = (x_t * self.entries.shape[1] + self.entries).flatten()  # row (x_t, entry) of stay_log
+        stay_log = self.stay_log.view(-1, self.width).index_select(0, stay_index).view(*x_t.shape, self.width)
+        return probs, stay_log.index_copy(1, self.free, free_logs)
+
+    def free_parameters(self, x_t: Tensor, steps: Tensor, x0_probs: Tensor) -> tuple[Tensor, Tensor]:
+        """The free entries' ``(probs, log_probs)``, ``float32[B, F, K_max]`` each (rows :attr:`free` of
+        :meth:`distribution_parameters`'s; the policy's fast path, with
+        :meth:`~agents.policies.distributions.FusedCategoricalsMixin.proba_distribution_from_free_entries`).
+
+        Log-probabilities are ``LOG_ZERO`` at probability 0 and ``-inf`` on padding. Takes the arguments of :meth:`mix`.
+        """
         mixed = self.mix(x_t, steps, x0_probs)  # float64[B, F, K_max]
         positive = mixed > 0
         log_free = torch.where(positive, torch.log(torch.where(positive, mixed, 1.0)), self.free_log_zero)
-        probs = one_hot(x_t, self.width).to(torch.float32).index_copy(1, self.free, mixed.to(torch.float32))
-        stay_index = (x_t * self.entries.shape[1] + self.entries).flatten()  # row (x_t, entry) of stay_log
-        stay_log = self.stay_log.view(-1, self.width).index_select(0, stay_index).view(*x_t.shape, self.width)
-        log_probs = stay_log.index_copy(1, self.free, log_free.to(torch.float32))
-        return probs, log_probs
+        return mixed.to(torch.float32), log_free.to(torch.float32)
 
     def split(self, probs: Tensor) -> tuple[Tensor, Tensor]:
         """``[B, E, K_max]`` -> ``([B, N, K], [B, M, K_e])`` (drops the padding)."""
