@@ -199,10 +199,10 @@ class ScheduledReverseStep(nn.Module):
         return probs, stay_log.index_copy(1, self.free, free_logs)
 
     def free_parameters(self, x_t: Tensor, steps: Tensor, x0_probs: Tensor) -> tuple[Tensor, Tensor]:
-        """The free entries' ``(probs, log_probs)``, ``float32[B, F, K_max]`` each (rows :attr:`free` of
-        :meth:`distribution_parameters`'s; the policy's fast path, with
-        :meth:`~agents.policies.distributions.FusedCategoricalsMixin.proba_distribution_from_free_entries`).
+        """The free entries' ``(probs, log_probs)``, ``float32[B, F, K_max]`` each: the policy's fast path.
 
+        Rows :attr:`free` of :meth:`distribution_parameters`'s, for
+        :meth:`~agents.policies.distributions.FusedCategoricalsMixin.proba_distribution_from_free_entries`.
         Log-probabilities are ``LOG_ZERO`` at probability 0 and ``-inf`` on padding. Takes the arguments of :meth:`mix`.
         """
         mixed = self.mix(x_t, steps, x0_probs)  # float64[B, F, K_max]
