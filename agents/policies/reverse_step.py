@@ -129,7 +129,7 @@ class ScheduledReverseStep(nn.Module):
         Raises:
             ValueError: If some ``t`` is not a non-final time of the schedule (the message lists the schedule).
         """
-        steps = self.step_lookup[t.clamp(-1, self.diffusion_steps + 1) + 1]
+        steps = self.step_lookup.index_select(0, t.clamp(-1, self.diffusion_steps + 1).reshape(-1) + 1).view(t.shape)
         if bool((steps < 0).any()):
             bad = sorted(set(t[steps < 0].tolist()))
             schedule = sorted(((self.step_lookup >= 0).nonzero()[:, 0] - 1).tolist(), reverse=True)

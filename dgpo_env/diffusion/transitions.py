@@ -199,8 +199,12 @@ def mix_reverse_step(x_t: Tensor, x0_probs: Tensor, post: Tensor, usable: Tensor
     weights = x0_probs.to(DTYPE) * usable  # [B, P, K0]: p̂ restricted to consistent, allowed x_0
     mass = weights.sum(-1, keepdim=True)  # [B, P, 1]
     ok = mass > 0
-    mixed = torch.einsum("bpk,bpks->bps", weights, post) / torch.where(ok, mass, torch.ones_like(mass))
-    stay = torch.nn.functional.one_hot(x_t, post.shape[-1]).to(DTYPE)  # [B, P, K]
+    # Σ_k weights[b, p, k] post[b, p, k, s] as one batched [1, K0] @ [K0, Ks] product per position (what
+    # einsum("bpk,bpks->bps") runs, without its index parsing and permutes)
+    n_values = post.shape[-1]
+    products = torch.bmm(weights.reshape(-1, 1, weights.shape[-1]), post.reshape(-1, post.shape[-2], n_values))
+    mixed = products.view(weights.shape[:-1] + (n_values,)) / torch.where(ok, mass, 1.0)
+    stay = torch.nn.functional.one_hot(x_t, n_values).to(DTYPE)  # [B, P, K]
     probs = torch.where(ok, mixed, stay)
     if check:
         _assert_rows_sum_to_one(probs)
