@@ -15,7 +15,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import Tensor
 from torch.nn.functional import one_hot
 
-from agents.diffusion.denoiser import sinusoidal_features
+from agents.diffusion.denoiser import TIME_SCALE, sinusoidal_features
 
 
 class GraphBatch(NamedTuple):
@@ -104,5 +104,5 @@ class GraphCriticFeatures(BaseFeaturesExtractor):
         """:meth:`forward` of observations already turned into integer graphs."""
         x = one_hot(graph.nodes, self.n_node_types).flatten(1).float()  # [B, N K]
         e = one_hot(graph.edges, self.n_edge_types).flatten(1).float()  # [B, M K_e]
-        time = sinusoidal_features(graph.t.float() / self.diffusion_steps, self.time_dim, 1000.0)  # [B, time_dim]
+        time = sinusoidal_features(graph.t.float() / self.diffusion_steps, self.time_dim, TIME_SCALE)  # [B, time_dim]
         return torch.cat([x, e, time], dim=1)

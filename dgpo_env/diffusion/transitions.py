@@ -203,7 +203,7 @@ def mix_reverse_step(x_t: Tensor, x0_probs: Tensor, post: Tensor, usable: Tensor
     # einsum("bpk,bpks->bps") runs, without its index parsing and permutes)
     n_values = post.shape[-1]
     products = torch.bmm(weights.reshape(-1, 1, weights.shape[-1]), post.reshape(-1, post.shape[-2], n_values))
-    mixed = products.view(weights.shape[:-1] + (n_values,)) / torch.where(ok, mass, 1.0)
+    mixed = products.view(*weights.shape[:-1], n_values) / torch.where(ok, mass, 1.0)
     stay = torch.nn.functional.one_hot(x_t, n_values).to(DTYPE)  # [B, P, K]
     probs = torch.where(ok, mixed, stay)
     if check:
