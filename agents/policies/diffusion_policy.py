@@ -226,9 +226,7 @@ class DiffusionPolicyMixin:
         """
         return self.reverse_step(*self._reverse_step_inputs(graph))
 
-    def _reverse_step_inputs(
-        self, graph: GraphBatch, features: Tensor | None = None
-    ) -> tuple[Tensor, Tensor, Tensor]:
+    def _reverse_step_inputs(self, graph: GraphBatch, features: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """``(x_t [B, E], steps [B], p̂(x_0 | G_t) of the free entries [B, F, K_max])`` for the reverse step.
 
         ``features``: the critic's input of ``graph`` when it is the denoiser's too (:meth:`_mlp_reads_critic_input`).
