@@ -170,13 +170,24 @@ class MLPDenoiser(MaskedDenoiser):
         Raises:
             ValueError: If ``flat`` is not ``[B, N K + M K_e + time_dim]``.
         """
-        if flat.ndim != 2 or flat.shape[1] != self.input.in_features:
-            raise ValueError(f"flat must be [B, {self.input.in_features}], got {list(flat.shape)}")
+        logits = self.flat_logits(flat)  # [B, NK + MK_e]
         b = flat.shape[0]
-        h = self.input(flat)  # [B, hidden]
-        for block in self.layers:
-            h = block(h)
-        logits = self.output(h)  # [B, NK + MK_e]
         node_logits = logits[:, : self.n_nodes * self.n_node_types].view(b, self.n_nodes, self.n_node_types)
         edge_logits = logits[:, self.n_nodes * self.n_node_types :].view(b, self.n_edges, self.n_edge_types)
         return self.masked(node_logits, edge_logits)
+
+    def flat_logits(self, flat: Tensor) -> Tensor:
+        """The network's output before masking: ``[B, N K + M K_e]``, the nodes' logits then the edges', flattened.
+
+        Values a position may not take are not yet ``-inf`` (:meth:`forward_flat` masks them); the
+        diffusion policy picks and masks only the free positions' (``ScheduledReverseStep.free_logits``).
+
+        Raises:
+            ValueError: If ``flat`` is not ``[B, N K + M K_e + time_dim]``.
+        """
+        if flat.ndim != 2 or flat.shape[1] != self.input.in_features:
+            raise ValueError(f"flat must be [B, {self.input.in_features}], got {list(flat.shape)}")
+        h = self.input(flat)  # [B, hidden]
+        for block in self.layers:
+            h = block(h)
+        return self.output(h)  # type: ignore[no-any-return]

@@ -236,10 +236,11 @@ class DiffusionPolicyMixin:
         """
         steps = self._schedule_steps(graph.t)  # [B]
         if features is not None:  # the MLP denoiser's input vector, already built (t checked above)
-            node_logits, edge_logits = self.model.denoiser.forward_flat(features)
+            x0_logits = self.reverse_step.free_logits(self.model.denoiser.flat_logits(features))
         else:
             node_logits, edge_logits = self.model.logits_at(graph.nodes, graph.edges, graph.t)  # t checked above
-        x0_probs = self.reverse_step.free_entries(node_logits, edge_logits, float("-inf")).softmax(-1)  # p̂(x_0 | G_t)
+            x0_logits = self.reverse_step.free_entries(node_logits, edge_logits, float("-inf"))
+        x0_probs = x0_logits.softmax(-1)  # p̂(x_0 | G_t) of the free entries [B, F, K_max]
         return torch.cat([graph.nodes, graph.edges], dim=1), steps, x0_probs
 
     def reverse_step_log_probs(self, graph: GraphBatch) -> Tensor:

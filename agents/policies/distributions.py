@@ -27,7 +27,6 @@ import torch
 from sb3_contrib.common.maskable.distributions import MaskableMultiCategoricalDistribution
 from stable_baselines3.common.distributions import MultiCategoricalDistribution
 from torch import Tensor
-from torch.nn.functional import one_hot
 
 LOG_ZERO = float(torch.finfo(torch.float32).min)
 """``log 0`` as the action distribution stores it: finite (as ``torch.distributions`` clamps it), so
@@ -109,6 +108,7 @@ class FusedCategoricalsMixin:
         self._gather_index = torch.where(self._valid, offsets[:, None] + slots, self.n_values).flatten()  # [E K_max]
         self._dims = dims
         self._log_zero = torch.where(self._valid, LOG_ZERO, PAD_LOGIT)  # [E, K_max]
+        self._eye = torch.eye(self._valid.shape[1])  # [K_max, K_max]: one-hot rows
         self._noise_indices: dict[tuple[int, str], Tensor] = {}  # (batch size, device) -> sample()'s noise layout
         self._original: Tensor | None = None  # [B, E, K_max] normalised logits before masking
         self._logits: Tensor | None = None
@@ -121,7 +121,11 @@ class FusedCategoricalsMixin:
     def logits(self) -> Tensor | None:
         """``[B, E, K_max]`` normalised log-probabilities (masks applied), padding ``-inf``; ``None`` before set."""
         if self._logits is None and self._free is not None:
-            self._densify()
+            # a fixed entry: log 1 = 0 at its value, LOG_ZERO at its other values (padding -inf)
+            free = self._free
+            log_zero = self._log_zero.to(free.logits.device)  # [E, K_max]: LOG_ZERO on values, -inf on padding
+            at_value = (self._one_hot(free.values) > 0) & self._valid.to(log_zero.device)
+            self._original = self._logits = torch.where(at_value, 0.0, log_zero).index_copy(1, free.index, free.logits)
         return self._logits
 
     @logits.setter
@@ -131,25 +135,19 @@ class FusedCategoricalsMixin:
     @property
     def probs(self) -> Tensor | None:
         """``[B, E, K_max]`` probabilities, padding and masked values 0; ``None`` before set."""
-        if self._probs is None and self._free is not None:
-            self._densify()
+        if self._probs is None and self._free is not None:  # a fixed entry: probability 1 at its value
+            free = self._free
+            self._probs = self._one_hot(free.values).to(free.probs.dtype).index_copy(1, free.index, free.probs)
         return self._probs
 
     @probs.setter
     def probs(self, value: Tensor | None) -> None:
         self._probs = value
 
-    def _densify(self) -> None:
-        """Build the ``[B, E, K_max]`` parameters from :meth:`proba_distribution_from_free_entries`'s.
-
-        A fixed entry has probability 1 (log 0) at its value and 0 (``LOG_ZERO``) at its other values.
-        """
-        free = self._require(self._free)
-        hot = one_hot(free.values, self._valid.shape[1])  # int64[B, E, K_max]
-        log_zero = self._log_zero.to(free.logits.device)  # [E, K_max]: LOG_ZERO on values, -inf on padding
-        fixed_logits = torch.where(hot.bool() & self._valid.to(hot.device), 0.0, log_zero)
-        self._original = self._logits = fixed_logits.index_copy(1, free.index, free.logits)
-        self._probs = hot.to(free.probs.dtype).index_copy(1, free.index, free.probs)
+    def _one_hot(self, values: Tensor) -> Tensor:
+        """``float32[B, E, K_max]`` the one-hot of ``int64[B, E]`` values (rows of an identity matrix)."""
+        eye = self._eye.to(values.device)
+        return eye.index_select(0, values.flatten()).view(*values.shape, eye.shape[0])
 
     # ------------------------------------------------------------------ layout
     def to_padded(self, flat: Tensor, pad: float | bool) -> Tensor:
@@ -261,8 +259,8 @@ class FusedCategoricalsMixin:
         Args:
             masks: ``bool[B, sum(n)]`` (or any shape with that many values per row), or ``None``.
         """
-        if self._original is None and self._free is not None:
-            self._densify()
+        if self._free is not None:
+            self._original = self.logits  # built from the free entries
         self._free = None  # masked or not, the full tensors hold the distribution from now on
         original = self._require(self._original)
         if masks is None:

@@ -82,6 +82,8 @@ class ScheduledReverseStep(nn.Module):
     free_edges: Tensor  # int64[F_e]: the free upper-triangle edge entries (the other F - F_n)
     free_rows: Tensor  # int64[1, F]: 0 .. F - 1
     entries: Tensor  # int64[1, E]: 0 .. E - 1
+    free_columns: Tensor  # int64[F K_max]: column of (free entry, value) in [N K + M K_e] per-value logits (padding 0)
+    free_allowed: Tensor  # bool[F, K_max]: the values each free entry may take (padding False)
     free_log_zero: Tensor  # float32[F, K_max]: log 0 of a free entry's values (LOG_ZERO), -inf on padding
     stay_log: Tensor  # float32[K_max, E, K_max]: log one-hot(x_t) of entry e (0, LOG_ZERO; padding -inf)
     one_hot64: Tensor  # float64[K_max, K_max] identity: row x is the one-hot of value x
@@ -116,6 +118,25 @@ class ScheduledReverseStep(nn.Module):
         self.register_buffer("free_nodes", free[free < self.n_nodes], persistent=False)
         self.register_buffer("free_edges", free[free >= self.n_nodes] - self.n_nodes, persistent=False)
         self.register_buffer("entries", torch.arange(allowed.numel())[None], persistent=False)
+        node_values = self.n_nodes * self.n_node_types
+        node_columns = torch.arange(node_values).view(self.n_nodes, self.n_node_types)
+        edge_columns = node_values + torch.arange(self.n_edges * self.n_edge_types).view(
+            self.n_edges, self.n_edge_types
+        )
+        columns = torch.cat(  # [E, K_max]: column of each (entry, value) in the flat logits; padding reads column 0
+            [
+                pad(node_columns, (0, self.width - self.n_node_types)),
+                pad(edge_columns, (0, self.width - self.n_edge_types)),
+            ]
+        )
+        self.register_buffer("free_columns", columns[free].flatten(), persistent=False)
+        allowed_values = torch.cat(
+            [
+                pad(noise.node_allowed, (0, self.width - self.n_node_types), value=False),
+                pad(noise.edge_allowed, (0, self.width - self.n_edge_types), value=False),
+            ]
+        )  # [E, K_max]
+        self.register_buffer("free_allowed", allowed_values[free], persistent=False)
         n_values = torch.tensor([self.n_node_types] * self.n_nodes + [self.n_edge_types] * self.n_edges)  # [E]
         real = torch.arange(self.width) < n_values[:, None]  # [E, K_max]: real values, not padding
         self.register_buffer("value_slots", real, persistent=False)
@@ -155,6 +176,20 @@ class ScheduledReverseStep(nn.Module):
         if not parts:  # a space without free entries: nothing to denoise
             return node_values.new_full((node_values.shape[0], 0, self.width), fill)
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+    def free_logits(self, flat_logits: Tensor) -> Tensor:
+        """Unmasked per-value logits -> the free entries' ``[B, F, K_max]``, ``-inf`` where a value is not allowed.
+
+        Args:
+            flat_logits: ``[B, N K + M K_e]`` the denoiser's logits of every node's values, then every
+                edge's, before masking (``MLPDenoiser.flat_logits``).
+
+        Returns:
+            What :meth:`free_entries` gives for the masked logits with ``fill=-inf``: values that the
+            search space does not allow and padding slots are ``-inf``.
+        """
+        picked = flat_logits.index_select(1, self.free_columns).view(flat_logits.shape[0], -1, self.width)
+        return torch.where(self.free_allowed, picked, float("-inf"))
 
     def mix(self, x_t: Tensor, steps: Tensor, x0_probs: Tensor) -> Tensor:
         """``p_θ(G_s | G_t)`` of the free entries: ``float64[B, F, K_max]`` (padding 0).
