@@ -26,7 +26,7 @@ Example:
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -236,7 +236,8 @@ class DiffusionPolicyMixin:
         """
         steps = self._schedule_steps(graph.t)  # [B]
         if features is not None:  # the MLP denoiser's input vector, already built (t checked above)
-            x0_logits = self.reverse_step.free_logits(self.model.denoiser.flat_logits(features))
+            denoiser = cast(MLPDenoiser, self.model.denoiser)  # checked by _mlp_reads_critic_input
+            x0_logits = self.reverse_step.free_logits(denoiser.flat_logits(features))
         else:
             node_logits, edge_logits = self.model.logits_at(graph.nodes, graph.edges, graph.t)  # t checked above
             x0_logits = self.reverse_step.free_entries(node_logits, edge_logits, float("-inf"))

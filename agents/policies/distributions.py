@@ -60,17 +60,17 @@ def safe_log(probs: Tensor) -> Tensor:
 
 
 class FreeEntries(NamedTuple):
-    """A product of categoricals whose entries outside ``index`` keep their current value with probability 1.
+    """A product of categoricals whose entries outside ``entries`` keep their current value with probability 1.
 
     Attributes:
         values: ``int64[B, E]`` the current value of every entry (what a fixed entry keeps).
-        index: ``int64[F]`` the free entries, increasing.
+        entries: ``int64[F]`` the free entries, increasing.
         probs: ``float32[B, F, K_max]`` their probabilities (padding 0).
         logits: ``float32[B, F, K_max]`` their log-probabilities (``LOG_ZERO`` at probability 0, padding ``-inf``).
     """
 
     values: Tensor
-    index: Tensor
+    entries: Tensor
     probs: Tensor
     logits: Tensor
 
@@ -125,7 +125,8 @@ class FusedCategoricalsMixin:
             free = self._free
             log_zero = self._log_zero.to(free.logits.device)  # [E, K_max]: LOG_ZERO on values, -inf on padding
             at_value = (self._one_hot(free.values) > 0) & self._valid.to(log_zero.device)
-            self._original = self._logits = torch.where(at_value, 0.0, log_zero).index_copy(1, free.index, free.logits)
+            fixed = torch.where(at_value, 0.0, log_zero)  # [B, E, K_max]
+            self._original = self._logits = fixed.index_copy(1, free.entries, free.logits)
         return self._logits
 
     @logits.setter
@@ -137,7 +138,7 @@ class FusedCategoricalsMixin:
         """``[B, E, K_max]`` probabilities, padding and masked values 0; ``None`` before set."""
         if self._probs is None and self._free is not None:  # a fixed entry: probability 1 at its value
             free = self._free
-            self._probs = self._one_hot(free.values).to(free.probs.dtype).index_copy(1, free.index, free.probs)
+            self._probs = self._one_hot(free.values).to(free.probs.dtype).index_copy(1, free.entries, free.probs)
         return self._probs
 
     @probs.setter
@@ -289,8 +290,8 @@ class FusedCategoricalsMixin:
             return self._require(self.logits).gather(-1, index.unsqueeze(-1)).squeeze(-1).sum(dim=1)  # [B, E] -> [B]
         # a fixed entry: log 1 = 0 at its value, LOG_ZERO elsewhere; the same [B, E] terms, summed alike
         fixed = torch.where(index == free.values, 0.0, LOG_ZERO).to(free.logits.dtype)  # [B, E]
-        picked = free.logits.gather(-1, index.index_select(1, free.index).unsqueeze(-1)).squeeze(-1)  # [B, F]
-        return fixed.index_copy(1, free.index, picked).sum(dim=1)
+        picked = free.logits.gather(-1, index.index_select(1, free.entries).unsqueeze(-1)).squeeze(-1)  # [B, F]
+        return fixed.index_copy(1, free.entries, picked).sum(dim=1)
 
     def entropy(self) -> Tensor:
         """``[B]`` sum of the entries' entropies; masked values and padding contribute exactly 0."""
@@ -300,12 +301,12 @@ class FusedCategoricalsMixin:
             keep = self._valid.to(logits.device) if self.masks is None else self.masks  # [(B,) E, K_max]
         else:  # the free entries only: a fixed entry's terms are 1 · log 1 and 0 · LOG_ZERO, all 0
             logits, probs = free.logits, free.probs  # [B, F, K_max]
-            keep = self._valid.to(logits.device).index_select(0, free.index)  # [F, K_max]
+            keep = self._valid.to(logits.device).index_select(0, free.entries)  # [F, K_max]
         p_log_p = logits.clamp(min=torch.finfo(logits.dtype).min) * probs  # 0 · log 0 = 0
         terms = torch.where(keep, p_log_p, p_log_p.new_zeros(()))
         if free is not None:  # summed as [B, E, K_max], as the full tensors would be (the same float sum)
             full = terms.new_zeros((terms.shape[0], *self._valid.shape))
-            terms = full.index_copy(1, free.index, terms)
+            terms = full.index_copy(1, free.entries, terms)
         return -terms.sum(dim=(1, 2))
 
     def sample(self) -> Tensor:
