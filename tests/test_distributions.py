@@ -128,3 +128,82 @@ def test_refuses_nan_logits_and_actions_out_of_range() -> None:
         fused.log_prob(bad)
     with pytest.raises(ValueError, match="at least one value"):
         FusedMultiCategoricalDistribution([3, 0])
+
+
+# ------------------------------------------------------------------ free entries (the diffusion policy's fast path)
+FREE = torch.tensor([0, 2, 4, 6])
+"""Free entries among DIMS; the others keep their current value with probability 1."""
+
+
+def _free_parameters(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(values [B, E], probs [B, F, K_max], log_probs)`` as the reverse step hands them (float32, padding 0)."""
+    gen = torch.Generator().manual_seed(seed)
+    k_max = max(DIMS)
+    values = torch.stack([torch.randint(0, n, (BATCH,), generator=gen) for n in DIMS], dim=1)
+    valid = torch.arange(k_max) < torch.tensor(DIMS)[FREE][:, None]  # [F, K_max]
+    zero = torch.rand(BATCH, len(FREE), k_max, generator=gen) < 0.3
+    zero[..., 0] = False  # every entry keeps a value of positive probability
+    weights = torch.where(valid & ~zero, torch.rand(BATCH, len(FREE), k_max, generator=gen), 0.0)
+    probs = weights / weights.sum(-1, keepdim=True)
+    log_probs = torch.where(probs > 0, torch.log(torch.where(probs > 0, probs, 1.0)), LOG_ZERO)
+    return values, probs, torch.where(valid, log_probs, float("-inf"))
+
+
+def _dense(values: torch.Tensor, probs: torch.Tensor, log_probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The full ``[B, E, K_max]`` tensors: a fixed entry is the one-hot of its value."""
+    k_max = max(DIMS)
+    valid = torch.arange(k_max) < torch.tensor(DIMS)[:, None]
+    hot = torch.nn.functional.one_hot(values, k_max).bool()
+    full_probs = hot.float().index_copy(1, FREE, probs)
+    full_logs = torch.where(hot & valid, 0.0, torch.where(valid, LOG_ZERO, float("-inf")))
+    return full_probs, full_logs.index_copy(1, FREE, log_probs)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_free_entries_equal_the_full_tensors_bitwise(masked: bool) -> None:
+    """Set from its free entries, the distribution gives bitwise the values and gradients of the full tensors."""
+    cls = MaskableFusedMultiCategoricalDistribution if masked else FusedMultiCategoricalDistribution
+    values, probs, log_probs = _free_parameters(3)
+    actions = values.clone()  # as in a rollout: fixed entries at their value, free ones drawn
+    actions[:, FREE] = torch.as_tensor(
+        np.stack([np.random.default_rng(4).integers(0, DIMS[e], BATCH) for e in FREE.tolist()], 1)
+    )
+    outputs = []
+    for free in (True, False):
+        p, lp = probs.clone().requires_grad_(True), log_probs.clone().requires_grad_(True)
+        dist = cls(DIMS)
+        if free:
+            dist.proba_distribution_from_free_entries(values, FREE, p, lp)
+        else:
+            dist.proba_distribution_from_probs(*_dense(values, p, lp))
+        if masked:
+            dist.apply_masking(_masks(5) | np.isin(np.arange(sum(DIMS)), np.cumsum(DIMS) - DIMS))
+        log_prob, entropy = dist.log_prob(actions), dist.entropy()
+        ((log_prob * 0.3).sum() + entropy.sum()).backward()
+        torch.manual_seed(0)
+        outputs.append((log_prob, entropy, dist.sample(), dist.mode(), dist.probs, dist.logits, p.grad, lp.grad))
+    for fast, full in zip(*outputs, strict=True):  # (masks recompute the probabilities: no gradient reaches probs)
+        assert (fast is None and full is None) if masked and fast is None else torch.equal(fast, full)
+    assert outputs[0][-1] is not None and (masked or outputs[0][-2] is not None)
+    wrong = actions.clone()
+    wrong[:, 1] = 1 - values[:, 1]  # entry 1 has one value: 1 is out of range (0 is its only value)
+    with pytest.raises(ValueError, match=r"0 \.\. nvec - 1"):
+        FusedMultiCategoricalDistribution(DIMS).proba_distribution_from_free_entries(
+            values, FREE, probs, log_probs
+        ).log_prob(wrong)
+
+
+def test_free_entries_check_shapes_and_nan() -> None:
+    values, probs, log_probs = _free_parameters(0)
+    fused = FusedMultiCategoricalDistribution(DIMS)
+    with pytest.raises(ValueError, match="values must be"):
+        fused.proba_distribution_from_free_entries(values[:, 1:], FREE, probs, log_probs)
+    with pytest.raises(ValueError, match="log_probs must have the shape"):
+        fused.proba_distribution_from_free_entries(values, FREE, probs, log_probs[:, 1:])
+    with pytest.raises(ValueError, match="NaN"):
+        fused.proba_distribution_from_free_entries(values, FREE, torch.full_like(probs, float("nan")), log_probs)
+    # a fixed entry that is not at its value has log-probability LOG_ZERO, as in the full tensors
+    fused.proba_distribution_from_free_entries(values, FREE, probs, log_probs)
+    moved = values.clone()
+    moved[:, 3] = (values[:, 3] + 1) % DIMS[3]
+    assert bool((fused.log_prob(moved) < -1e30).all())

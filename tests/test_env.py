@@ -189,6 +189,26 @@ def test_bad_actions_raise_value_errors_that_name_the_problem():
         GraphDenoiseEnv("toy", n_steps=0)
 
 
+def test_integer_actions_of_any_width_step_alike_and_are_not_kept():
+    """int64, int32 and uint8 actions give the same graph; changing the action afterwards changes nothing."""
+    graphs = []
+    for dtype in (np.int64, np.int32, np.uint8):
+        env = GraphDenoiseEnv("toy")
+        env.reset(seed=0)
+        env.action_space.seed(1)
+        action = env.action_space.sample().astype(dtype)
+        obs, *_ = env.step(action)
+        before = env.current_graph
+        action[:] = 0  # the caller reuses its buffer
+        assert env.current_graph == before and not np.shares_memory(obs["nodes"], action)
+        graphs.append((obs["nodes"].tolist(), obs["edges"].tolist(), obs["nodes"].dtype))
+    assert graphs[0] == graphs[1] == graphs[2]
+    negative = np.zeros(env.action_space.shape[0], dtype=np.int32)
+    negative[0] = -1
+    with pytest.raises(ValueError, match=r"entries \[0\] are out of range"):
+        env.step(negative)
+
+
 def test_action_masks_contract():
     env = gym.make("dgpo_env/ToyDAG-v0")
     env.reset(seed=0)

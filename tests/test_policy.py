@@ -11,8 +11,9 @@ from sb3_contrib import MaskablePPO
 from sb3_contrib.common.maskable.distributions import MaskableMultiCategoricalDistribution
 from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.distributions import MultiCategoricalDistribution
+from stable_baselines3.common.policies import BaseModel
 
-from agents.diffusion.denoiser import DenoiserConfig
+from agents.diffusion.denoiser import TIME_SCALE, DenoiserConfig, sinusoidal_features
 from agents.diffusion.mlp_denoiser import MLPDenoiserConfig
 from agents.diffusion.model import DiffusionModel
 from agents.policies import (
@@ -117,6 +118,74 @@ def test_fused_distribution_acts_as_the_per_entry_one(
         outputs.append((actions, log_prob, log_prob2, entropy))
     for fused, reference in zip(*outputs, strict=True):
         torch.testing.assert_close(fused, reference, atol=1e-6, rtol=1e-6)
+
+
+def _reference_pass(policy, obs: dict[str, torch.Tensor], actions: torch.Tensor):
+    """``(values, log_prob, entropy)`` the straightforward way: the full ``[B, E, K_max]`` distribution from the
+    reverse step's probabilities, the denoiser on its own inputs, the critic through SB3's feature extraction."""
+    graph = graph_from_obs(obs)
+    probs, log_probs = policy.reverse_step.distribution_parameters(*policy._reverse_step_inputs(graph))
+    dist = type(policy.action_dist)(policy.action_space.nvec.tolist()).proba_distribution_from_probs(probs, log_probs)
+    features = BaseModel.extract_features(policy, obs, policy.vf_features_extractor)
+    values = policy.value_net(policy.mlp_extractor.forward_critic(features))
+    return values, dist.log_prob(actions), dist.entropy()
+
+
+@pytest.mark.parametrize(
+    ("name", "critic_time_dim"), [("nb201-mlp", 8), ("toy-mlp", 8), ("nb201-mlp", 16), ("nb201", 8)]
+)
+def test_fast_path_equals_the_reference_pass_bitwise(
+    models: dict[str, DiffusionModel], name: str, critic_time_dim: int
+) -> None:
+    """Free-entry distribution, shared critic/MLP input: bitwise the reference's values, log-probs, entropies, grads."""
+    env, kwargs = _env_and_kwargs(models[name], name, n_envs=5)
+    policy = GraphDiffusionPolicy(
+        env.observation_space, env.action_space, lambda _: 1e-3, critic_time_dim=critic_time_dim, **kwargs
+    )
+    # the MLP reads the critic's input when their time features agree (TINY_MLP's are 8 wide)
+    assert policy._mlp_reads_critic_input() == (name.endswith("mlp") and critic_time_dim == 8)
+    obs = {k: torch.as_tensor(v) for k, v in env.reset().items()}  # int64, as in a rollout
+    torch.manual_seed(1)
+    with torch.no_grad():
+        actions, values, log_prob = policy(obs)
+    torch.manual_seed(1)
+    with torch.no_grad():  # the reference draw: the same noise stream on the full probabilities
+        graph = graph_from_obs(obs)
+        probs, _ = policy.reverse_step.distribution_parameters(*policy._reverse_step_inputs(graph))
+        expected = policy.action_dist.proba_distribution_from_probs(probs).sample()
+    assert torch.equal(actions, expected)
+    float_obs = {k: v.float() for k, v in obs.items()}  # as the rollout buffer hands them to evaluate_actions
+    grads = []
+    for run in (policy.evaluate_actions, lambda o, a: _reference_pass(policy, o, a)):
+        policy.optimizer.zero_grad()
+        out = run(float_obs, actions)
+        (out[0].sum() + (out[1] * 0.3).sum() + out[2].sum()).backward()
+        grads.append((out, [p.grad.clone() for p in policy.parameters() if p.grad is not None]))
+    (fast, fast_grads), (ref, ref_grads) = grads
+    for a, b in zip(fast, ref, strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(fast[1], log_prob) and torch.equal(fast[0], values)
+    assert len(fast_grads) == len(ref_grads) > 0 and all(map(torch.equal, fast_grads, ref_grads))
+
+
+def test_free_logits_equal_the_masked_free_entries(models: dict[str, DiffusionModel]) -> None:
+    """The MLP's flat output, picked and masked per free entry, equals the masked logits' free rows (padding -inf)."""
+    for name in ("toy-mlp", "nb201-mlp"):
+        model = models[name]
+        step = ScheduledReverseStep(model.noise, model.noise.step_schedule(4))
+        gen = torch.Generator().manual_seed(0)
+        nodes = torch.randint(0, model.space.n_node_types, (6, model.space.n_nodes), generator=gen)
+        edges = torch.randint(0, model.space.n_edge_types, (6, model.space.n_edges), generator=gen)
+        t = torch.randint(1, T + 1, (6,), generator=gen)
+        node_logits, edge_logits = model.logits_at(nodes, edges, t)
+        x = torch.nn.functional.one_hot(nodes, model.space.n_node_types).float()
+        e = torch.nn.functional.one_hot(edges, model.space.n_edge_types).float()
+        flat = torch.cat([x.flatten(1), e.flatten(1), sinusoidal_features(t.float() / T, 8, TIME_SCALE)], dim=1)
+        assert all(map(torch.equal, model.denoiser.forward_flat(flat), (node_logits, edge_logits)))
+        expected = step.free_entries(node_logits, edge_logits, float("-inf"))
+        assert torch.equal(step.free_logits(model.denoiser.flat_logits(flat)), expected)
+        with pytest.raises(ValueError, match="flat must be"):
+            model.denoiser.flat_logits(flat[:, 1:])
 
 
 @pytest.mark.parametrize("space", ["toy", "nb201"])

@@ -114,6 +114,11 @@ class DenoiserConfig:
         return cls(**data)
 
 
+TIME_SCALE = 1000.0
+"""Multiplier of ``t / T`` in the denoisers' (and the policy critic's) sinusoidal time features: ``t / T`` in
+``[0, 1]`` spread over the frequencies as a position in ``0 .. 1000`` (the DDPM convention)."""
+
+
 def sinusoidal_features(x: Tensor, dim: int, scale: float) -> Tensor:
     """Transformer sinusoids ``[sin(x s ω_k), cos(x s ω_k)]`` with ``ω_k = base^(-2k/dim)``.
 
@@ -268,7 +273,7 @@ class GraphTransformerDenoiser(MaskedDenoiser):
         self.check_inputs(nodes, edges, t_frac)
         nodes, edges = nodes.float(), edges.float()
         # t/T in [0, 1] is spread over the sinusoid frequencies as a position in 0..1000 (DDPM convention)
-        temb = self.time_mlp(sinusoidal_features(t_frac, self.config.time_dim, 1000.0))  # [B, h]
+        temb = self.time_mlp(sinusoidal_features(t_frac, self.config.time_dim, TIME_SCALE))  # [B, h]
         x = self.node_in(nodes) + temb[:, None]  # [B, N, h]
         if self.config.positional_encoding:
             x = x + self.node_pe

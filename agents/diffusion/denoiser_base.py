@@ -75,8 +75,7 @@ class MaskedDenoiser(nn.Module):
 
     def masked(self, node_logits: Tensor, edge_logits: Tensor) -> tuple[Tensor, Tensor]:
         """``([B, N, K], [B, M, K_e])`` logits with ``-inf`` on the values a position may not take."""
-        neg_inf = torch.tensor(float("-inf"), dtype=node_logits.dtype)
         return (
-            torch.where(self.node_allowed, node_logits, neg_inf),
-            torch.where(self.edge_allowed, edge_logits, neg_inf),
+            torch.where(self.node_allowed, node_logits, float("-inf")),
+            torch.where(self.edge_allowed, edge_logits, float("-inf")),
         )

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from agents.diffusion.denoiser import sinusoidal_features
+from agents.diffusion.denoiser import TIME_SCALE, sinusoidal_features
 from agents.diffusion.denoiser_base import MaskedDenoiser
 from dgpo_env.validation import check_count, check_mapping, check_real
 
@@ -155,14 +155,39 @@ class MLPDenoiser(MaskedDenoiser):
             ValueError: On inputs of the wrong shape (:meth:`~MaskedDenoiser.check_inputs`).
         """
         self.check_inputs(nodes, edges, t_frac)
-        b = nodes.shape[0]
         # t/T in [0, 1] spread over the sinusoid frequencies as a position in 0..1000 (as the transformer)
-        temb = sinusoidal_features(t_frac, self.config.time_dim, 1000.0)  # [B, time_dim]
+        temb = sinusoidal_features(t_frac, self.config.time_dim, TIME_SCALE)  # [B, time_dim]
         flat = torch.cat([nodes.float().flatten(1), edges.float().flatten(1), temb], dim=1)  # [B, NK + MK_e + d_t]
-        h = self.input(flat)  # [B, hidden]
-        for block in self.layers:
-            h = block(h)
-        logits = self.output(h)  # [B, NK + MK_e]
+        return self.forward_flat(flat)
+
+    def forward_flat(self, flat: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`forward` from the network's input vector: one-hot nodes and edges flattened, then time features.
+
+        ``flat [B, N K + M K_e + time_dim]`` is what :meth:`forward` builds from its arguments; the
+        diffusion policy's critic reads the same vector
+        (:class:`~agents.policies.observations.GraphCriticFeatures`), so the policy computes it once.
+
+        Raises:
+            ValueError: If ``flat`` is not ``[B, N K + M K_e + time_dim]``.
+        """
+        logits = self.flat_logits(flat)  # [B, NK + MK_e]
+        b = flat.shape[0]
         node_logits = logits[:, : self.n_nodes * self.n_node_types].view(b, self.n_nodes, self.n_node_types)
         edge_logits = logits[:, self.n_nodes * self.n_node_types :].view(b, self.n_edges, self.n_edge_types)
         return self.masked(node_logits, edge_logits)
+
+    def flat_logits(self, flat: Tensor) -> Tensor:
+        """The network's output before masking: ``[B, N K + M K_e]``, the nodes' logits then the edges', flattened.
+
+        Values a position may not take are not yet ``-inf`` (:meth:`forward_flat` masks them); the
+        diffusion policy picks and masks only the free positions' (``ScheduledReverseStep.free_logits``).
+
+        Raises:
+            ValueError: If ``flat`` is not ``[B, N K + M K_e + time_dim]``.
+        """
+        if flat.ndim != 2 or flat.shape[1] != self.input.in_features:
+            raise ValueError(f"flat must be [B, {self.input.in_features}], got {list(flat.shape)}")
+        h = self.input(flat)  # [B, hidden]
+        for block in self.layers:
+            h = block(h)
+        return self.output(h)  # type: ignore[no-any-return]

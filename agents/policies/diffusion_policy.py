@@ -26,7 +26,7 @@ Example:
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -38,6 +38,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy, BaseModel
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import Tensor, nn
 
+from agents.diffusion.mlp_denoiser import MLPDenoiser
 from agents.diffusion.model import DiffusionModel
 from agents.policies.compat import ModelSpec, check_model_spaces, check_model_task, resolve_model
 from agents.policies.distributions import (
@@ -225,15 +226,22 @@ class DiffusionPolicyMixin:
         """
         return self.reverse_step(*self._reverse_step_inputs(graph))
 
-    def _reverse_step_inputs(self, graph: GraphBatch) -> tuple[Tensor, Tensor, Tensor]:
+    def _reverse_step_inputs(self, graph: GraphBatch, features: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """``(x_t [B, E], steps [B], p̂(x_0 | G_t) of the free entries [B, F, K_max])`` for the reverse step.
+
+        ``features``: the critic's input of ``graph`` when it is the denoiser's too (:meth:`_mlp_reads_critic_input`).
 
         Raises:
             ValueError: If some ``t`` is not a non-final time of the policy's schedule.
         """
         steps = self._schedule_steps(graph.t)  # [B]
-        node_logits, edge_logits = self.model.logits_at(graph.nodes, graph.edges, graph.t)  # t checked above
-        x0_probs = self.reverse_step.free_entries(node_logits, edge_logits, float("-inf")).softmax(-1)  # p̂(x_0 | G_t)
+        if features is not None:  # the MLP denoiser's input vector, already built (t checked above)
+            denoiser = cast(MLPDenoiser, self.model.denoiser)  # checked by _mlp_reads_critic_input
+            x0_logits = self.reverse_step.free_logits(denoiser.flat_logits(features))
+        else:
+            node_logits, edge_logits = self.model.logits_at(graph.nodes, graph.edges, graph.t)  # t checked above
+            x0_logits = self.reverse_step.free_entries(node_logits, edge_logits, float("-inf"))
+        x0_probs = x0_logits.softmax(-1)  # p̂(x_0 | G_t) of the free entries [B, F, K_max]
         return torch.cat([graph.nodes, graph.edges], dim=1), steps, x0_probs
 
     def reverse_step_log_probs(self, graph: GraphBatch) -> Tensor:
@@ -244,17 +252,33 @@ class DiffusionPolicyMixin:
         probs = self.reverse_step_entry_probs(graph)  # [B, E, K_max]
         return safe_log(probs[:, self.reverse_step.value_slots]).to(torch.float32)  # padding dropped: [B, sum(nvec)]
 
-    def _distribution(self, obs: PyTorchObs, action_masks: np.ndarray | Tensor | None = None) -> Distribution:
+    @staticmethod
+    def _graph(obs: PyTorchObs) -> GraphBatch:
+        """The integer graphs of a batch of observations (:func:`graph_from_obs`)."""
+        assert isinstance(obs, dict), "a graph-diffusion policy needs Dict observations"
+        return graph_from_obs(obs)
+
+    def _distribution(
+        self,
+        obs: PyTorchObs,
+        action_masks: np.ndarray | Tensor | None = None,
+        graph: GraphBatch | None = None,
+        features: Tensor | None = None,
+    ) -> Distribution:
         """The SB3 multi-categorical distribution of the reverse step (masks applied if given).
 
-        The fused distributions take the probabilities in their own layout; any other SB3
-        multi-categorical distribution (a reference in the tests) gets the flat log-probabilities.
+        The fused distributions get the free entries' probabilities (every other entry keeps its
+        value); any other SB3 multi-categorical distribution (a reference in the tests) gets the flat
+        log-probabilities. ``graph``: ``obs`` as integer graphs, and ``features``: the critic's input
+        (see :meth:`_reverse_step_inputs`), if the caller has them.
         """
-        assert isinstance(obs, dict), "a graph-diffusion policy needs Dict observations"
-        graph = graph_from_obs(obs)
+        graph = self._graph(obs) if graph is None else graph
         if isinstance(self.action_dist, FusedCategoricalsMixin):
-            probs, log_probs = self.reverse_step.distribution_parameters(*self._reverse_step_inputs(graph))
-            dist: Distribution = self.action_dist.proba_distribution_from_probs(probs, log_probs)  # type: ignore[assignment]
+            x_t, steps, x0_probs = self._reverse_step_inputs(graph, features)
+            probs, log_probs = self.reverse_step.free_parameters(x_t, steps, x0_probs)
+            dist: Distribution = self.action_dist.proba_distribution_from_free_entries(  # type: ignore[assignment]
+                x_t, self.reverse_step.free, probs, log_probs
+            )
         else:
             dist = self.action_dist.proba_distribution(action_logits=self.reverse_step_log_probs(graph))  # type: ignore[call-arg]
         if action_masks is not None:
@@ -268,19 +292,23 @@ class DiffusionPolicyMixin:
         self, obs: PyTorchObs, deterministic: bool = False, action_masks: np.ndarray | None = None
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Sample (or take the mode of) the next graph; returns ``(actions, values, log_prob)``."""
-        dist = self._distribution(obs, action_masks)
+        graph = self._graph(obs)
+        features = self._critic_input(obs, graph)
+        dist = self._distribution(obs, action_masks, graph, features if self._mlp_reads_critic_input() else None)
         actions = dist.get_actions(deterministic=deterministic)
         log_prob = dist.log_prob(actions)
-        return actions.reshape((-1, *self.action_space.shape)), self.predict_values(obs), log_prob
+        return actions.reshape((-1, *self.action_space.shape)), self._value_head(features), log_prob
 
     def evaluate_actions(
         self, obs: PyTorchObs, actions: Tensor, action_masks: np.ndarray | Tensor | None = None
     ) -> tuple[Tensor, Tensor, Tensor]:
         """``(values, log_prob, entropy)`` of ``actions`` (exact; entropy finite)."""
-        dist = self._distribution(obs, action_masks)
+        graph = self._graph(obs)
+        features = self._critic_input(obs, graph)
+        dist = self._distribution(obs, action_masks, graph, features if self._mlp_reads_critic_input() else None)
         entropy = dist.entropy()
         assert entropy is not None, "multi-categorical distributions have an exact entropy"
-        return self.predict_values(obs), dist.log_prob(actions), entropy
+        return self._value_head(features), dist.log_prob(actions), entropy
 
     def get_distribution(self, obs: PyTorchObs, action_masks: np.ndarray | None = None) -> Distribution:
         """The action distribution ``p_θ(G_s | G_t)``."""
@@ -288,8 +316,38 @@ class DiffusionPolicyMixin:
 
     def predict_values(self, obs: PyTorchObs) -> Tensor:
         """The critic's value estimates ``[B, 1]``."""
-        features = BaseModel.extract_features(self, obs, self.vf_features_extractor)  # type: ignore[arg-type]
+        return self._value_head(self._critic_input(obs))
+
+    def _critic_input(self, obs: PyTorchObs, graph: GraphBatch | None = None) -> Tensor:
+        """The critic's input features of ``obs`` (``graph``: ``obs`` as integer graphs, if the caller has it).
+
+        The default critic input (:class:`GraphCriticFeatures`) is computed from the graph directly:
+        SB3's preprocessing of these ``Box`` observations only casts them to ``float32``, which
+        :func:`graph_from_obs` turns back into the same integers. Other feature extractors get SB3's path.
+        """
+        extractor = self.vf_features_extractor
+        if type(extractor) is GraphCriticFeatures:
+            return extractor.graph_features(self._graph(obs) if graph is None else graph)
+        return BaseModel.extract_features(self, obs, extractor)  # type: ignore[arg-type]
+
+    def _value_head(self, features: Tensor) -> Tensor:
+        """The value MLP on the critic's input features: ``[B, 1]``."""
         return self.value_net(self.mlp_extractor.forward_critic(features))
+
+    def _mlp_reads_critic_input(self) -> bool:
+        """Whether the denoiser is an MLP whose input vector is the critic's (so it is built once per pass).
+
+        :meth:`MLPDenoiser.forward_flat` reads the one-hot nodes and edges, flattened, and the time
+        features of ``t / T``; :class:`GraphCriticFeatures` builds the same vector when its time features
+        have the MLP's width (both default to 16).
+        """
+        denoiser, critic = self.model.denoiser, self.vf_features_extractor
+        return (
+            isinstance(denoiser, MLPDenoiser)
+            and type(critic) is GraphCriticFeatures
+            and critic.time_dim == denoiser.config.time_dim
+            and critic.diffusion_steps == self.model.diffusion_steps
+        )
 
     def _predict(
         self, observation: PyTorchObs, deterministic: bool = False, action_masks: np.ndarray | None = None

@@ -20,7 +20,7 @@ entry, which is what ``torch.multinomial`` does for one draw, so a seeded run dr
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -59,6 +59,22 @@ def safe_log(probs: Tensor) -> Tensor:
     return torch.where(positive, logs, torch.full_like(probs, LOG_ZERO))
 
 
+class FreeEntries(NamedTuple):
+    """A product of categoricals whose entries outside ``entries`` keep their current value with probability 1.
+
+    Attributes:
+        values: ``int64[B, E]`` the current value of every entry (what a fixed entry keeps).
+        entries: ``int64[F]`` the free entries, increasing.
+        probs: ``float32[B, F, K_max]`` their probabilities (padding 0).
+        logits: ``float32[B, F, K_max]`` their log-probabilities (``LOG_ZERO`` at probability 0, padding ``-inf``).
+    """
+
+    values: Tensor
+    entries: Tensor
+    probs: Tensor
+    logits: Tensor
+
+
 class FusedCategoricalsMixin:
     """Independent categoricals over ``E`` entries with ``n_e`` values each, held as ``[B, E, K_max]``.
 
@@ -69,6 +85,9 @@ class FusedCategoricalsMixin:
         logits: ``[B, E, K_max]`` normalised log-probabilities (masks applied); padding ``-inf``.
         probs: ``[B, E, K_max]`` probabilities; padding and masked values 0.
         masks: ``bool[B, E, K_max]`` allowed values (padding ``False``), or ``None`` when unmasked.
+
+    Set from :meth:`proba_distribution_from_free_entries`, ``logits`` and ``probs`` are built only when
+    read (sampling, the mode, masks): log-probabilities and entropies are computed on the free entries.
 
     Args:
         action_dims: ``n_e`` of every entry (``MultiDiscrete.nvec``).
@@ -89,11 +108,47 @@ class FusedCategoricalsMixin:
         self._gather_index = torch.where(self._valid, offsets[:, None] + slots, self.n_values).flatten()  # [E K_max]
         self._dims = dims
         self._log_zero = torch.where(self._valid, LOG_ZERO, PAD_LOGIT)  # [E, K_max]
+        self._eye = torch.eye(self._valid.shape[1])  # [K_max, K_max]: one-hot rows
         self._noise_indices: dict[tuple[int, str], Tensor] = {}  # (batch size, device) -> sample()'s noise layout
         self._original: Tensor | None = None  # [B, E, K_max] normalised logits before masking
-        self.logits: Tensor | None = None
-        self.probs: Tensor | None = None
+        self._logits: Tensor | None = None
+        self._probs: Tensor | None = None
+        self._free: FreeEntries | None = None  # set by proba_distribution_from_free_entries until densified
         self.masks: Tensor | None = None
+
+    # ------------------------------------------------------------------ parameters
+    @property
+    def logits(self) -> Tensor | None:
+        """``[B, E, K_max]`` normalised log-probabilities (masks applied), padding ``-inf``; ``None`` before set."""
+        if self._logits is None and self._free is not None:
+            # a fixed entry: log 1 = 0 at its value, LOG_ZERO at its other values (padding -inf)
+            free = self._free
+            log_zero = self._log_zero.to(free.logits.device)  # [E, K_max]: LOG_ZERO on values, -inf on padding
+            at_value = (self._one_hot(free.values) > 0) & self._valid.to(log_zero.device)
+            fixed = torch.where(at_value, 0.0, log_zero)  # [B, E, K_max]
+            self._original = self._logits = fixed.index_copy(1, free.entries, free.logits)
+        return self._logits
+
+    @logits.setter
+    def logits(self, value: Tensor | None) -> None:
+        self._logits = value
+
+    @property
+    def probs(self) -> Tensor | None:
+        """``[B, E, K_max]`` probabilities, padding and masked values 0; ``None`` before set."""
+        if self._probs is None and self._free is not None:  # a fixed entry: probability 1 at its value
+            free = self._free
+            self._probs = self._one_hot(free.values).to(free.probs.dtype).index_copy(1, free.entries, free.probs)
+        return self._probs
+
+    @probs.setter
+    def probs(self, value: Tensor | None) -> None:
+        self._probs = value
+
+    def _one_hot(self, values: Tensor) -> Tensor:
+        """``float32[B, E, K_max]`` the one-hot of ``int64[B, E]`` values (rows of an identity matrix)."""
+        eye = self._eye.to(values.device)
+        return eye.index_select(0, values.flatten()).view(*values.shape, eye.shape[0])
 
     # ------------------------------------------------------------------ layout
     def to_padded(self, flat: Tensor, pad: float | bool) -> Tensor:
@@ -124,7 +179,7 @@ class FusedCategoricalsMixin:
             raise ValueError("the action logits hold NaN values: the policy diverged (lower the learning rate)")
         padded = self.to_padded(action_logits, PAD_LOGIT)  # [B, E, K_max]
         self._original = self._normalise(padded)
-        self.masks = None
+        self._free = self.masks = None
         self._set_logits(self._original)
         return self
 
@@ -159,7 +214,44 @@ class FusedCategoricalsMixin:
         logits = log_probs.to(torch.float32)
         self._original = self.logits = logits
         self.probs = probs.to(torch.float32)
-        self.masks = None
+        self._free = self.masks = None
+        return self
+
+    def proba_distribution_from_free_entries(
+        self: SelfFused, values: Tensor, index: Tensor, probs: Tensor, log_probs: Tensor
+    ) -> SelfFused:
+        """Set the distribution from its free entries; every other entry keeps its value (masks cleared).
+
+        The entry point of the diffusion policy, whose reverse step leaves every entry that the
+        search space fixes at its current value (:class:`agents.policies.reverse_step.ScheduledReverseStep`).
+        It equals :meth:`proba_distribution_from_probs` of the full ``[B, E, K_max]`` tensors (one-hot
+        of ``values`` outside ``index``), bitwise, but :meth:`log_prob` and :meth:`entropy` work on the
+        ``F`` free entries only (``[B, F, K_max]``: the fixed ones add exactly 0) and the full tensors
+        are built only if read (:attr:`probs` and :attr:`logits`, for sampling, the mode or masks).
+
+        Args:
+            values: ``int64[B, E]`` the current value of every entry.
+            index: ``int64[F]`` the free entries, increasing.
+            probs: ``float32[B, F, K_max]`` the free entries' probabilities, summing to 1, padding 0.
+            log_probs: ``float32[B, F, K_max]`` their logarithms (``LOG_ZERO`` where a probability is 0,
+                ``-inf`` on padding).
+
+        Raises:
+            ValueError: If the shapes disagree with each other or the action space, or a probability
+                is NaN (a diverged policy).
+        """
+        batch, n_free = values.shape[0], index.shape[0]
+        if values.shape != (batch, self._valid.shape[0]) or probs.shape != (batch, n_free, self._valid.shape[1]):
+            raise ValueError(
+                f"values must be [B, {self._valid.shape[0]}] and probs [B, {n_free}, {self._valid.shape[1]}], "
+                f"got {list(values.shape)} and {list(probs.shape)}"
+            )
+        if log_probs.shape != probs.shape:
+            raise ValueError(f"log_probs must have the shape of probs {list(probs.shape)}, got {list(log_probs.shape)}")
+        if bool(torch.isnan(probs).any()):
+            raise ValueError("the action probabilities hold NaN values: the policy diverged (lower the learning rate)")
+        self._free = FreeEntries(values, index, probs, log_probs)
+        self._original = self.logits = self.probs = self.masks = None
         return self
 
     def apply_masking(self, masks: np.ndarray | Tensor | None) -> None:
@@ -168,6 +260,9 @@ class FusedCategoricalsMixin:
         Args:
             masks: ``bool[B, sum(n)]`` (or any shape with that many values per row), or ``None``.
         """
+        if self._free is not None:
+            self._original = self.logits  # built from the free entries
+        self._free = None  # masked or not, the full tensors hold the distribution from now on
         original = self._require(self._original)
         if masks is None:
             self.masks = None
@@ -184,20 +279,35 @@ class FusedCategoricalsMixin:
         Raises:
             ValueError: If an action is outside ``0 .. n_e - 1`` (as ``Categorical``'s support check).
         """
-        logits = self._require(self.logits)
-        index = actions.reshape(logits.shape[0], -1).long()  # [B, E]
+        free = self._free if self.masks is None else None
+        batch = free.values.shape[0] if free is not None else self._require(self.logits).shape[0]
+        index = actions.reshape(batch, -1).long()  # [B, E]
         dims = self._dims.to(index.device)
         outside = (index < 0) | (index >= dims)  # [B, E]
         if bool(outside.any()):
             raise ValueError(f"actions must lie in 0 .. nvec - 1; got {sorted(set(index[outside].tolist()))}")
-        return logits.gather(-1, index.unsqueeze(-1)).squeeze(-1).sum(dim=1)  # [B, E] -> [B]
+        if free is None:
+            return self._require(self.logits).gather(-1, index.unsqueeze(-1)).squeeze(-1).sum(dim=1)  # [B, E] -> [B]
+        # a fixed entry: log 1 = 0 at its value, LOG_ZERO elsewhere; the same [B, E] terms, summed alike
+        fixed = torch.where(index == free.values, 0.0, LOG_ZERO).to(free.logits.dtype)  # [B, E]
+        picked = free.logits.gather(-1, index.index_select(1, free.entries).unsqueeze(-1)).squeeze(-1)  # [B, F]
+        return fixed.index_copy(1, free.entries, picked).sum(dim=1)
 
     def entropy(self) -> Tensor:
         """``[B]`` sum of the entries' entropies; masked values and padding contribute exactly 0."""
-        logits, probs = self._require(self.logits), self._require(self.probs)
-        keep = self._valid.to(logits.device) if self.masks is None else self.masks  # [(B,) E, K_max]
-        p_log_p = logits.clamp(min=torch.finfo(logits.dtype).min) * probs  # [B, E, K_max]; 0 · log 0 = 0
-        return -torch.where(keep, p_log_p, p_log_p.new_zeros(())).sum(dim=(1, 2))
+        free = self._free if self.masks is None else None
+        if free is None:
+            logits, probs = self._require(self.logits), self._require(self.probs)
+            keep = self._valid.to(logits.device) if self.masks is None else self.masks  # [(B,) E, K_max]
+        else:  # the free entries only: a fixed entry's terms are 1 · log 1 and 0 · LOG_ZERO, all 0
+            logits, probs = free.logits, free.probs  # [B, F, K_max]
+            keep = self._valid.to(logits.device).index_select(0, free.entries)  # [F, K_max]
+        p_log_p = logits.clamp(min=torch.finfo(logits.dtype).min) * probs  # 0 · log 0 = 0
+        terms = torch.where(keep, p_log_p, p_log_p.new_zeros(()))
+        if free is not None:  # summed as [B, E, K_max], as the full tensors would be (the same float sum)
+            full = terms.new_zeros((terms.shape[0], *self._valid.shape))
+            terms = full.index_copy(1, free.entries, terms)
+        return -terms.sum(dim=(1, 2))
 
     def sample(self) -> Tensor:
         """``int64[B, E]`` a draw of every entry (``torch.multinomial``'s stream, entry by entry).

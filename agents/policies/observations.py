@@ -13,9 +13,8 @@ import torch
 from gymnasium import spaces
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import Tensor
-from torch.nn.functional import one_hot
 
-from agents.diffusion.denoiser import sinusoidal_features
+from agents.diffusion.denoiser import TIME_SCALE, sinusoidal_features
 
 
 class GraphBatch(NamedTuple):
@@ -85,6 +84,9 @@ class GraphCriticFeatures(BaseFeaturesExtractor):
         time_dim: Width of the time features (even).
     """
 
+    node_one_hot: Tensor  # float32[K, K] identity: row k is the one-hot of node type k
+    edge_one_hot: Tensor  # float32[K_e, K_e] identity
+
     def __init__(self, observation_space: spaces.Dict, time_dim: int = 16) -> None:
         if time_dim < 2 or time_dim % 2:
             raise ValueError(f"time_dim must be an even number >= 2, got {time_dim}")
@@ -95,11 +97,18 @@ class GraphCriticFeatures(BaseFeaturesExtractor):
         self.n_node_types, self.n_edge_types = n_node_types, n_edge_types
         self.diffusion_steps = int(t.high.reshape(-1)[0])
         self.time_dim = time_dim
+        # one-hot rows looked up (one index_select) rather than built by one_hot (min/max, zeros, scatter, cast)
+        self.register_buffer("node_one_hot", torch.eye(n_node_types), persistent=False)
+        self.register_buffer("edge_one_hot", torch.eye(n_edge_types), persistent=False)
 
     def forward(self, observations: dict[str, Tensor]) -> Tensor:  # type: ignore[override]
         """``[B, N K + M K_e + time_dim]`` float features."""
-        graph = graph_from_obs(observations)
-        x = one_hot(graph.nodes, self.n_node_types).flatten(1).float()  # [B, N K]
-        e = one_hot(graph.edges, self.n_edge_types).flatten(1).float()  # [B, M K_e]
-        time = sinusoidal_features(graph.t.float() / self.diffusion_steps, self.time_dim, 1000.0)  # [B, time_dim]
+        return self.graph_features(graph_from_obs(observations))
+
+    def graph_features(self, graph: GraphBatch) -> Tensor:
+        """:meth:`forward` of observations already turned into integer graphs."""
+        batch = graph.nodes.shape[0]
+        x = self.node_one_hot.index_select(0, graph.nodes.flatten()).view(batch, -1)  # [B, N K] one-hot
+        e = self.edge_one_hot.index_select(0, graph.edges.flatten()).view(batch, -1)  # [B, M K_e] one-hot
+        time = sinusoidal_features(graph.t.float() / self.diffusion_steps, self.time_dim, TIME_SCALE)  # [B, time_dim]
         return torch.cat([x, e, time], dim=1)

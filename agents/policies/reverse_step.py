@@ -82,8 +82,11 @@ class ScheduledReverseStep(nn.Module):
     free_edges: Tensor  # int64[F_e]: the free upper-triangle edge entries (the other F - F_n)
     free_rows: Tensor  # int64[1, F]: 0 .. F - 1
     entries: Tensor  # int64[1, E]: 0 .. E - 1
+    free_columns: Tensor  # int64[F K_max]: column of (free entry, value) in [N K + M K_e] per-value logits (padding 0)
+    free_allowed: Tensor  # bool[F, K_max]: the values each free entry may take (padding False)
     free_log_zero: Tensor  # float32[F, K_max]: log 0 of a free entry's values (LOG_ZERO), -inf on padding
     stay_log: Tensor  # float32[K_max, E, K_max]: log one-hot(x_t) of entry e (0, LOG_ZERO; padding -inf)
+    one_hot64: Tensor  # float64[K_max, K_max] identity: row x is the one-hot of value x
 
     def __init__(self, noise: NoiseProcess, timesteps: np.ndarray | Tensor) -> None:
         super().__init__()
@@ -115,6 +118,25 @@ class ScheduledReverseStep(nn.Module):
         self.register_buffer("free_nodes", free[free < self.n_nodes], persistent=False)
         self.register_buffer("free_edges", free[free >= self.n_nodes] - self.n_nodes, persistent=False)
         self.register_buffer("entries", torch.arange(allowed.numel())[None], persistent=False)
+        node_values = self.n_nodes * self.n_node_types
+        node_columns = torch.arange(node_values).view(self.n_nodes, self.n_node_types)
+        edge_columns = node_values + torch.arange(self.n_edges * self.n_edge_types).view(
+            self.n_edges, self.n_edge_types
+        )
+        columns = torch.cat(  # [E, K_max]: column of each (entry, value) in the flat logits; padding reads column 0
+            [
+                pad(node_columns, (0, self.width - self.n_node_types)),
+                pad(edge_columns, (0, self.width - self.n_edge_types)),
+            ]
+        )
+        self.register_buffer("free_columns", columns[free].flatten(), persistent=False)
+        allowed_values = torch.cat(
+            [
+                pad(noise.node_allowed, (0, self.width - self.n_node_types), value=False),
+                pad(noise.edge_allowed, (0, self.width - self.n_edge_types), value=False),
+            ]
+        )  # [E, K_max]
+        self.register_buffer("free_allowed", allowed_values[free], persistent=False)
         n_values = torch.tensor([self.n_node_types] * self.n_nodes + [self.n_edge_types] * self.n_edges)  # [E]
         real = torch.arange(self.width) < n_values[:, None]  # [E, K_max]: real values, not padding
         self.register_buffer("value_slots", real, persistent=False)
@@ -122,6 +144,7 @@ class ScheduledReverseStep(nn.Module):
         self.register_buffer("free_log_zero", log_zero[free], persistent=False)
         is_value = torch.eye(self.width, dtype=torch.bool)[:, None, :]  # [x_t, 1, K_max]
         self.register_buffer("stay_log", torch.where(is_value & real, 0.0, log_zero), persistent=False)
+        self.register_buffer("one_hot64", torch.eye(self.width, dtype=torch.float64), persistent=False)
 
     def steps(self, t: Tensor) -> Tensor:
         """``int64[B]`` the index ``k`` of each ``t = t_k`` on the schedule.
@@ -129,7 +152,7 @@ class ScheduledReverseStep(nn.Module):
         Raises:
             ValueError: If some ``t`` is not a non-final time of the schedule (the message lists the schedule).
         """
-        steps = self.step_lookup[t.clamp(-1, self.diffusion_steps + 1) + 1]
+        steps = self.step_lookup.index_select(0, t.clamp(-1, self.diffusion_steps + 1).reshape(-1) + 1).view(t.shape)
         if bool((steps < 0).any()):
             bad = sorted(set(t[steps < 0].tolist()))
             schedule = sorted(((self.step_lookup >= 0).nonzero()[:, 0] - 1).tolist(), reverse=True)
@@ -154,6 +177,20 @@ class ScheduledReverseStep(nn.Module):
             return node_values.new_full((node_values.shape[0], 0, self.width), fill)
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
 
+    def free_logits(self, flat_logits: Tensor) -> Tensor:
+        """Unmasked per-value logits -> the free entries' ``[B, F, K_max]``, ``-inf`` where a value is not allowed.
+
+        Args:
+            flat_logits: ``[B, N K + M K_e]`` the denoiser's logits of every node's values, then every
+                edge's, before masking (``MLPDenoiser.flat_logits``).
+
+        Returns:
+            What :meth:`free_entries` gives for the masked logits with ``fill=-inf``: values that the
+            search space does not allow and padding slots are ``-inf``.
+        """
+        picked = flat_logits.index_select(1, self.free_columns).view(flat_logits.shape[0], -1, self.width)
+        return torch.where(self.free_allowed, picked, float("-inf"))
+
     def mix(self, x_t: Tensor, steps: Tensor, x0_probs: Tensor) -> Tensor:
         """``p_θ(G_s | G_t)`` of the free entries: ``float64[B, F, K_max]`` (padding 0).
 
@@ -167,13 +204,16 @@ class ScheduledReverseStep(nn.Module):
         n_free = self.free.numel()
         # row (step, x_t, entry) of the tables flattened to [S K_max F, ...]: one index_select per table
         index = ((steps[:, None] * self.width + x_free) * n_free + self.free_rows).flatten()  # [B F]
+        # rows of K_max * K_max values: a 2-D index_select copies whole rows (several times faster than
+        # the same selection from the 3-D view)
         post = (
-            self.post.view(-1, self.width, self.width)
+            self.post.view(-1, self.width * self.width)
             .index_select(0, index)
             .view(*x_free.shape, self.width, self.width)
         )
         usable = self.usable.view(-1, self.width).index_select(0, index).view(*x_free.shape, self.width)
-        return mix_reverse_step(x_free, x0_probs, post, usable, check=False)  # rows sum to 1: see __init__
+        stay = self.one_hot64.index_select(0, x_free.flatten()).view(*x_free.shape, self.width)  # one-hot of x_t
+        return mix_reverse_step(x_free, x0_probs, post, usable, check=False, stay=stay)  # rows sum to 1: see __init__
 
     def forward(self, x_t: Tensor, steps: Tensor, x0_probs: Tensor) -> Tensor:
         """``p_θ(G_s | G_t)`` of every entry: ``float64[B, E, K_max]`` (padding 0).
@@ -192,14 +232,23 @@ class ScheduledReverseStep(nn.Module):
         values); padding slots hold ``-inf``, as :class:`~agents.policies.distributions.FusedCategoricalsMixin`
         stores them. Takes the arguments of :meth:`mix`.
         """
+        free_probs, free_logs = self.free_parameters(x_t, steps, x0_probs)
+        probs = one_hot(x_t, self.width).to(torch.float32).index_copy(1, self.free, free_probs)
+        stay_index = (x_t * self.entries.shape[1] + self.entries).flatten()  # row (x_t, entry) of stay_log
+        stay_log = self.stay_log.view(-1, self.width).index_select(0, stay_index).view(*x_t.shape, self.width)
+        return probs, stay_log.index_copy(1, self.free, free_logs)
+
+    def free_parameters(self, x_t: Tensor, steps: Tensor, x0_probs: Tensor) -> tuple[Tensor, Tensor]:
+        """The free entries' ``(probs, log_probs)``, ``float32[B, F, K_max]`` each: the policy's fast path.
+
+        Rows :attr:`free` of :meth:`distribution_parameters`'s, for
+        :meth:`~agents.policies.distributions.FusedCategoricalsMixin.proba_distribution_from_free_entries`.
+        Log-probabilities are ``LOG_ZERO`` at probability 0 and ``-inf`` on padding. Takes the arguments of :meth:`mix`.
+        """
         mixed = self.mix(x_t, steps, x0_probs)  # float64[B, F, K_max]
         positive = mixed > 0
         log_free = torch.where(positive, torch.log(torch.where(positive, mixed, 1.0)), self.free_log_zero)
-        probs = one_hot(x_t, self.width).to(torch.float32).index_copy(1, self.free, mixed.to(torch.float32))
-        stay_index = (x_t * self.entries.shape[1] + self.entries).flatten()  # row (x_t, entry) of stay_log
-        stay_log = self.stay_log.view(-1, self.width).index_select(0, stay_index).view(*x_t.shape, self.width)
-        log_probs = stay_log.index_copy(1, self.free, log_free.to(torch.float32))
-        return probs, log_probs
+        return mixed.to(torch.float32), log_free.to(torch.float32)
 
     def split(self, probs: Tensor) -> tuple[Tensor, Tensor]:
         """``[B, E, K_max]`` -> ``([B, N, K], [B, M, K_e])`` (drops the padding)."""

@@ -178,7 +178,9 @@ def reverse_step_posterior(
     return post, usable
 
 
-def mix_reverse_step(x_t: Tensor, x0_probs: Tensor, post: Tensor, usable: Tensor, check: bool = True) -> Tensor:
+def mix_reverse_step(
+    x_t: Tensor, x0_probs: Tensor, post: Tensor, usable: Tensor, check: bool = True, stay: Tensor | None = None
+) -> Tensor:
     """``Σ_{x_0} q(x_s | x_t, x_0) p̂(x_0 | G_t)`` over the usable ``x_0`` (see :func:`reverse_step_probs`).
 
     Every row of the result sums to 1 by construction when every usable row of ``post`` does: it is a
@@ -192,6 +194,7 @@ def mix_reverse_step(x_t: Tensor, x0_probs: Tensor, post: Tensor, usable: Tensor
         check: Assert that the rows sum to 1. A caller whose ``post`` rows were checked once (a
             precomputed table, :class:`agents.policies.reverse_step.ScheduledReverseStep`) skips the
             per-call check.
+        stay: ``float64[B, P, K]`` the one-hot of ``x_t``, if the caller has it (built otherwise).
 
     Returns:
         ``[B, P, K]`` ``float64`` probabilities of ``x_s``; every row sums to 1.
@@ -199,8 +202,13 @@ def mix_reverse_step(x_t: Tensor, x0_probs: Tensor, post: Tensor, usable: Tensor
     weights = x0_probs.to(DTYPE) * usable  # [B, P, K0]: p̂ restricted to consistent, allowed x_0
     mass = weights.sum(-1, keepdim=True)  # [B, P, 1]
     ok = mass > 0
-    mixed = torch.einsum("bpk,bpks->bps", weights, post) / torch.where(ok, mass, torch.ones_like(mass))
-    stay = torch.nn.functional.one_hot(x_t, post.shape[-1]).to(DTYPE)  # [B, P, K]
+    # Σ_k weights[b, p, k] post[b, p, k, s] as one batched [1, K0] @ [K0, Ks] product per position (what
+    # einsum("bpk,bpks->bps") runs, without its index parsing and permutes)
+    n_values = post.shape[-1]
+    products = torch.bmm(weights.reshape(-1, 1, weights.shape[-1]), post.reshape(-1, post.shape[-2], n_values))
+    mixed = products.view(*weights.shape[:-1], n_values) / torch.where(ok, mass, 1.0)
+    if stay is None:
+        stay = torch.nn.functional.one_hot(x_t, n_values).to(DTYPE)  # [B, P, K]
     probs = torch.where(ok, mixed, stay)
     if check:
         _assert_rows_sum_to_one(probs)

@@ -389,7 +389,7 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
         }
 
     def _check_action(self, action: np.ndarray, what: str = "action") -> np.ndarray:
-        """``action`` as ``int64[N + M]`` after checking shape, integrality and range.
+        """``action`` as ``int64[N + M]`` after checking shape, integrality and range (not a copy if it is one).
 
         Raises:
             ValueError: Naming ``what`` (the action, or reset's ``start_cell``) and the problem.
@@ -405,18 +405,17 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
             raise ValueError(
                 f"{what} must be a flat vector concat(nodes, edges) of shape {self._nvec.shape}, got shape {a.shape}"
             )
-        if a.dtype.kind == "O":
-            integral = np.array([_is_integral(v) for v in a.tolist()], dtype=bool)
-        elif a.dtype.kind == "f":
-            with np.errstate(invalid="ignore"):
-                integral = np.isfinite(a) & (np.mod(a, 1) == 0)
-        elif a.dtype.kind in "iu":
-            integral = np.ones(a.shape, dtype=bool)
-        else:
-            raise ValueError(f"{what} entries must be integers, got dtype {a.dtype} with values {a.tolist()}")
-        if not integral.all():
-            where = np.flatnonzero(~integral)
-            raise ValueError(f"{what} entries {where.tolist()} must be integers, got values {a[where].tolist()}")
+        if a.dtype.kind not in "iu":  # integer arrays (what agents send) need no integrality check
+            if a.dtype.kind == "O":
+                integral = np.array([_is_integral(v) for v in a.tolist()], dtype=bool)
+            elif a.dtype.kind == "f":
+                with np.errstate(invalid="ignore"):
+                    integral = np.isfinite(a) & (np.mod(a, 1) == 0)
+            else:
+                raise ValueError(f"{what} entries must be integers, got dtype {a.dtype} with values {a.tolist()}")
+            if not integral.all():
+                where = np.flatnonzero(~integral)
+                raise ValueError(f"{what} entries {where.tolist()} must be integers, got values {a[where].tolist()}")
         # Range check on the values as given, so the message shows them (no int64 wrap-around).
         bad = np.asarray((a < 0) | (a >= self._nvec), dtype=bool)
         if bad.any():
@@ -425,7 +424,7 @@ class GraphDenoiseEnv(gym.Env[ObsType, np.ndarray]):
                 f"{what} entries {where.tolist()} are out of range: values {a[where].tolist()}, "
                 f"allowed 0 .. nvec - 1 with nvec {self._nvec[where].tolist()}"
             )
-        return a.astype(np.int64)
+        return a.astype(np.int64, copy=False)  # callers build new arrays from it (np.where), never keep it
 
     def _terminal(self, info: dict[str, Any]) -> float:
         dag = self.current_graph
