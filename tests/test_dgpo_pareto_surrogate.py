@@ -82,7 +82,7 @@ def test_the_models_learn_only_from_counted_queries_and_their_true_objectives(
 def test_pareto_preset_settings_and_errors(nb201_model: DiffusionModel, tmp_path: Path) -> None:
     preset = PRESETS["pareto"]
     assert preset.algorithm is ParetoSurrogateDGPO and preset.pareto == ParetoConfig()
-    assert preset.config == PRESETS["surrogate"].config and preset.sets("reference_margin")
+    assert preset.config == PRESETS["elite"].config and preset.sets("reference_margin")
     with pytest.raises(ValueError, match="pareto settings go with ParetoSurrogateDGPO"):
         Preset("odd", PRESETS["surrogate"].algorithm, DGPOConfig(), EliteConfig(), SurrogateConfig(), ParetoConfig())
     with pytest.raises(ValueError, match="at least two distinct metrics"):
