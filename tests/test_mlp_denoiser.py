@@ -157,11 +157,11 @@ def test_a_network_too_large_for_the_machine_is_refused_before_training(
     space = ToySearchSpace()
     needed = count_parameters(space, SMALL) * TRAINING_BYTES_PER_PARAMETER
     monkeypatch.setattr(architectures, "physical_memory_bytes", lambda: needed - 1)
-    with pytest.raises(ValueError, match=r"needs at least .* GiB to train .* --width/--layers"):
+    with pytest.raises(ValueError, match=r"needs at least .* GiB to train .* --width, --layers"):
         pretrain(space, [space.sample_uniform(np.random.default_rng(0))], PretrainConfig(steps=1, denoiser=SMALL))
     monkeypatch.setattr(architectures, "physical_memory_bytes", lambda: needed)
     assert check_trainable(space, SMALL) == count_parameters(space, SMALL)
     out = tmp_path / "huge.pt"
     monkeypatch.setattr(architectures, "physical_memory_bytes", lambda: 2**10)
     assert main(["pretrain", "--space", "nb201", "--denoiser", "mlp", "--out", str(out), "--no-progress"]) == 2
-    assert "choose a smaller width" in capsys.readouterr().err and not out.exists()
+    assert "choose a smaller network" in capsys.readouterr().err and not out.exists()

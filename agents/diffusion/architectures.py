@@ -106,6 +106,6 @@ def check_trainable(space: SearchSpace, config: AnyDenoiserConfig | None = None)
         raise ValueError(
             f"a denoiser of {n_parameters:,} parameters needs at least {needed / 2**30:.1f} GiB to train "
             f"(weights, gradients, AdamW state) and this machine has {memory / 2**30:.1f} GiB; "
-            "choose a smaller width or fewer layers (dgpo pretrain --width/--layers)"
+            "choose a smaller network (dgpo pretrain --width, --layers; --edge-width and --heads for the transformer)"
         )
     return n_parameters
