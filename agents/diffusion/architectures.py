@@ -79,7 +79,7 @@ def count_parameters(space: SearchSpace, config: AnyDenoiserConfig | None = None
     """
     with torch.device("meta"):
         network = build_denoiser(space, config)
-    return sum(parameter.numel() for parameter in network.parameters())
+    return network.n_parameters()
 
 
 def physical_memory_bytes() -> int | None:
