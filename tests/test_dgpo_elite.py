@@ -142,6 +142,8 @@ def test_elite_dgpo_with_every_addition_off_is_published_dgpo(nb201_model: Diffu
         ("anchor_top_k", False, TypeError, ["EliteConfig.anchor_top_k", "an int >= 1", "bool"]),
         ("anchor_after", -3, ValueError, ["EliteConfig.anchor_after", "an int >= 0", "got -3"]),
         ("novelty_retries", 2.5, TypeError, ["EliteConfig.novelty_retries", "an int >= 0", "float"]),
+        ("restart_after", -1, ValueError, ["EliteConfig.restart_after", "an int >= 0", "got -1"]),
+        ("restart_after", "30", TypeError, ["EliteConfig.restart_after", "an int >= 0", "str"]),
     ],
 )
 def test_elite_config_refuses_wrong_types_and_out_of_range_values(
@@ -194,6 +196,7 @@ def test_presets_name_the_algorithm_and_its_settings() -> None:
         "anchor_after": 20,
         "novelty_retries": 10,
         "archive_score": "val_acc",
+        "restart_after": 0,
     }
     with pytest.raises(ValueError, match="unknown DGPO preset 'best'"):
         variant_kwargs("best")
@@ -225,6 +228,53 @@ def test_an_elite_agent_saves_and_loads_with_its_settings(nb201_model: Diffusion
     np.testing.assert_array_equal(agent.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
     with pytest.raises(ValueError, match="settings elite that DGPO does not use; load it with the class that saved it"):
         DGPO.load(tmp_path / "elite", env=env)
+
+
+def test_a_restart_goes_back_to_the_starting_model_and_keeps_the_counted_queries(
+    nb201_model: DiffusionModel,
+) -> None:
+    agent = make_dgpo(
+        "elite", nb201_model, NB201, n_envs=4, n_steps=3, batch_size=4, anchor_after=4, seed=0, restart_after=10**6
+    )
+    assert agent.reference_model is not None  # kept for restarts even without a KL term
+    start = {name: value.clone() for name, value in agent.policy.model.state_dict().items()}
+    agent.learn(4 * 3 * 6)
+    assert agent.n_restarts == 0 and agent.n_queries > 0 and len(agent.archive) > 0
+    assert any(not torch.equal(value, start[name]) for name, value in agent.policy.model.state_dict().items())
+    best, queries = agent.best, agent.n_queries
+    agent._restart()
+    assert all(torch.equal(value, start[name]) for name, value in agent.policy.model.state_dict().items())
+    assert not agent.policy.optimizer.state and len(agent.archive) == 0
+    assert agent.n_restarts == 1 and agent.best == best and agent.n_queries == queries
+    agent.learn(4 * 3 * 6, reset_num_timesteps=False)
+    assert agent.n_queries > queries and len(agent.archive) > 0  # the new attempt looks up cells again
+    assert agent.best is not None and best is not None and agent.best["val_acc"] >= best["val_acc"]
+
+
+def test_a_stalled_search_restarts_and_a_saved_agent_remembers_it(nb201_model: DiffusionModel, tmp_path: Path) -> None:
+    agent = make_dgpo(
+        "elite", nb201_model, NB201, n_envs=4, n_steps=3, batch_size=4, anchor_after=4, seed=0, restart_after=4
+    )
+    agent.set_logger(configure(str(tmp_path), ["csv"]))
+    agent.learn(4 * 3 * 40)
+    agent.logger.close()
+    assert agent.n_restarts >= 1  # 4 queries without a better cell happen within 40 batches
+    assert agent.n_queries - agent._improved_at < agent.restart_after + agent.batch_size
+    with open(tmp_path / "progress.csv") as fh:
+        restarts = [row["dgpo/n_restarts"] for row in csv.DictReader(fh) if row.get("dgpo/n_restarts")]
+    assert restarts and int(restarts[-1]) == agent.n_restarts
+    agent.save(tmp_path / "restarting")
+    env = agent.get_env()
+    assert env is not None
+    loaded = EliteDGPO.load(tmp_path / "restarting", env=env)
+    assert (loaded.n_restarts, loaded._improved_at, loaded._best_score) == (
+        agent.n_restarts,
+        agent._improved_at,
+        agent._best_score,
+    )
+    assert loaded.reference_model is not None and agent.reference_model is not None
+    for name, value in agent.reference_model.state_dict().items():
+        assert torch.equal(loaded.reference_model.state_dict()[name], value)
 
 
 def test_finetune_command_runs_a_variant_and_flags_override_it(

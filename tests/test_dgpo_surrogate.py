@@ -104,7 +104,8 @@ def test_surrogate_runs_are_reproducible_and_propose_new_cells(nb201_model: Diff
 
 def test_surrogate_preset_and_settings(nb201_model: DiffusionModel) -> None:
     preset = PRESETS["surrogate"]
-    assert preset.algorithm is SurrogateDGPO and preset.elite == EliteConfig() and preset.surrogate == SurrogateConfig()
+    assert preset.algorithm is SurrogateDGPO and preset.elite == EliteConfig(restart_after=75)
+    assert preset.surrogate == SurrogateConfig()
     assert preset.config == PRESETS["elite"].config.replace(batch_size=5) and preset.sets("ucb_beta")
     assert PRESETS["constrained"].config == PRESETS["pareto"].config == PRESETS["elite"].config  # measured at 10
     assert preset.flat_kwargs()["n_candidates"] == SurrogateConfig().n_candidates

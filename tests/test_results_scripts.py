@@ -322,3 +322,48 @@ def test_results_markdown_shows_the_inverse_control_per_seed(tmp_path: Path) -> 
 def test_inverse_control_reads_the_operations_of_an_arch_string() -> None:
     ops = _script("inverse_control")._ops("|none~0|+|skip_connect~0|avg_pool_3x3~1|+|nor_conv_1x1~0|none~1|none~2|")
     assert ops == ["none", "skip_connect", "avg_pool_3x3", "nor_conv_1x1", "none", "none"]
+
+
+def test_tune_preset_refuses_reporting_seeds_and_unknown_or_mistyped_settings(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    tune = _script("tune_preset")
+    for argv, words in [
+        (["--seeds", "95-104"], "[100, 101, 102, 103, 104] are reporting seeds"),
+        (["--set", "per_copy=1"], "SurrogateConfig.per_copy must be a bool"),
+        (["--set", "restart_after=2.5"], "EliteConfig.restart_after"),
+        (["--set", "anchr_prob=0.5"], "preset 'surrogate' has no such setting"),
+        (["--set", "ucb_beta"], "--set takes name=value"),
+        (["--set", "ucb_beta=1", "--set", "ucb_beta=2"], "names a setting twice"),
+    ]:
+        with pytest.raises(SystemExit) as caught:
+            tune.main(["--dataset", "cifar10", "--budget", "60", *argv])
+        err = capsys.readouterr().err
+        assert caught.value.code == 2 and words in err and "Traceback" not in err, (argv, err)
+
+
+def test_tune_preset_reports_the_best_at_each_budget_and_the_seeds_at_the_oracle(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from types import SimpleNamespace
+
+    tune = _script("tune_preset")
+    oracle = 91.60666665039064  # NAS-Bench-201 CIFAR-10's best mean validation accuracy
+    curves = {3: [90.0] * 40 + [oracle] * 20, 4: [89.0] * 60}
+    calls = []
+
+    def fake_run(
+        benchmark_kwargs: dict[str, object], seed: int, budget: int, variant: str, **settings: object
+    ) -> object:
+        calls.append((seed, budget, variant, settings))
+        return SimpleNamespace(curve=curves[seed], wall_time_s=0.5)
+
+    monkeypatch.setattr(tune, "run_dgpo", fake_run)
+    out = tmp_path / "tuning.json"
+    argv = ["--dataset", "cifar10", "--budget", "60", "--seeds", "3,4", "--set", "restart_after=30", "--out", str(out)]
+    assert tune.main(argv) == 0
+    assert calls == [(3, 60, "surrogate", {"restart_after": 30}), (4, 60, "surrogate", {"restart_after": 30})]
+    report = json.loads(out.read_text())
+    assert report["best"] == {"3": {"50": oracle}, "4": {"50": 89.0}}
+    assert report["summary"] == {"50": {"mean": (oracle + 89.0) / 2, "at_oracle": 1, "seeds": 2}}
+    assert "@50: mean 90.303, at the oracle 1/2" in capsys.readouterr().out

@@ -65,6 +65,10 @@ SETTING_FLAGS: dict[str, tuple[str, str]] = {
     "anchor_top_k": ("--anchor-top-k", "anchors are drawn from this many best cells"),
     "anchor_after": ("--anchor-after", "distinct cells looked up before the first anchored batch"),
     "novelty_retries": ("--novelty-retries", "redraws of a known final cell"),
+    "restart_after": (
+        "--restart-after",
+        "distinct queries without a better cell before the search restarts from the starting model (0: never)",
+    ),
     "archive_score": (
         "--archive-score",
         "rank archived cells by val_acc or by the reward (default: reward with a budget or trade-off, else val_acc)",

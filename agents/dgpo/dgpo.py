@@ -397,7 +397,7 @@ class DGPO(AgentFilesMixin, SettingsMixin, TrajectoryAlgorithm):
                     adv,
                     self.gradient,
                     self.entropy_coef,
-                    self.reference_model,
+                    self.reference_model if self.kl_coef > 0.0 else None,  # kept for exploration/restarts too
                     kl_coef,
                     self.kl_direction,
                 )

@@ -12,7 +12,14 @@ cells already looked up — none of them costs a query — each set in :class:`E
   (``GraphDenoiseEnv.reset(options={"start_cell", "start_step"})``, SDEdit-style) instead of from the
   prior, so the fine-tuned denoiser proposes edits of good cells — a learned mutation;
 * **novel final step**: at the last denoising step a proposal whose cell is invalid, already looked up,
-  or already proposed in the same round is redrawn (a few times), so batch slots are spent on new cells.
+  or already proposed in the same round is redrawn (a few times), so batch slots are spent on new cells;
+* **restarts** (off unless ``restart_after > 0``): after ``restart_after`` distinct queries without a cell
+  better than the best so far, the search starts again — the policy's weights go back to the starting
+  model, its optimiser state is cleared and the archive (replay, anchors, and the surrogate's reward
+  model) starts empty — while every query made stays counted and a repeated cell stays free. A search
+  that has settled on a local optimum several edits from a better cell can then find another way; the
+  rule is that of restart strategies in evolution strategies (IPOP-CMA-ES: Auger & Hansen, CEC 2005)
+  and trust-region BO (TuRBO: Eriksson et al., NeurIPS 2019), which start afresh once progress stalls.
 
 They plug into the hooks of :class:`~agents.dgpo.dgpo.DGPO` (those of trajectory collection are its base's,
 :class:`~agents.dgpo.trajectories.TrajectoryAlgorithm`); the published algorithm has no elite code.
@@ -22,6 +29,7 @@ The named preset ``"elite"`` (:data:`agents.dgpo.variants.PRESETS`) pairs the de
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -33,6 +41,7 @@ from torch import Tensor
 
 from agents.dgpo.config import DGPOConfig, Setting, Settings, settings_from
 from agents.dgpo.dgpo import DGPO
+from agents.dgpo.explore import ExploreMemory
 from agents.dgpo.losses import TrajectoryBatch, check_finite_loss
 from agents.diffusion.pretrain import denoising_loss
 from agents.policies.diffusion_policy import GraphDiffusionPolicy
@@ -111,6 +120,8 @@ class EliteConfig(Settings):
             prior into the reverse step (:meth:`EliteDGPO._final_step_actions`); >= 0 (0: never).
         archive_score: What ranks the archived cells for replay and anchors: ``"val_acc"`` (default)
             or ``"reward"`` (the terminal reward, for budget and trade-off rewards).
+        restart_after: Restart the search (module docstring) after this many distinct queries without a
+            better cell (by ``archive_score``); >= 0 (0: never).
 
     Raises:
         TypeError: For a setting of the wrong type.
@@ -134,6 +145,8 @@ class EliteConfig(Settings):
     archive_score: str = "val_acc"
     """What ranks the archive's cells: ``"val_acc"`` (mean validation accuracy) or ``"reward"`` (the
     episode's terminal reward, e.g. a budget or trade-off reward of :mod:`dgpo_env.rewards`)."""
+    restart_after: int = 0
+    """Elite preset: no restarts (the surrogate preset restarts after 75: tuned, docs/dgpo.md §4, "Restarts")."""
 
     def __post_init__(self) -> None:
         self._check_count("elite_replay", 0)
@@ -143,6 +156,7 @@ class EliteConfig(Settings):
         self._check_count("anchor_top_k", 1)
         self._check_count("anchor_after", 0)
         self._check_count("novelty_retries", 0)
+        self._check_count("restart_after", 0)
         if self.archive_score not in ("val_acc", "reward"):
             raise ValueError(f"EliteConfig.archive_score must be 'val_acc' or 'reward', got {self.archive_score!r}")
 
@@ -161,7 +175,9 @@ class EliteDGPO(DGPO):
 
     Attributes:
         elite: The settings of the additions in use; ``anchor_prob``, ... read from it.
-        archive: Every valid cell looked up, with its accuracy (saved and loaded with the agent).
+        archive: Every valid cell looked up since the search last restarted (all of them without
+            restarts), with its score (saved and loaded with the agent).
+        n_restarts: How many times the search restarted (``restart_after``).
 
     Raises:
         TypeError: For an unknown setting name (the message lists the known ones) or a setting of the
@@ -181,6 +197,7 @@ class EliteDGPO(DGPO):
     anchor_after = Setting[int]("elite")
     novelty_retries = Setting[int]("elite")
     archive_score = Setting[str]("elite")
+    restart_after = Setting[int]("elite")
 
     def __init__(
         self,
@@ -194,9 +211,14 @@ class EliteDGPO(DGPO):
         super().__init__(policy, env, config, **kwargs)
 
     def _setup_model(self) -> None:
-        """DGPO's set-up, then an empty :class:`CellArchive`."""
+        """DGPO's set-up, then an empty :class:`CellArchive`; with restarts, a copy of the starting model."""
         super()._setup_model()
         self.archive = CellArchive(self.policy.model.space.n_nodes)
+        if self.restart_after and self.reference_model is None:  # what a restart goes back to (saved with the agent)
+            self.reference_model = copy.deepcopy(self.policy.model).requires_grad_(False).eval()
+        self.n_restarts = 0
+        self._best_score: float | None = None  # the best archive score over every attempt
+        self._improved_at = 0  # distinct queries when it was found, or when the search last restarted
 
     # ------------------------------------------------------------------ elite-anchored starts
     @property
@@ -259,8 +281,11 @@ class EliteDGPO(DGPO):
 
     # ------------------------------------------------------------------ archive and elite replay
     def _on_cell_looked_up(self, key: str, flat: np.ndarray, val_acc: float, reward: float) -> None:
-        """Add the cell to the archive, scored by ``archive_score``."""
-        self.archive.add(key, flat, reward if self.archive_score == "reward" else val_acc)
+        """Add the cell to the archive, scored by ``archive_score``; note when it beats every cell so far."""
+        score = reward if self.archive_score == "reward" else val_acc
+        self.archive.add(key, flat, score)
+        if self._best_score is None or score > self._best_score:
+            self._best_score, self._improved_at = score, self.n_queries
 
     def _extra_state(self) -> dict[str, Any]:
         """The archive, as JSON: its cells (flat ``int64[N + M]`` rows) and accuracies, by key."""
@@ -271,7 +296,12 @@ class EliteDGPO(DGPO):
                 "keys": keys,
                 "cells": [self.archive.cells[key].tolist() for key in keys],
                 "scores": [self.archive.scores[key] for key in keys],
-            }
+            },
+            "restart": {
+                "n_restarts": self.n_restarts,
+                "best_score": self._best_score,
+                "improved_at": self._improved_at,
+            },
         }
 
     def _restore_extra_state(self, extra: dict[str, Any]) -> None:
@@ -281,11 +311,36 @@ class EliteDGPO(DGPO):
         for key, cell, score in zip(data["keys"], data["cells"], data["scores"], strict=True):
             archive.add(str(key), np.asarray(cell, dtype=np.int64), float(score))
         self.archive = archive
+        restart = extra.get("restart")  # absent from files saved before restarts existed: no restart yet
+        if restart is None:
+            self.n_restarts, self._improved_at = 0, self.n_queries
+            self._best_score = max(archive.scores.values()) if archive.scores else None
+        else:
+            best = restart["best_score"]
+            self.n_restarts, self._improved_at = int(restart["n_restarts"]), int(restart["improved_at"])
+            self._best_score = None if best is None else float(best)
 
     def _after_train(self, batch: TrajectoryBatch) -> None:
-        """Elite replay, if enabled and a cell is known."""
+        """Elite replay, if enabled and a cell is known; then a restart, if the search has stalled."""
         if self.elite_replay and len(self.archive) > 0:
             self._train_elite_replay()
+        if self.restart_after and self.n_queries - self._improved_at >= self.restart_after:
+            self._restart()
+
+    def _restart(self) -> None:
+        """Start the search again: the starting model's weights, a fresh optimiser state, an empty archive.
+
+        The queries made stay counted (the ledger keeps them; a repeated cell is free) and the best cell
+        found stays the run's best (:attr:`best`); the next ``restart_after`` queries must beat it.
+        """
+        assert self.reference_model is not None, "restart_after > 0 keeps the starting model"
+        self.policy.model.load_state_dict(self.reference_model.state_dict())
+        self.policy.optimizer.state.clear()  # Adam's moments belong to the abandoned attempt
+        self.archive = CellArchive(self.archive.n_nodes)
+        self.explore_archive = ExploreMemory(self.explore_memory)
+        self.n_restarts += 1
+        self._improved_at = self.n_queries
+        self.logger.record("dgpo/n_restarts", self.n_restarts)
 
     def _train_elite_replay(self) -> None:
         """``replay_passes`` clipped steps of the pretraining loss on the best cells found so far."""

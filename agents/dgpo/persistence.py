@@ -99,7 +99,7 @@ def save_agent(agent: DGPO, path: str | pathlib.Path | io.BufferedIOBase) -> Non
         "optimizer": agent.policy.optimizer.state_dict(),
         "generator": agent._generator.get_state(),
     }
-    if agent.reference_model is not None:  # the KL term's starting model (DGPOConfig.kl_coef > 0)
+    if agent.reference_model is not None:  # the starting model (KL term, exploration copies, restarts)
         tensors["reference"] = agent.reference_model.state_dict()
     if agent.explore_archive.kept is not None:  # the kept starting-model trajectories (DGPOConfig.explore_memory)
         tensors["explore_memory"] = dataclasses.asdict(agent.explore_archive.kept)
