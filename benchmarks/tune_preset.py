@@ -1,12 +1,15 @@
 r"""Tune a DGPO preset on the tuning seeds: one setting change, every seed, the best found at each budget.
 
-The tables of docs/dgpo.md §4 ("Batches of five", "Exploration copies") come from this script: it runs a
+The restart table of docs/dgpo.md §4 ("Restarts") comes from this script (the earlier tables of that section
+from an ad-hoc script that called the same function with the same arguments): it runs a
 preset of :data:`agents.dgpo.variants.PRESETS` with some settings changed (``--set name=value``, any
 field of the preset's settings dataclasses) on one NAS-Bench-201 dataset, for every seed, with a
 budget of distinct queries (:func:`agents.dgpo.compare_methods.run_dgpo`, the function behind
 ``dgpo compare``'s DGPO methods), and prints per seed the best validation accuracy after 50, 100, 200
-and 500 queries (those within the budget), then per budget the mean over seeds and how many seeds were
-at the oracle. The same is written as JSON to ``--out``.
+and 500 queries (those below the budget) and at the budget, then per budget the mean over seeds and how many seeds were
+at the oracle. The same, with every run's curve, stop reason and effective settings, is written as JSON to
+``--out`` after every seed (atomically), so an interrupted tuning keeps its finished seeds; ``--resume``
+continues it.
 
 Only seeds below 100 are accepted: they are the tuning seeds; seeds 100 and above are kept for the
 reported comparisons (``benchmarks/query_efficiency.py``), so a setting is never chosen on the seeds it
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -109,19 +113,42 @@ def best_at(curve: list[float], checkpoints: list[int]) -> list[float]:
     return [max(curve[:c]) if curve else float("nan") for c in checkpoints]
 
 
-def one_seed(args: tuple[dict[str, Any], int, int, str, dict[str, Any]]) -> tuple[int, list[float], float]:
-    """Worker: ``(benchmark kwargs, seed, budget, variant, settings)`` -> ``(seed, curve, seconds)``."""
+def one_seed(args: tuple[dict[str, Any], int, int, str, dict[str, Any]]) -> dict[str, Any]:
+    """Worker: ``(benchmark kwargs, seed, budget, variant, settings)`` -> the run's curve, time, stop and settings."""
     benchmark_kwargs, seed, budget, variant, settings = args
     result = run_dgpo(benchmark_kwargs, seed, budget, variant=variant, **settings)
-    return seed, [float(v) for v in result.curve], float(result.wall_time_s)
+    return {
+        "seed": seed,
+        "curve": [float(v) for v in result.curve],
+        "seconds": float(result.wall_time_s),
+        "stop_reason": result.stop_reason,
+        "n_queries": result.n_queries,
+        "settings": result.settings,
+    }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def summarise(bests: dict[int, list[float]], checkpoints: list[int], oracle: float) -> dict[str, dict[str, Any]]:
+    """Per checkpoint: the mean best accuracy over the finished seeds and how many were at the oracle."""
+    table = np.array(list(bests.values())).reshape(len(bests), len(checkpoints))  # [seeds, checkpoints]
+    return {
+        str(c): {
+            "mean": float(np.nanmean(table[:, j])) if len(bests) else float("nan"),
+            "at_oracle": int((table[:, j] >= oracle - AT_ORACLE_TOLERANCE).sum()),
+            "seeds": len(bests),
+        }
+        for j, c in enumerate(checkpoints)
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (see the module docstring)."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     parser.add_argument("--variant", default="surrogate", choices=sorted(PRESETS), help="the preset to tune")
-    parser.add_argument("--dataset", required=True, choices=DATASETS)
+    parser.add_argument("--dataset", required=True, choices=DATASETS, help="the NAS-Bench-201 dataset")
     parser.add_argument("--budget", type=int, required=True, help="distinct queries per run")
-    parser.add_argument("--seeds", type=tuning_seeds, default=tuning_seeds("0-19"), help="tuning seeds (< 100)")
+    parser.add_argument("--seeds", type=tuning_seeds, default="0-19", help="tuning seeds (< 100)")
     parser.add_argument(
         "--set",
         dest="settings",
@@ -131,9 +158,17 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="change one preset setting (repeatable)",
     )
-    parser.add_argument("--table-path", default=None, help="extended NB201 .npz")
+    parser.add_argument("--table-path", default=None, help="extended NB201 .npz (the tables in docs/ used it)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (one torch thread each)")
-    parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
+    parser.add_argument("--out", type=Path, default=None, help="JSON file, rewritten after every seed")
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue --out: skip the seeds it already has")
+    again.add_argument("--force", action="store_true", help="replace an existing --out")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.budget < 1:
         parser.error(f"--budget must be >= 1, got {args.budget}")
@@ -146,44 +181,77 @@ def main(argv: list[str] | None = None) -> int:
         check_settings(get_preset(args.variant), settings)
     except (TypeError, ValueError) as error:
         parser.error(str(error))
+    checkpoints = [c for c in CHECKPOINTS if c < args.budget] + [args.budget]
+    runs: dict[int, dict[str, Any]] = {}
     if args.out is not None:
-        ensure_writable_dir(args.out.parent)
+        if args.out.is_dir():
+            parser.error(f"--out {args.out} is a directory; give a file name such as {args.out / 'tuning.json'}")
+        try:
+            ensure_writable_dir(args.out.parent)
+        except (OSError, ValueError) as error:
+            parser.error(f"--out: {error}")
+        if args.out.exists() and not (args.resume or args.force):
+            parser.error(f"--out {args.out} exists; --resume continues it, --force replaces it")
+        if args.out.exists() and args.resume:
+            try:
+                earlier = json.loads(args.out.read_text())
+                same = [earlier[k] for k in ("variant", "dataset", "budget", "settings", "table_path")]
+                runs = {int(seed): run for seed, run in earlier["runs"].items() if int(seed) in args.seeds}
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                parser.error(f"--resume: {args.out} is not a file this script wrote ({error}); use --force")
+            if same != [args.variant, args.dataset, args.budget, settings, args.table_path]:
+                parser.error(f"--resume: {args.out} holds another tuning run ({same}); use another --out or --force")
     benchmark_kwargs = benchmark_kwargs_for(f"nb201:{args.dataset}", table_path=args.table_path)
     oracle = build_benchmark(benchmark_kwargs).oracle.val_acc
-    checkpoints = [c for c in CHECKPOINTS if c <= args.budget] or [args.budget]
-    jobs = [(benchmark_kwargs, seed, args.budget, args.variant, settings) for seed in args.seeds]
+    jobs = [(benchmark_kwargs, seed, args.budget, args.variant, settings) for seed in args.seeds if seed not in runs]
     start = time.perf_counter()
-    bests: dict[int, list[float]] = {}
+    command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])])
     print(f"{args.variant} on {args.dataset} (oracle {oracle:.3f}), budget {args.budget}, settings {settings}")
-    with ExitStack() as stack:
-        # --jobs 1 runs in this process; more: worker processes, one run each at a time
-        pool = stack.enter_context(ProcessPoolExecutor(args.jobs)) if args.jobs > 1 else None
-        for seed, curve, seconds in (pool.map if pool else map)(one_seed, jobs):
-            bests[seed] = best_at(curve, checkpoints)
-            shown = " ".join(f"@{c} {b:.3f}" for c, b in zip(checkpoints, bests[seed], strict=True))
-            print(f"seed {seed}: {shown}  {seconds:.1f} s", flush=True)
-    table = np.array([bests[s] for s in args.seeds])  # [seeds, checkpoints]
-    summary = {}
-    for j, c in enumerate(checkpoints):
-        at_oracle = int((table[:, j] >= oracle - AT_ORACLE_TOLERANCE).sum())
-        summary[str(c)] = {"mean": float(np.nanmean(table[:, j])), "at_oracle": at_oracle, "seeds": len(args.seeds)}
-        print(f"@{c}: mean {summary[str(c)]['mean']:.3f}, at the oracle {at_oracle}/{len(args.seeds)}")
-    if args.out is not None:
+    if runs:
+        print(f"resuming {args.out}: {len(runs)} of {len(args.seeds)} seeds done")
+
+    def write(complete: bool) -> None:
+        if args.out is None:
+            return
+        order = [s for s in args.seeds if s in runs]
+        bests = {s: best_at(runs[s]["curve"], checkpoints) for s in order}
         report = {
-            "command": "python "
-            + " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])]),
+            "command": command,
+            "complete": complete,
             "variant": args.variant,
             "dataset": args.dataset,
             "budget": args.budget,
             "settings": settings,
+            "table_path": args.table_path,
             "oracle": oracle,
             "seeds": args.seeds,
-            "best": {str(s): dict(zip(map(str, checkpoints), bests[s], strict=True)) for s in args.seeds},
-            "summary": summary,
+            "best": {str(s): dict(zip(map(str, checkpoints), bests[s], strict=True)) for s in order},
+            "summary": summarise(bests, checkpoints, oracle),
+            "runs": {str(s): runs[s] for s in order},
             "seconds": time.perf_counter() - start,
             "versions": versions(),
         }
         atomic_write_text(args.out, dumps_json(report))
+
+    try:
+        with ExitStack() as stack:
+            # --jobs 1 runs in this process; more: worker processes, one run each at a time
+            pool = stack.enter_context(ProcessPoolExecutor(args.jobs)) if args.jobs > 1 else None
+            for run in (pool.map if pool else map)(one_seed, jobs):
+                runs[run["seed"]] = run
+                shown = " ".join(
+                    f"@{c} {b:.3f}" for c, b in zip(checkpoints, best_at(run["curve"], checkpoints), strict=True)
+                )
+                print(f"seed {run['seed']}: {shown}  {run['seconds']:.1f} s", flush=True)
+                write(complete=False)
+    except (TypeError, ValueError) as error:  # a setting the preset's algorithm refuses when it is built
+        print(f"error: {error} (finished seeds are kept in --out; fix the settings and use --force)", file=sys.stderr)
+        return 2
+    bests = {s: best_at(runs[s]["curve"], checkpoints) for s in args.seeds}
+    for c, row in summarise(bests, checkpoints, oracle).items():
+        print(f"@{c}: mean {row['mean']:.3f}, at the oracle {row['at_oracle']}/{row['seeds']}")
+    write(complete=True)
+    if args.out is not None:
         print(f"wrote {args.out}")
     return 0
 

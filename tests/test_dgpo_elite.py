@@ -277,6 +277,19 @@ def test_a_stalled_search_restarts_and_a_saved_agent_remembers_it(nb201_model: D
         assert torch.equal(loaded.reference_model.state_dict()[name], value)
 
 
+def test_restarts_need_the_starting_model_kept_from_the_start(nb201_model: DiffusionModel, tmp_path: Path) -> None:
+    agent = make_dgpo("elite", nb201_model, NB201, n_envs=4, n_steps=3, batch_size=4, anchor_after=4, seed=0)
+    agent.learn(4 * 3 * 2)
+    agent.save(tmp_path / "no-restarts")
+    env = agent.get_env()
+    assert env is not None
+    with pytest.raises(ValueError, match="saved without a copy of the model its fine-tuning started from"):
+        EliteDGPO.load(tmp_path / "no-restarts", env=env, restart_after=5)
+    agent.elite = agent.elite.replace(restart_after=2)  # too late: no copy of the starting model was kept
+    with pytest.raises(ValueError, match=r"pass restart_after=\.\.\. .* to the constructor"):
+        agent._restart()
+
+
 def test_finetune_command_runs_a_variant_and_flags_override_it(
     nb201_model: DiffusionModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

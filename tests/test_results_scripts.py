@@ -356,7 +356,11 @@ def test_tune_preset_reports_the_best_at_each_budget_and_the_seeds_at_the_oracle
         benchmark_kwargs: dict[str, object], seed: int, budget: int, variant: str, **settings: object
     ) -> object:
         calls.append((seed, budget, variant, settings))
-        return SimpleNamespace(curve=curves[seed], wall_time_s=0.5)
+        if seed not in curves:
+            raise ValueError("explore_copies=4 leaves fewer than 2 of the n_envs=5 environment copies to the policy")
+        return SimpleNamespace(
+            curve=curves[seed], wall_time_s=0.5, stop_reason="budget", n_queries=60, settings={"variant": variant}
+        )
 
     monkeypatch.setattr(tune, "run_dgpo", fake_run)
     out = tmp_path / "tuning.json"
@@ -364,6 +368,18 @@ def test_tune_preset_reports_the_best_at_each_budget_and_the_seeds_at_the_oracle
     assert tune.main(argv) == 0
     assert calls == [(3, 60, "surrogate", {"restart_after": 30}), (4, 60, "surrogate", {"restart_after": 30})]
     report = json.loads(out.read_text())
-    assert report["best"] == {"3": {"50": oracle}, "4": {"50": 89.0}}
-    assert report["summary"] == {"50": {"mean": (oracle + 89.0) / 2, "at_oracle": 1, "seeds": 2}}
+    assert report["complete"] and report["best"] == {"3": {"50": oracle, "60": oracle}, "4": {"50": 89.0, "60": 89.0}}
+    assert report["summary"]["50"] == {"mean": (oracle + 89.0) / 2, "at_oracle": 1, "seeds": 2}
+    assert report["runs"]["3"]["stop_reason"] == "budget" and report["runs"]["4"]["settings"] == {
+        "variant": "surrogate"
+    }
     assert "@50: mean 90.303, at the oracle 1/2" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # an existing file is not replaced without --resume or --force
+        tune.main(argv)
+    assert "--resume continues it" in capsys.readouterr().err
+    calls.clear()
+    assert tune.main([*argv[:5], "3,4,5", *argv[6:], "--resume"]) == 2  # seed 5 has no curve: the fake fails
+    assert [call[0] for call in calls] == [5]  # seeds 3 and 4 were kept
+    with pytest.raises(SystemExit):
+        tune.main([*argv[:-1], str(tmp_path)])  # a directory
+    assert "is a directory" in capsys.readouterr().err

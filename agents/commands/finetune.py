@@ -67,7 +67,8 @@ SETTING_FLAGS: dict[str, tuple[str, str]] = {
     "novelty_retries": ("--novelty-retries", "redraws of a known final cell"),
     "restart_after": (
         "--restart-after",
-        "distinct queries without a better cell before the search restarts from the starting model (0: never)",
+        "distinct queries without a better cell before the search restarts from the starting model (0: never; "
+        "the surrogate preset sets 75)",
     ),
     "archive_score": (
         "--archive-score",

@@ -324,7 +324,8 @@ class EliteDGPO(DGPO):
         """Elite replay, if enabled and a cell is known; then a restart, if the search has stalled."""
         if self.elite_replay and len(self.archive) > 0:
             self._train_elite_replay()
-        if self.restart_after and self.n_queries - self._improved_at >= self.restart_after:
+        stalled = self.restart_after and self.n_queries - self._improved_at >= self.restart_after
+        if stalled and not self.budget_exhausted:  # no restart at the end: the model stays the last attempt's
             self._restart()
 
     def _restart(self) -> None:
@@ -333,7 +334,12 @@ class EliteDGPO(DGPO):
         The queries made stay counted (the ledger keeps them; a repeated cell is free) and the best cell
         found stays the run's best (:attr:`best`); the next ``restart_after`` queries must beat it.
         """
-        assert self.reference_model is not None, "restart_after > 0 keeps the starting model"
+        if self.reference_model is None:
+            raise ValueError(
+                "restart_after > 0 needs a copy of the starting model, which is kept only when the agent is built "
+                "with restarts: pass restart_after=... (or elite=EliteConfig(restart_after=...)) to the constructor "
+                "or to load(), not by changing .elite afterwards"
+            )
         self.policy.model.load_state_dict(self.reference_model.state_dict())
         self.policy.optimizer.state.clear()  # Adam's moments belong to the abandoned attempt
         self.archive = CellArchive(self.archive.n_nodes)

@@ -192,6 +192,12 @@ def load_agent(
         raise files.AgentFileError(
             f"{source}: the policy weights do not fit (missing {missing_keys}, unexpected {unexpected})"
         )
+    if getattr(agent, "restart_after", 0) and "reference" not in tensors:
+        raise ValueError(
+            f"{source} was saved without a copy of the model its fine-tuning started from, so restarts would go "
+            "back to the loaded weights; load it with restart_after=0, or start a new agent from the pretrained "
+            "model with restart_after=... (docs/dgpo.md §4)"
+        )
     try:
         agent.policy.optimizer.load_state_dict(tensors["optimizer"])
         if agent.reference_model is not None and "reference" in tensors:
