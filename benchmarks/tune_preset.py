@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from agents.dgpo.compare_methods import run_dgpo
-from agents.dgpo.config import Settings
+from agents.dgpo.config import settings_from
 from agents.dgpo.variants import PRESETS, Preset, get_preset
 from agents.harness import versions
 from agents.harness.registry import benchmark_kwargs_for, build_benchmark
@@ -89,23 +89,22 @@ def tuning_seeds(text: str) -> list[int]:
 
 
 def check_settings(preset: Preset, settings: dict[str, Any]) -> None:
-    """Check every changed setting against the preset's settings dataclasses (names, types, ranges).
+    """Check every changed setting as the preset's algorithm would (names, then types and ranges).
 
     Raises:
         ValueError: For a name that is no setting of the preset (the message lists them) or a value out of range.
         TypeError: For a value of the wrong type.
     """
-    groups: list[Settings] = [
-        g for g in (preset.config, preset.elite, preset.surrogate, preset.pareto) if g is not None
-    ]
-    for name, value in settings.items():
-        owner = next((g for g in groups if name in type(g).field_names()), None)
-        if owner is None:
-            known = sorted(n for g in groups for n in type(g).field_names())
-            raise ValueError(
-                f"--set {name}: preset {preset.name!r} has no such setting; its settings: {', '.join(known)}"
-            )
-        owner.replace(**{name: value})
+    known = preset.algorithm.setting_names()
+    unknown = [name for name in settings if name not in known]
+    if unknown:
+        raise ValueError(
+            f"--set {unknown[0]}: preset {preset.name!r} has no such setting; its settings: {', '.join(sorted(known))}"
+        )
+    rest = dict(settings)
+    given = preset.constructor_kwargs()
+    for source, settings_class in preset.algorithm.settings_classes.items():
+        settings_from(source, settings_class, given.get(source), rest)  # each field checked by its dataclass
 
 
 def best_at(curve: list[float], checkpoints: list[int]) -> list[float]:

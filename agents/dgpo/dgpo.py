@@ -202,8 +202,8 @@ class DGPO(AgentFilesMixin, SettingsMixin, TrajectoryAlgorithm):
                 f"explore_copies={self.explore_copies} leaves fewer than 2 of the n_envs={self.n_envs} environment "
                 "copies to the policy; lower explore_copies or use more copies"
             )
-        if self.kl_coef > 0.0 or self.explore_copies > 0:
-            # the model fine-tuning starts from, fixed: what the KL term is measured to, and what explores
+        if self._keeps_starting_model():
+            # the model fine-tuning starts from, fixed: what the KL term is measured to, what explores (and restarts)
             self.reference_model = copy.deepcopy(self.policy.model).requires_grad_(False).eval()
         trainable = [p for p in self.policy.model.parameters() if p.requires_grad]
         if not trainable:
@@ -211,6 +211,10 @@ class DGPO(AgentFilesMixin, SettingsMixin, TrajectoryAlgorithm):
         self.policy.optimizer = self.policy.optimizer_class(  # type: ignore[call-arg]
             trainable, lr=self.lr_schedule(1), **self.policy.optimizer_kwargs
         )
+
+    def _keeps_starting_model(self) -> bool:
+        """Whether :attr:`reference_model` (the starting model, frozen) is kept: the KL term, exploration copies."""
+        return self.kl_coef > 0.0 or self.explore_copies > 0
 
     @classmethod
     def for_env_id(

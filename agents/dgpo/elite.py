@@ -29,7 +29,6 @@ The named preset ``"elite"`` (:data:`agents.dgpo.variants.PRESETS`) pairs the de
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -211,14 +210,16 @@ class EliteDGPO(DGPO):
         super().__init__(policy, env, config, **kwargs)
 
     def _setup_model(self) -> None:
-        """DGPO's set-up, then an empty :class:`CellArchive`; with restarts, a copy of the starting model."""
+        """DGPO's set-up, then an empty :class:`CellArchive` and no restart yet."""
         super()._setup_model()
         self.archive = CellArchive(self.policy.model.space.n_nodes)
-        if self.restart_after and self.reference_model is None:  # what a restart goes back to (saved with the agent)
-            self.reference_model = copy.deepcopy(self.policy.model).requires_grad_(False).eval()
         self.n_restarts = 0
         self._best_score: float | None = None  # the best archive score over every attempt
         self._improved_at = 0  # distinct queries when it was found, or when the search last restarted
+
+    def _keeps_starting_model(self) -> bool:
+        """DGPO's reasons, and restarts: what a restart goes back to (saved with the agent)."""
+        return super()._keeps_starting_model() or self.restart_after > 0
 
     # ------------------------------------------------------------------ elite-anchored starts
     @property
