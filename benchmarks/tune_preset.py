@@ -44,6 +44,7 @@ from agents.dgpo.config import settings_from
 from agents.dgpo.variants import PRESETS, Preset, get_preset
 from agents.harness import versions
 from agents.harness.registry import benchmark_kwargs_for, build_benchmark
+from dgpo_env.benchmarks.errors import BenchmarkDataError
 from dgpo_env.io import atomic_write_text, dumps_json, ensure_writable_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -57,6 +58,8 @@ DATASETS: tuple[str, ...] = ("cifar10", "cifar100", "imagenet16")
 """The NAS-Bench-201 datasets, as ``nb201:<dataset>``."""
 AT_ORACLE_TOLERANCE = 1e-3
 """A seed is at the oracle when its best is within this many accuracy points of it (float rounding only)."""
+SPEC_PRESETS: frozenset[str] = frozenset({"pareto", "constrained"})
+"""Presets that need a run spec's objectives or budgets (``dgpo compare``); this script tunes on accuracy alone."""
 
 
 def parse_setting(text: str) -> tuple[str, Any]:
@@ -144,7 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    parser.add_argument("--variant", default="surrogate", choices=sorted(PRESETS), help="the preset to tune")
+    parser.add_argument(
+        "--variant",
+        default="surrogate",
+        choices=sorted(set(PRESETS) - SPEC_PRESETS),
+        help="the preset to tune (pareto and constrained need objectives or budgets: tune them with dgpo compare)",
+    )
     parser.add_argument("--dataset", required=True, choices=DATASETS, help="the NAS-Bench-201 dataset")
     parser.add_argument("--budget", type=int, required=True, help="distinct queries per run")
     parser.add_argument("--seeds", type=tuning_seeds, default="0-19", help="tuning seeds (< 100)")
@@ -201,7 +209,10 @@ def main(argv: list[str] | None = None) -> int:
             if same != [args.variant, args.dataset, args.budget, settings, args.table_path]:
                 parser.error(f"--resume: {args.out} holds another tuning run ({same}); use another --out or --force")
     benchmark_kwargs = benchmark_kwargs_for(f"nb201:{args.dataset}", table_path=args.table_path)
-    oracle = build_benchmark(benchmark_kwargs).oracle.val_acc
+    try:
+        oracle = build_benchmark(benchmark_kwargs).oracle.val_acc
+    except BenchmarkDataError as error:
+        parser.error(f"--table-path: {error}")
     jobs = [(benchmark_kwargs, seed, args.budget, args.variant, settings) for seed in args.seeds if seed not in runs]
     start = time.perf_counter()
     command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])])

@@ -36,6 +36,20 @@ def test_finetune_refuses_a_variant_without_what_it_ranks_by(
     assert message in err and "Traceback" not in err
 
 
+def test_finetune_help_gives_every_presets_value_of_a_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    from agents.commands.finetune import preset_values
+
+    batch = "published, kl-annealed, kl-explore 15; elite, pareto, constrained 10; surrogate 5"
+    assert preset_values("batch_size") == batch
+    assert preset_values("restart_after") == "elite, pareto, constrained 0; surrogate 75"  # elite settings only
+    assert preset_values("timestep_fraction") == "every preset 0.3"
+    assert preset_values("count_repeats").endswith("kl-annealed, kl-explore True")
+    with pytest.raises(SystemExit):
+        main(["finetune", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "trajectories per batch (default: the --variant's: published, kl-annealed, kl-explore 15;" in shown
+
+
 def test_compare_refuses_dgpo_constrained_with_objectives_or_without_a_budget() -> None:
     with pytest.raises(ValueError, match="dgpo-constrained: accuracy under budgets, a single objective; drop"):
         run_comparison("nb201:cifar10", ["dgpo-constrained", "rs"], 1, 5, n_jobs=1, objectives=["acc", "latency"])

@@ -335,6 +335,8 @@ def test_tune_preset_refuses_reporting_seeds_and_unknown_or_mistyped_settings(
         (["--set", "anchr_prob=0.5"], "preset 'surrogate' has no such setting"),
         (["--set", "ucb_beta"], "--set takes name=value"),
         (["--set", "ucb_beta=1", "--set", "ucb_beta=2"], "names a setting twice"),
+        (["--variant", "pareto"], "invalid choice: 'pareto'"),
+        (["--table-path", "/nonexistent/nb201.npz"], "--table-path: extended NB201 table not found"),
     ]:
         with pytest.raises(SystemExit) as caught:
             tune.main(["--dataset", "cifar10", "--budget", "60", *argv])

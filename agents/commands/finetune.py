@@ -67,12 +67,11 @@ SETTING_FLAGS: dict[str, tuple[str, str]] = {
     "novelty_retries": ("--novelty-retries", "redraws of a known final cell"),
     "restart_after": (
         "--restart-after",
-        "distinct queries without a better cell before the search restarts from the starting model (0: never; "
-        "the surrogate preset sets 75)",
+        "distinct queries without a better cell before the search restarts from the starting model (0: never)",
     ),
     "archive_score": (
         "--archive-score",
-        "rank archived cells by val_acc or by the reward (default: reward with a budget or trade-off, else val_acc)",
+        "rank archived cells by val_acc or by the reward (with a budget or trade-off flag, reward unless given)",
     ),
     "surrogate_after": ("--surrogate-after", "distinct cells looked up before the reward model ranks candidates"),
     "n_candidates": ("--n-candidates", "policy draws per environment copy ranked at the last step"),
@@ -94,7 +93,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
         "finetune",
         help="fine-tune a pretrained diffusion model with DGPO; print the best cell and the queries used",
         description="DGPO (REINFORCE with GDPO's eager gradient) from a checkpoint written by `dgpo pretrain`. "
-        "Defaults are the official NB201 settings; a small CPU model needs a larger --lr (e.g. 1e-3).",
+        "Defaults are the --variant's settings (published: the official NB201 ones; a small CPU model needs a "
+        "larger --lr, e.g. 1e-3); each setting flag's help lists every preset's value.",
     )
     parser.add_argument("checkpoint", type=Path, nargs="?", default=None, help="pretrained model (.pt)")
     parser.add_argument(
@@ -137,30 +137,42 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:  # t
     return parser
 
 
+def preset_values(name: str) -> str:
+    """Each preset's value of setting ``name``, presets with the same value together.
+
+    E.g. ``"published, kl-annealed, kl-explore 15; elite, pareto, constrained 10; surrogate 5"``, or
+    ``"every preset 0.3"``; presets without the setting (an elite setting in ``published``) are left out.
+    """
+    groups: dict[str, list[str]] = {}
+    for preset in PRESETS.values():
+        for settings in preset.constructor_kwargs().values():
+            if name in settings.field_names():
+                value = getattr(settings, name)
+                shown = str(value) if isinstance(value, str | bool) else f"{value:g}"
+                groups.setdefault(shown, []).append(preset.name)
+    if len(groups) == 1 and len(next(iter(groups.values()))) == len(PRESETS):
+        return f"every preset {next(iter(groups))}"
+    return "; ".join(f"{', '.join(names)} {value}" for value, names in groups.items())
+
+
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
-    """One optional flag per setting (:data:`SETTING_FLAGS`); unset flags leave the preset's value."""
-    published, elite, surrogate = DGPOConfig(), EliteConfig(), SurrogateConfig()
+    """One optional flag per setting (:data:`SETTING_FLAGS`); unset flags leave the ``--variant``'s value.
+
+    Each flag's help gives every preset's value (:func:`preset_values`), the published one first.
+    """
     for name, (flag, text) in SETTING_FLAGS.items():
-        if name in DGPOConfig.field_names():
-            default, source = getattr(published, name), "official"
-        elif name in EliteConfig.field_names():
-            default, source = getattr(elite, name), "--variant elite, surrogate, pareto or constrained only; preset"
-        else:
-            default, source = getattr(surrogate, name), "--variant surrogate, pareto or constrained only; preset"
-        shown = default if isinstance(default, str) else f"{default:g}"
+        default = next(
+            getattr(settings, name)
+            for settings in (DGPOConfig(), EliteConfig(), SurrogateConfig())
+            if name in settings.field_names()
+        )
+        shown = f"{text} (default: the --variant's: {preset_values(name)})"
         if isinstance(default, bool):
-            parser.add_argument(
-                flag,
-                dest=name,
-                action=argparse.BooleanOptionalAction,
-                default=None,
-                help=f"{text} ({source} {default})",
-            )
+            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=shown)
         elif name in CHOICES:
-            choices = CHOICES[name]
-            parser.add_argument(flag, dest=name, choices=choices, default=None, help=f"{text} ({source} {shown})")
+            parser.add_argument(flag, dest=name, choices=CHOICES[name], default=None, help=shown)
         else:
-            parser.add_argument(flag, dest=name, type=type(default), default=None, help=f"{text} ({source} {shown})")
+            parser.add_argument(flag, dest=name, type=type(default), default=None, help=shown)
 
 
 BUDGET_FLAGS = "--max-latency-ms, --max-params-m or --max-train-time-s"
