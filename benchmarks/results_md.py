@@ -246,12 +246,46 @@ def efficiency_section(
                     f"{verdict['peer_share_optimum']:.0%}; below {_shortfall(verdict)}"
                 )
             lines.append(f"| {method} | " + " | ".join(marks) + " |")
+        if entry["verdicts"] and all(p in entry["table"] for p in peers):
+            lines += _margin_lines(entry, budgets, peers, n_seeds)
         lines += ["", f"Curves: `{entry['plot']}`", ""]
     if not any(entry["verdicts"] for entry in report["datasets"].values()):
         return [*lines, "No DGPO method in this comparison, so no verdicts.", ""]
     lines += ["### Where a DGPO method is below the peers", ""]
     lines += [f"- {f}" for f in failures] if failures else ["Nowhere."]
     return [*lines, ""]
+
+
+def _margin_lines(entry: dict[str, Any], budgets: list[str], peers: list[str], n_seeds: int) -> list[str]:
+    """A table of each DGPO method's margin over the best peer: mean difference ± its standard error / share.
+
+    The mean difference is to the peer with the highest mean; its standard error is
+    ``sqrt(σ_method² / n + σ_peer² / n)`` over the ``n`` seeds of each (independent runs). The share difference is
+    to the highest share of any peer, in percentage points.
+    """
+    lines = [
+        "",
+        f"Margin over the best peer (mean difference ± its standard error over {n_seeds} seeds each / share "
+        "difference in points): a mean difference within about two standard errors is a tie that more seeds "
+        "could turn either way.",
+        "",
+        "| DGPO method | " + " | ".join(f"@{b}" for b in budgets) + " |",
+        "|---|" + "---|" * len(budgets),
+    ]
+    table = entry["table"]
+    for method in entry["verdicts"]:
+        cells = []
+        for b in budgets:
+            own = table[method][b]
+            best = max(peers, key=lambda peer: table[peer][b]["val_mean"])
+            error = float(np.hypot(own["val_std"], table[best][b]["val_std"])) / np.sqrt(n_seeds)
+            share = max(table[peer][b]["share_optimum"] for peer in peers)
+            cells.append(
+                f"{own['val_mean'] - table[best][b]['val_mean']:+.3f} ± {error:.3f} ({best}) / "
+                f"{100 * (own['share_optimum'] - share):+.0f}"
+            )
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def multi_objective_section(report: dict[str, Any] | None) -> list[str]:

@@ -402,3 +402,38 @@ def test_resumed_on_a_fresh_ledger_the_count_and_budget_continue(toy_model: Diff
     first.save(tmp_path / "again")
     same = DGPO.load(tmp_path / "again", env=first.get_env())  # on its own ledger: nothing to continue
     assert same.query_offset == 0 and same.n_queries == first.n_queries
+
+
+def test_the_cached_comparison_model_is_trained_on_one_torch_thread_whoever_asks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Pretraining with two threads gives another model under the same cache key; the caller's count is kept."""
+    import agents.dgpo.compare_methods as compare_methods
+    from agents.diffusion.pretrain import PretrainConfig
+
+    seen: list[int] = []
+    real_pretrain = compare_methods.pretrain
+
+    def recording_pretrain(*args: Any, **kwargs: Any) -> Any:
+        seen.append(torch.get_num_threads())
+        return real_pretrain(*args, **kwargs)
+
+    monkeypatch.setenv("DGPO_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(compare_methods, "pretrain", recording_pretrain)
+    config = PretrainConfig(epochs=1, denoiser=DenoiserConfig(hidden_dim=8, edge_dim=4, n_layers=1, n_heads=1))
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        path = compare_methods.cached_checkpoint({"name": "toy"}, config)
+        assert torch.get_num_threads() == 2  # the caller's count is back
+    finally:
+        torch.set_num_threads(previous)
+    assert seen == [compare_methods.CACHED_MODEL_THREADS] == [1] and path.is_file()
+
+
+@pytest.mark.parametrize("bad", [0, 1.5, True, "2"])
+def test_torch_threads_takes_a_positive_int_only(bad: object) -> None:
+    from agents.threads import torch_threads
+
+    with pytest.raises(ValueError, match="positive int"), torch_threads(bad):  # type: ignore[arg-type]
+        pass

@@ -126,6 +126,7 @@ def test_results_markdown_reports_tables_and_every_shortfall(tmp_path: Path) -> 
     assert "| ls (peer) | 91.48 ± 0.00 / 40% | 91.60 ± 0.00 / 90% | 1.0 s |" in text
     assert "| dgpo-elite | matches or beats | **below** ls (mean) |" in text
     assert "- CIFAR-10 @200: dgpo-elite 91.590 / 90% vs the best peer values 91.600 / 90%; below ls (mean)" in text
+    assert "| dgpo-elite | +0.020 ± 0.000 (ls) / +10 | -0.010 ± 0.000 (ls) / +0 |" in text  # margins over 21 seeds
     assert "## 2a." not in text and "indicative only" not in text
 
 
@@ -385,3 +386,15 @@ def test_tune_preset_reports_the_best_at_each_budget_and_the_seeds_at_the_oracle
     with pytest.raises(SystemExit):
         tune.main([*argv[:-1], str(tmp_path)])  # a directory
     assert "is a directory" in capsys.readouterr().err
+
+
+def test_margins_give_the_standard_error_of_the_difference_to_the_best_peer() -> None:
+    table = {
+        "dgpo-surrogate": {"50": {"val_mean": 91.43, "val_std": 0.3, "share_optimum": 0.44}},
+        "tpe": {"50": {"val_mean": 91.41, "val_std": 0.4, "share_optimum": 0.15}},
+        "rea": {"50": {"val_mean": 91.14, "val_std": 0.0, "share_optimum": 0.20}},
+    }
+    entry = {"table": table, "verdicts": {"dgpo-surrogate": {}}}
+    lines = _script("results_md")._margin_lines(entry, ["50"], ["rea", "tpe"], 100)
+    # mean: against TPE (the best mean), (0.3² + 0.4²)^½ / 10 = 0.05; share: against REA's 20%
+    assert lines[-1] == "| dgpo-surrogate | +0.020 ± 0.050 (tpe) / +24 |"

@@ -10,14 +10,13 @@ prior baseline for DGPO: same action space, no diffusion.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import torch
 
 from agents.baselines.base import PROPOSALS_PER_QUERY, QueryBudget, Searcher, score
+from agents.threads import torch_threads
 from dgpo_env.search_spaces.base import SearchSpace
 
 LEARNING_RATE = 0.01
@@ -30,21 +29,6 @@ BASELINE_MOMENTUM = 0.9
 INVALID_REWARD = 0.0
 """Reward (percent) of a sampled cell that is not valid in the search space (e.g. a toy or NB101 DAG
 whose input does not reach the output): zero accuracy, below every valid cell."""
-
-
-@contextmanager
-def single_torch_thread() -> Iterator[None]:
-    """Run the block with one torch intra-op thread, then restore the previous count.
-
-    The controller's tensors are tiny (``[P, K]``); extra threads only add synchronisation cost,
-    which grows sharply on a loaded machine.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 class CategoricalController(torch.nn.Module):
@@ -143,7 +127,7 @@ class Reinforce(Searcher):
         }
 
     def _search(self, budget: QueryBudget, rng: np.random.Generator) -> None:
-        with single_torch_thread():
+        with torch_threads(1):  # the controller's tensors are tiny ([P, K])
             self._train(budget, torch.Generator().manual_seed(int(rng.integers(2**62))))
 
     def _train(self, budget: QueryBudget, generator: torch.Generator) -> None:

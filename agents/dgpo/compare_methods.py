@@ -46,6 +46,7 @@ from agents.harness.registry import RUN_SPEC_KEYS, objectives_of
 from agents.policies.callbacks import QueryBudgetCallback
 from agents.policies.diffusion_policy import GraphDiffusionPolicy
 from agents.policies.envs import make_env_for_model
+from agents.threads import torch_threads
 from dgpo_env.benchmarks import Benchmark
 from dgpo_env.benchmarks.cache import cache_dir
 from dgpo_env.envs.graph_denoise import GraphDenoiseEnv, RewardFn
@@ -103,10 +104,17 @@ def _architecture_signature(space_name: str, config: AnyDenoiserConfig) -> list[
     return [(name, list(tensor.shape)) for name, tensor in state.items()]
 
 
+CACHED_MODEL_THREADS = 1
+"""Torch threads the cached comparison model is trained with, whoever calls first (the count the comparison's
+worker processes use): pretraining with two threads gives a different model under the same settings."""
+
+
 def cached_checkpoint(benchmark_kwargs: dict[str, Any], config: PretrainConfig = COMPARE_PRETRAIN) -> Path:
     """Path of a small pretrained model for the benchmark, trained once and cached by its settings.
 
-    Concurrent callers (parallel seeds) wait on a file lock, so the model is trained once.
+    Concurrent callers (parallel seeds) wait on a file lock, so the model is trained once; it is trained with
+    :data:`CACHED_MODEL_THREADS` torch threads and the caller's RNG state untouched, so it is the same model
+    whoever trains it.
 
     Args:
         benchmark_kwargs: The harness's benchmark spec (``{"name": "nb201", "dataset": ...}``);
@@ -132,7 +140,8 @@ def cached_checkpoint(benchmark_kwargs: dict[str, Any], config: PretrainConfig =
         if not path.is_file():
             benchmark = build_benchmark(benchmark_kwargs)  # its own instance: pretraining reads no labels
             cells, rule = _training_cells(benchmark, config.seed)
-            with torch.random.fork_rng(devices=[]):
+            # the model must not depend on the caller: its RNG state, its torch thread count (results differ by it)
+            with torch.random.fork_rng(devices=[]), torch_threads(CACHED_MODEL_THREADS):
                 model, _ = pretrain(benchmark.search_space, cells, config, progress=False, info={"selection": rule})
             model.save(path)  # atomic: a concurrent reader never sees a partial file
     return path
