@@ -158,14 +158,11 @@ def preset_values(name: str) -> str:
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
     """One optional flag per setting (:data:`SETTING_FLAGS`); unset flags leave the ``--variant``'s value.
 
-    Each flag's help gives every preset's value (:func:`preset_values`), the published one first.
+    Each flag's help gives every preset's value (:func:`preset_values`), in the order of :data:`PRESETS`.
     """
+    defaults = (DGPOConfig(), EliteConfig(), SurrogateConfig())  # a default's type is the flag's type
     for name, (flag, text) in SETTING_FLAGS.items():
-        default = next(
-            getattr(settings, name)
-            for settings in (DGPOConfig(), EliteConfig(), SurrogateConfig())
-            if name in settings.field_names()
-        )
+        default = next(getattr(settings, name) for settings in defaults if name in settings.field_names())
         shown = f"{text} (default: the --variant's: {preset_values(name)})"
         if isinstance(default, bool):
             parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=shown)
