@@ -265,9 +265,10 @@ def _margin_lines(entry: dict[str, Any], budgets: list[str], peers: list[str], n
     """
     lines = [
         "",
-        f"Margin over the best peer (mean difference ± its standard error over {n_seeds} seeds each / share "
-        "difference in points): a mean difference within about two standard errors is a tie that more seeds "
-        "could turn either way.",
+        f"Margin over the best peer: the mean difference to the peer with the highest mean (named) ± the standard "
+        f"error of that difference over {n_seeds} seeds each / the share difference, in points, to the highest "
+        "share of any peer (not necessarily the named one). A mean difference within about two standard errors is "
+        "a tie that more seeds could turn either way.",
         "",
         "| DGPO method | " + " | ".join(f"@{b}" for b in budgets) + " |",
         "|---|" + "---|" * len(budgets),

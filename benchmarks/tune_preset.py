@@ -151,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--variant",
         default="surrogate",
         choices=sorted(set(PRESETS) - SPEC_PRESETS),
-        help="the preset to tune (pareto and constrained need objectives or budgets: tune them with dgpo compare)",
+        help="the preset to tune (pareto and constrained need a run spec's objectives or budgets, which this "
+        "script does not take: call agents.dgpo.compare_methods.run_dgpo with the spec and the changed settings)",
     )
     parser.add_argument("--dataset", required=True, choices=DATASETS, help="the NAS-Bench-201 dataset")
     parser.add_argument("--budget", type=int, required=True, help="distinct queries per run")
@@ -163,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="change one preset setting (repeatable)",
+        help="change a preset setting (repeat for several); VALUE is a Python literal: 3, 0.5, True, 'mean'",
     )
     parser.add_argument("--table-path", default=None, help="extended NB201 .npz (the tables in docs/ used it)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes (one torch thread each)")
@@ -187,9 +188,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_settings(get_preset(args.variant), settings)
     except (TypeError, ValueError) as error:
-        parser.error(str(error))
+        words = [f"{name}={value}" for name, value in settings.items() if value in ("true", "false")]
+        hint = f" (a bool is written True or False: not {words[0]})" if words else ""
+        parser.error(f"{error}{hint}")
     checkpoints = [c for c in CHECKPOINTS if c < args.budget] + [args.budget]
     runs: dict[int, dict[str, Any]] = {}
+    earlier: dict[str, Any] = {}  # the report --resume continues: its command and time are kept
     if args.out is not None:
         if args.out.is_dir():
             parser.error(f"--out {args.out} is a directory; give a file name such as {args.out / 'tuning.json'}")
@@ -200,14 +204,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.out.exists() and not (args.resume or args.force):
             parser.error(f"--out {args.out} exists; --resume continues it, --force replaces it")
         if args.out.exists() and args.resume:
+            fields = ("variant", "dataset", "budget", "settings", "table_path")
             try:
                 earlier = json.loads(args.out.read_text())
-                same = [earlier[k] for k in ("variant", "dataset", "budget", "settings", "table_path")]
+                same = [earlier[k] for k in fields]
                 runs = {int(seed): run for seed, run in earlier["runs"].items() if int(seed) in args.seeds}
             except (OSError, ValueError, KeyError, TypeError) as error:
                 parser.error(f"--resume: {args.out} is not a file this script wrote ({error}); use --force")
-            if same != [args.variant, args.dataset, args.budget, settings, args.table_path]:
-                parser.error(f"--resume: {args.out} holds another tuning run ({same}); use another --out or --force")
+            asked = [args.variant, args.dataset, args.budget, settings, args.table_path]
+            differ = [
+                f"{k} {old!r} (now {new!r})" for k, old, new in zip(fields, same, asked, strict=True) if old != new
+            ]
+            if differ:
+                parser.error(
+                    f"--resume: {args.out} holds another tuning run: {'; '.join(differ)}; use another --out or --force"
+                )
     benchmark_kwargs = benchmark_kwargs_for(f"nb201:{args.dataset}", table_path=args.table_path)
     try:
         oracle = build_benchmark(benchmark_kwargs).oracle.val_acc
@@ -226,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         order = [s for s in args.seeds if s in runs]
         bests = {s: best_at(runs[s]["curve"], checkpoints) for s in order}
         report = {
-            "command": command,
+            "command": earlier.get("command", command),
+            "resumed_with": [*earlier.get("resumed_with", []), command] if earlier else [],
             "complete": complete,
             "variant": args.variant,
             "dataset": args.dataset,
@@ -238,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
             "best": {str(s): dict(zip(map(str, checkpoints), bests[s], strict=True)) for s in order},
             "summary": summarise(bests, checkpoints, oracle),
             "runs": {str(s): runs[s] for s in order},
-            "seconds": time.perf_counter() - start,
+            "seconds": float(earlier.get("seconds", 0.0)) + time.perf_counter() - start,  # over every call
             "versions": versions(),
         }
         atomic_write_text(args.out, dumps_json(report))

@@ -332,6 +332,7 @@ def test_tune_preset_refuses_reporting_seeds_and_unknown_or_mistyped_settings(
     for argv, words in [
         (["--seeds", "95-104"], "[100, 101, 102, 103, 104] are reporting seeds"),
         (["--set", "per_copy=1"], "SurrogateConfig.per_copy must be a bool"),
+        (["--set", "per_copy=true"], "a bool is written True or False: not per_copy=true"),
         (["--set", "restart_after=2.5"], "EliteConfig.restart_after"),
         (["--set", "anchr_prob=0.5"], "preset 'surrogate' has no such setting"),
         (["--set", "ucb_beta"], "--set takes name=value"),
@@ -383,6 +384,13 @@ def test_tune_preset_reports_the_best_at_each_budget_and_the_seeds_at_the_oracle
     calls.clear()
     assert tune.main([*argv[:5], "3,4,5", *argv[6:], "--resume"]) == 2  # seed 5 has no curve: the fake fails
     assert [call[0] for call in calls] == [5]  # seeds 3 and 4 were kept
+    assert tune.main([*argv, "--resume"]) == 0  # nothing left to run: the report is written again, complete
+    resumed = json.loads(out.read_text())  # the first call's command and time stay; the resuming call is added
+    assert resumed["command"] == report["command"] and len(resumed["resumed_with"]) == 1
+    assert "--resume" in resumed["resumed_with"][0] and resumed["seconds"] >= report["seconds"]
+    with pytest.raises(SystemExit):
+        tune.main([*argv[:3], "61", *argv[4:], "--resume"])  # another budget
+    assert "holds another tuning run: budget 60 (now 61)" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         tune.main([*argv[:-1], str(tmp_path)])  # a directory
     assert "is a directory" in capsys.readouterr().err
