@@ -261,7 +261,7 @@ def _margin_lines(entry: dict[str, Any], budgets: list[str], peers: list[str], n
 
     The mean difference is to the peer with the highest mean; its standard error is
     ``sqrt(σ_method² / n + σ_peer² / n)`` over the ``n`` seeds of each (independent runs). The share difference is
-    to the highest share of any peer, in percentage points.
+    to the highest share of any peer (the verdict's ``peer_share_optimum``), in percentage points.
     """
     lines = [
         "",
@@ -280,7 +280,7 @@ def _margin_lines(entry: dict[str, Any], budgets: list[str], peers: list[str], n
             own = table[method][b]
             best = max(peers, key=lambda peer: table[peer][b]["val_mean"])
             error = float(np.hypot(own["val_std"], table[best][b]["val_std"])) / np.sqrt(n_seeds)
-            share = max(table[peer][b]["share_optimum"] for peer in peers)
+            share = entry["verdicts"][method][b]["peer_share_optimum"]  # the verdict's own best peer share
             cells.append(
                 f"{own['val_mean'] - table[best][b]['val_mean']:+.3f} ± {error:.3f} ({best}) / "
                 f"{100 * (own['share_optimum'] - share):+.0f}"

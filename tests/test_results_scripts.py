@@ -402,7 +402,7 @@ def test_margins_give_the_standard_error_of_the_difference_to_the_best_peer() ->
         "tpe": {"50": {"val_mean": 91.41, "val_std": 0.4, "share_optimum": 0.15}},
         "rea": {"50": {"val_mean": 91.14, "val_std": 0.0, "share_optimum": 0.20}},
     }
-    entry = {"table": table, "verdicts": {"dgpo-surrogate": {}}}
+    entry = {"table": table, "verdicts": {"dgpo-surrogate": {"50": {"peer_share_optimum": 0.20}}}}
     lines = _script("results_md")._margin_lines(entry, ["50"], ["rea", "tpe"], 100)
     # mean: against TPE (the best mean), (0.3² + 0.4²)^½ / 10 = 0.05; share: against REA's 20%
     assert lines[-1] == "| dgpo-surrogate | +0.020 ± 0.050 (tpe) / +24 |"
