@@ -18,13 +18,17 @@ on CIFAR-10. This script runs the same job and says, per seed, what the model en
 Fresh samples are scored with the uncounted ``peek`` (analysis, not search), as in ``reproduce_paper.py``.
 
 ``--variant NAME`` runs a DGPO preset instead of DGPO as published (its settings, with the learning rate
-of ``--lr``) and writes ``inverse_control_NAME.json``.
+of ``--lr``) and writes ``inverse_control_NAME.json``; ``--set NAME=VALUE`` changes one of its settings (as
+in ``tune_preset.py``; the report then needs ``--out``). Runs go to ``--jobs`` worker processes (a fresh one
+per run, 1 torch thread each) or to Ray (``--backend ray``), as in ``reproduce_paper.py``.
 
 Usage::
 
     python benchmarks/inverse_control.py --seeds 100,101,102 --table-path ../shared/data/nb201/nb201.npz
-    python benchmarks/inverse_control.py --variant kl-annealed --seeds 100,101,102,103,104 \
-        --table-path ../shared/data/nb201/nb201.npz
+    python benchmarks/inverse_control.py --variant kl-explore --seeds 100,101,102,103,104,105,106,107,108,109 \
+        --jobs 2 --table-path ../shared/data/nb201/nb201.npz
+    python benchmarks/inverse_control.py --variant kl-explore --set explore_advantage=scaled --seeds 100,101 \
+        --table-path ../shared/data/nb201/nb201.npz --out /tmp/inverse_control_scaled.json
 """
 
 from __future__ import annotations
@@ -35,16 +39,20 @@ import shlex
 import sys
 import time
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from agents.commands.backend import add_backend_arguments, executor_from_args
 from agents.dgpo.variants import PRESETS, get_preset
+from agents.harness import Job, JobFailed, LocalExecutor
 from dgpo_env.io import atomic_write_text, dumps_json, ensure_writable_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmark scripts are not a package
 import reproduce_paper
+import tune_preset  # --set NAME=VALUE: its parsing and checks
 
 DATASETS = reproduce_paper.DATASETS
 CHANCE = {"cifar10": 10.0, "cifar100": 1.0, "imagenet16": 100 / 120}
@@ -165,12 +173,33 @@ def main(argv: list[str] | None = None) -> int:
         help="DGPO preset (docs/dgpo.md §5); its own settings, the learning rate from --lr",
     )
     parser.add_argument(
+        "--set",
+        dest="settings",
+        type=tune_preset.parse_setting,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="change a setting of the preset (repeat for several; needs --out); VALUE a Python literal: 3, 'mean'",
+    )
+    add_backend_arguments(parser)  # --jobs, --backend {local,ray}, --address, --cpus-per-run, --gpus-per-run
+    parser.add_argument(
         "--out",
         type=Path,
         default=None,
         help="JSON report (default benchmarks/results/inverse_control.json, or inverse_control_VARIANT.json)",
     )
     args = parser.parse_args(argv)
+    settings = dict(args.settings)
+    if len(settings) != len(args.settings):
+        parser.error("--set names a setting twice")
+    if "learning_rate" in settings:
+        parser.error("--set learning_rate: give the learning rate with --lr")
+    if settings and args.out is None:
+        parser.error("--set needs --out (the preset's own report keeps its file name)")
+    try:
+        tune_preset.check_settings(get_preset(args.variant), settings)
+    except (TypeError, ValueError) as error:
+        parser.error(str(error))
     if args.out is None:
         suffix = "" if args.variant == "published" else f"_{args.variant}"
         args.out = Path(f"benchmarks/results/inverse_control{suffix}.json")
@@ -183,24 +212,53 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--seeds must be comma-separated integers, got {args.seeds!r}")
     if args.epochs < 1:
         parser.error(f"--epochs must be >= 1, got {args.epochs}")
-    ensure_writable_dir(args.out.parent)
+    try:
+        executor, n_workers = executor_from_args(args, max_runs_per_worker=1)  # a fresh process per run
+        ensure_writable_dir(args.out.parent)
+    except (ValueError, OSError) as err:
+        parser.error(str(err))
     if not args.model.is_file():  # the all-cells model, as reproduce_paper.py pretrains it
         args.model.parent.mkdir(parents=True, exist_ok=True)
         print(json.dumps(reproduce_paper.pretrain_job("full", datasets[0], str(args.model), args.table_path, 0, None)))
     preset_settings = get_preset(args.variant).flat_kwargs()
-    records = []
-    for dataset in datasets:
-        for seed in seeds:
-            record = inverse_job(
-                dataset, str(args.model), seed, args.table_path, args.epochs, args.lr, args.n_steps, None, args.variant
-            )
-            print(json.dumps(record), flush=True)
-            records.append(record)
+    jobs = [
+        Job(
+            f"inverse/{dataset}/seed{seed}",
+            inverse_job,
+            (
+                dataset,
+                str(args.model),
+                seed,
+                args.table_path,
+                args.epochs,
+                args.lr,
+                args.n_steps,
+                settings,
+                args.variant,
+            ),
+        )
+        for dataset in datasets
+        for seed in seeds
+    ]
+    finished: dict[str, dict[str, Any]] = {}
+    executor = executor or LocalExecutor(min(n_workers, len(jobs)), max_jobs_per_worker=1)
+    try:
+        with closing(executor.run(jobs)) as stream:
+            for outcome in stream:
+                if not outcome.ok:
+                    raise JobFailed(outcome)
+                print(json.dumps(outcome.value), flush=True)
+                finished[outcome.job_id] = outcome.value
+    except JobFailed as err:
+        print(f"{err}\nno report written", file=sys.stderr)
+        return 1
+    records = [finished[job.job_id] for job in jobs]  # datasets, then seeds, whatever order they ended in
     report = {
         "command": " ".join(["python", *map(shlex.quote, [sys.argv[0], *(argv or sys.argv[1:])])]),
         "settings": {
             "variant": args.variant,
-            "preset_settings": {k: v for k, v in preset_settings.items() if k != "learning_rate"},
+            "preset_settings": {**{k: v for k, v in preset_settings.items() if k != "learning_rate"}, **settings},
+            "changed": settings,
             "lr": args.lr,
             "n_steps": args.n_steps,
             "epochs": args.epochs,

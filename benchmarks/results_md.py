@@ -342,6 +342,9 @@ def inverse_section(report: dict[str, Any] | None, letter: str, file_name: str =
         if variant == "published"
         else f"DGPO preset `{variant}` ({', '.join(f'`{k}={v}`' for k, v in changed.items())})"
     )
+    if settings.get("changed"):
+        names = ", ".join(f"`{k}`" for k in settings["changed"])
+        method += f", of which {names} changed from the preset's own by `--set`"
     records = report["records"]
     reached = sum(bool(r["at_chance"]) for r in records)
     lines = [

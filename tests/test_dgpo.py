@@ -208,6 +208,7 @@ def test_default_settings_are_the_official_nb201_settings() -> None:
         "explore_copies": 0,
         "explore_baseline": "best",
         "explore_memory": 0,
+        "explore_advantage": "scaled",
     }
     # the lower-level defaults of the loss and the normaliser agree with the settings
     assert (config.timestep_fraction, config.reward_smoothing, config.advantage_clip) == (

@@ -1,7 +1,8 @@
 """DGPO's exploration copies (``DGPOConfig.explore_copies``): the starting model draws some copies of a batch.
 
 Checked against docs/dgpo.md §3: which copies the starting model draws, the advantage of their cells (the
-positive part of ``(R - b) / σ``, ``b`` the best or mean reward of the policy's copies), the checks of the
+positive part of ``(R - b) / σ``, or the advantage clip where ``R > b``, ``b`` the best or mean reward of the
+policy's copies), the checks of the
 settings, and that the policy learns while the starting model stays fixed.
 """
 
@@ -63,6 +64,33 @@ def test_explore_advantage_is_the_positive_part_against_the_policys_copies() -> 
     assert not explore_advantages(rewards, explored & valid, np.zeros(0), RewardNormalizer()).any()
     with pytest.raises(ValueError, match="explore_baseline must be one of"):
         explore_advantages(rewards, explored, own, RewardNormalizer(), "worst")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="explore_advantage must be one of"):
+        explore_advantages(rewards, explored, own, RewardNormalizer(), "best", "max")  # type: ignore[arg-type]
+
+
+def test_explore_advantage_clip_gives_a_better_cell_the_clip_whatever_its_margin() -> None:
+    own = np.array([-0.9, -0.5, -0.1, -0.6])  # the policy's copies, spread over 0.8
+    rewards = np.array([*own, -0.08, -0.2, -0.1])  # 4 beats the best own copy by 0.02; 5 does not; 6 ties
+    explored = np.array([0, 0, 0, 0, 1, 1, 1], bool)
+    scaled = explore_advantages(rewards, explored, own, RewardNormalizer(), "best", "scaled")
+    clip = explore_advantages(rewards, explored, own, RewardNormalizer(clip=3.0), "best", "clip")
+    np.testing.assert_allclose(scaled, [0, 0, 0, 0, 0.02 / own.std(), 0, 0])  # a tenth of one std
+    assert clip.tolist() == [0, 0, 0, 0, 3.0, 0, 0]  # the clip; a tie is not a win
+    mean = explore_advantages(rewards, explored, own, RewardNormalizer(), "mean", "clip")
+    assert mean.tolist() == [0, 0, 0, 0, 5.0, 5.0, 5.0]  # all three beat the mean -0.525
+    assert not explore_advantages(rewards, explored, np.zeros(0), RewardNormalizer(), "best", "clip").any()
+    memory = ExploreMemory(capacity=2)
+    first = _batch([-0.5, -0.4, -0.39, -0.45], ["a", "b", "c", "d"])  # c beats the policy by 0.01
+    counted, found = np.array([1, 1, 0, 0], bool), np.array([0, 0, 1, 1], bool)
+    step = explore_step(first, np.zeros(4), counted, found, RewardNormalizer(), "best", memory, "clip")
+    assert step.advantages.tolist() == [0, 0, 5.0, 0] and memory.kept is not None and memory.kept.keys == ["c"]
+    second = _batch([-0.9, -0.395, -0.9, -0.9], ["e", "f", "g", "h"])  # the kept c still beats -0.395
+    step = explore_step(second, np.zeros(4), counted, found, RewardNormalizer(), "best", memory, "clip")
+    assert step.n_replayed == 1 and step.advantages[4] == 5.0
+    with pytest.raises(ValueError, match="explore_advantage must be one of"):
+        DGPOConfig(explore_advantage="max")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="set a finite advantage_clip"):
+        DGPOConfig(explore_advantage="clip", advantage_clip=float("inf"))
 
 
 def _batch(rewards: list[float], keys: list[str]) -> TrajectoryBatch:

@@ -302,7 +302,12 @@ def test_results_markdown_shows_the_inverse_control_per_seed(tmp_path: Path) -> 
     (tmp_path / "inverse_control_kl-annealed.json").write_text(json.dumps(variant))
     explore = {  # with exploration copies, the cells at chance the starting model drew are given apart
         **variant,
-        "settings": {**variant["settings"], "variant": "kl-explore", "preset_settings": {"explore_copies": 5}},
+        "settings": {
+            **variant["settings"],
+            "variant": "kl-explore",
+            "preset_settings": {"explore_copies": 5, "explore_advantage": "scaled"},
+            "changed": {"explore_advantage": "scaled"},  # --set explore_advantage=scaled
+        },
         "records": [{**record, "explore_chance_cells": 7}],
     }
     (tmp_path / "inverse_control_kl-explore.json").write_text(json.dumps(explore))
@@ -318,6 +323,27 @@ def test_results_markdown_shows_the_inverse_control_per_seed(tmp_path: Path) -> 
     assert "DGPO preset `kl-annealed` (`kl_coef=1.0`)" in preset and "At chance: 1 of 1 runs." in preset
     assert "| CIFAR-100 | 100 | 61.20 | 1.00 | yes |" in preset and "kl-annealed" not in published
     assert "starting model" not in preset and "| 53 | 1 (2); starting model 7 |" in explored
+    assert "`explore_advantage=scaled`), of which `explore_advantage` changed from the preset's own" in explored
+    assert "changed from" not in preset
+
+
+def test_inverse_control_refuses_a_bad_set_before_any_run(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    script = _script("inverse_control")
+    out = ["--out", str(tmp_path / "x.json"), "--model", str(tmp_path / "absent.pt")]
+    cases = [
+        (["--set", "explore_advantage='clip'"], "--set needs --out"),
+        (["--set", "explore_advantage='max'", *out], "explore_advantage must be one of"),
+        (["--set", "explore_memory=2.0", *out], "explore_memory must be an int"),
+        (["--set", "learning_rate=0.1", *out], "give the learning rate with --lr"),
+        (["--set", "nope=1", *out], "has no such setting"),
+        (["--set", "kl_coef=1", "--set", "kl_coef=2", *out], "names a setting twice"),
+        (["--jobs", "0", *out], "--jobs"),
+    ]
+    for argv, message in cases:
+        with pytest.raises(SystemExit) as stop:
+            script.main(["--variant", "kl-explore", *argv])
+        assert stop.value.code == 2 and message in capsys.readouterr().err, argv
+    assert not (tmp_path / "absent.pt").exists() and not (tmp_path / "x.json").exists()
 
 
 def test_inverse_control_reads_the_operations_of_an_arch_string() -> None:

@@ -14,7 +14,7 @@ from agents.commands.reward_args import BestByReward, add_reward_flags, reward_o
 from agents.dgpo.advantages import BASELINES
 from agents.dgpo.config import EPOCHS, KL_SCHEDULES, DGPOConfig
 from agents.dgpo.elite import EliteConfig
-from agents.dgpo.explore import EXPLORE_BASELINES
+from agents.dgpo.explore import EXPLORE_ADVANTAGES, EXPLORE_BASELINES
 from agents.dgpo.losses import GRADIENTS, KL_DIRECTIONS
 from agents.dgpo.surrogate import SurrogateConfig
 from agents.dgpo.variants import PRESETS, get_preset
@@ -31,6 +31,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "kl_schedule": KL_SCHEDULES,
     "kl_direction": KL_DIRECTIONS,
     "explore_baseline": EXPLORE_BASELINES,
+    "explore_advantage": EXPLORE_ADVANTAGES,
 }
 """The settings that take one of a few names."""
 
@@ -58,6 +59,10 @@ SETTING_FLAGS: dict[str, tuple[str, str]] = {
         "a starting-model cell is learnt from when it beats the policy's copies: best or mean reward",
     ),
     "explore_memory": ("--explore-memory", "starting-model cells kept and learnt from while they beat the batch"),
+    "explore_advantage": (
+        "--explore-advantage",
+        "such a cell's advantage: scaled (its margin in the policy's stds, clipped) or clip (the advantage clip)",
+    ),
     "elite_replay": ("--elite-replay", "best cells replayed after every batch"),
     "replay_passes": ("--replay-passes", "elite replay steps per batch"),
     "anchor_prob": ("--anchor-prob", "share of batches started from a noised elite cell"),
@@ -191,7 +196,7 @@ SHAPE_SETTINGS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("kl_coef", ("kl_schedule", "kl_anneal_fraction", "kl_direction"), "only with a KL term, give --kl-coef > 0"),
     (
         "explore_copies",
-        ("explore_baseline", "explore_memory"),
+        ("explore_baseline", "explore_memory", "explore_advantage"),
         "only with exploration copies, give --explore-copies > 0",
     ),
 )

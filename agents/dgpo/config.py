@@ -24,7 +24,7 @@ import numpy as np
 from stable_baselines3.common.type_aliases import Schedule
 
 from agents.dgpo.advantages import BASELINES, Baseline
-from agents.dgpo.explore import EXPLORE_BASELINES, ExploreBaseline
+from agents.dgpo.explore import EXPLORE_ADVANTAGES, EXPLORE_BASELINES, ExploreAdvantage, ExploreBaseline
 from agents.dgpo.losses import GRADIENTS, KL_DIRECTIONS, Gradient, KLDirection
 
 EPOCHS = 80
@@ -177,6 +177,8 @@ class DGPOConfig(Settings):
             the batch) or ``"mean"`` (their mean).
         explore_memory: How many such cells (the best, with their trajectories) are kept and learnt from
             again in every later batch they still beat; >= 0 (0: none); only used with ``explore_copies > 0``.
+        explore_advantage: The advantage of such a cell: ``"scaled"`` (``clip((R - b) / σ, 0, c)``, ``σ`` the
+            std of the policy's copies) or ``"clip"`` (``c``, the advantage clip, which must then be finite).
 
     Raises:
         TypeError: For a setting of the wrong type.
@@ -224,6 +226,9 @@ class DGPOConfig(Settings):
     (docs/dgpo.md §3); only used with ``explore_copies > 0``."""
     explore_memory: int = 0
     """This project: a starting-model cell is learnt from in the batch that drew it only (docs/dgpo.md §3)."""
+    explore_advantage: ExploreAdvantage = "scaled"
+    """This project: a starting-model cell's advantage is its margin over the bar in the policy's stds, as
+    for the policy's own cells (docs/dgpo.md §3); only used with ``explore_copies > 0``."""
 
     def __post_init__(self) -> None:
         lr = self.learning_rate
@@ -254,6 +259,12 @@ class DGPOConfig(Settings):
         self._check_count("explore_copies", 0)
         self._check_choice("explore_baseline", EXPLORE_BASELINES)
         self._check_count("explore_memory", 0)
+        self._check_choice("explore_advantage", EXPLORE_ADVANTAGES)
+        if self.explore_advantage == "clip" and not math.isfinite(self.advantage_clip):
+            raise ValueError(
+                "explore_advantage='clip' gives a cell the advantage clip, which is inf; "
+                "set a finite advantage_clip or use explore_advantage='scaled'"
+            )
 
 
 class Setting(Generic[T]):

@@ -39,7 +39,7 @@ from torch import Tensor
 
 from agents.dgpo.advantages import Baseline, RewardNormalizer, batch_advantages
 from agents.dgpo.config import EPOCHS, DGPOConfig, KLSchedule, Setting, Settings, as_config
-from agents.dgpo.explore import ExploreBaseline, ExploreMemory, explore_step
+from agents.dgpo.explore import ExploreAdvantage, ExploreBaseline, ExploreMemory, explore_step
 from agents.dgpo.losses import (
     Gradient,
     KLDirection,
@@ -145,6 +145,7 @@ class DGPO(AgentFilesMixin, SettingsMixin, TrajectoryAlgorithm):
     explore_copies = Setting[int]("config")
     explore_baseline = Setting[ExploreBaseline]("config")
     explore_memory = Setting[int]("config")
+    explore_advantage = Setting[ExploreAdvantage]("config")
 
     def __init__(
         self,
@@ -366,7 +367,14 @@ class DGPO(AgentFilesMixin, SettingsMixin, TrajectoryAlgorithm):
         scored = counted
         if self.explore_copies:
             step = explore_step(
-                batch, advantages, counted, explored, self.normalizer, self.explore_baseline, self.explore_archive
+                batch,
+                advantages,
+                counted,
+                explored,
+                self.normalizer,
+                self.explore_baseline,
+                self.explore_archive,
+                self.explore_advantage,
             )
             batch, advantages, scored = step.batch, step.advantages, step.scored
             self.logger.record("train/n_explore_found", step.n_found)

@@ -12,7 +12,10 @@ advantage is ``clip((R - b) / σ, 0, c)`` with ``b`` the best (``explore_baselin
 reward of the policy's counted copies, ``σ`` their std (the moving-average std when they are all equal)
 and ``c`` the advantage clip (:func:`explore_advantages`). This is the positive-part advantage of
 self-imitation learning (Oh et al., "Self-Imitation Learning", ICML 2018), which learns from past
-episodes only where they did better than the current policy. As there, such cells are kept
+episodes only where they did better than the current policy. With ``explore_advantage="clip"`` such a
+cell gets ``c`` itself, whatever its margin: the policy's own batch can spread over tens of points while it
+moves between two families of cells, and ``σ`` with it, so the scaled advantage of a far better cell falls
+to a fraction of the policy's own (docs/benchmarks.md, "Exploration copies"). As there, such cells are kept
 (``explore_memory`` of them, the best rewards, one per cell; :class:`ExploreMemory`) and scored again
 against every later batch, and learnt from again while they still beat it.
 
@@ -37,6 +40,9 @@ from agents.dgpo.losses import TrajectoryBatch
 ExploreBaseline = Literal["best", "mean"]
 EXPLORE_BASELINES: tuple[str, ...] = ("best", "mean")
 """What a starting-model cell must beat: the best reward of the policy's copies, or their mean."""
+ExploreAdvantage = Literal["scaled", "clip"]
+EXPLORE_ADVANTAGES: tuple[str, ...] = ("scaled", "clip")
+"""A starting-model cell that beats the bar gets ``clip((R - b) / σ, 0, c)`` (``"scaled"``) or ``c`` (``"clip"``)."""
 
 
 def explore_advantages(
@@ -45,8 +51,11 @@ def explore_advantages(
     own_rewards: NDArray[np.floating],
     normalizer: RewardNormalizer,
     explore_baseline: ExploreBaseline = "best",
+    explore_advantage: ExploreAdvantage = "scaled",
 ) -> NDArray[np.float64]:
-    """Advantages of cells the starting model drew: ``clip((R - b) / σ, 0, c)`` (module docstring).
+    """Advantages of cells the starting model drew: ``clip((R - b) / σ, 0, c)``, or ``c`` where ``R > b``.
+
+    See the module docstring.
 
     Args:
         rewards: ``float[B]`` terminal rewards.
@@ -54,15 +63,18 @@ def explore_advantages(
         own_rewards: ``float[n]`` rewards of the policy's counted samples of the batch.
         normalizer: The running statistics: ``c``, and ``σ`` when ``own_rewards`` are all equal.
         explore_baseline: ``b``: ``"best"``, the largest of ``own_rewards``, or ``"mean"``, their mean.
+        explore_advantage: ``"scaled"``: ``clip((R - b) / σ, 0, c)``; ``"clip"``: ``c`` where ``R > b``.
 
     Returns:
         ``float64[B]``, ``>= 0``; all zero when ``own_rewards`` is empty or no ``σ > 0`` is known.
 
     Raises:
-        ValueError: For an unknown ``explore_baseline``.
+        ValueError: For an unknown ``explore_baseline`` or ``explore_advantage``.
     """
     if explore_baseline not in EXPLORE_BASELINES:
         raise ValueError(f"explore_baseline must be one of {EXPLORE_BASELINES}, got {explore_baseline!r}")
+    if explore_advantage not in EXPLORE_ADVANTAGES:
+        raise ValueError(f"explore_advantage must be one of {EXPLORE_ADVANTAGES}, got {explore_advantage!r}")
     rewards = np.asarray(rewards, dtype=np.float64)
     own = np.asarray(own_rewards, dtype=np.float64)
     advantages = np.zeros_like(rewards)
@@ -73,7 +85,11 @@ def explore_advantages(
         return advantages
     bar = float(own.max()) if explore_baseline == "best" else float(own.mean())
     chosen = np.asarray(explored, dtype=bool)
-    advantages[chosen] = np.clip((rewards[chosen] - bar) / scale, 0.0, normalizer.clip)
+    if explore_advantage == "clip":
+        assert np.isfinite(normalizer.clip), "explore_advantage='clip' needs a finite advantage clip"
+        advantages[chosen] = np.where(rewards[chosen] > bar, normalizer.clip, 0.0)
+    else:
+        advantages[chosen] = np.clip((rewards[chosen] - bar) / scale, 0.0, normalizer.clip)
     return advantages
 
 
@@ -146,6 +162,7 @@ class ExploreMemory:
         own_rewards: NDArray[np.floating],
         normalizer: RewardNormalizer,
         explore_baseline: ExploreBaseline,
+        explore_advantage: ExploreAdvantage = "scaled",
     ) -> tuple[TrajectoryBatch, NDArray[np.float64]]:
         """The kept trajectories that beat the policy's copies of ``batch`` now, with their advantages.
 
@@ -158,7 +175,9 @@ class ExploreMemory:
         if self.kept is None or not torch.equal(self.kept.times, batch.times):
             return empty
         fresh = np.array([key not in set(batch.keys) for key in self.kept.keys])
-        advantages = explore_advantages(self.kept.rewards.numpy(), fresh, own_rewards, normalizer, explore_baseline)
+        advantages = explore_advantages(
+            self.kept.rewards.numpy(), fresh, own_rewards, normalizer, explore_baseline, explore_advantage
+        )
         rows = np.flatnonzero(advantages > 0.0)
         return select(self.kept, rows), advantages[rows]
 
@@ -191,6 +210,7 @@ def explore_step(
     normalizer: RewardNormalizer,
     explore_baseline: ExploreBaseline,
     memory: ExploreMemory,
+    explore_advantage: ExploreAdvantage = "scaled",
 ) -> ExploreStep:
     """Score the exploration copies of ``batch``, replay ``memory`` against it, then keep the new finds in it.
 
@@ -202,6 +222,7 @@ def explore_step(
         normalizer: The running statistics.
         explore_baseline: What a starting-model cell must beat.
         memory: The kept trajectories (updated with this batch's finds).
+        explore_advantage: How a cell that beats the bar is weighted (:func:`explore_advantages`).
 
     Raises:
         ValueError: If ``explored`` and ``counted`` overlap.
@@ -209,8 +230,8 @@ def explore_step(
     if np.any(explored & counted):
         raise ValueError("a sample cannot be both drawn by the starting model and counted as the policy's")
     own = batch.rewards.numpy()[counted]
-    found = explore_advantages(batch.rewards.numpy(), explored, own, normalizer, explore_baseline)
-    replayed, replay_advantages = memory.replay(batch, own, normalizer, explore_baseline)
+    found = explore_advantages(batch.rewards.numpy(), explored, own, normalizer, explore_baseline, explore_advantage)
+    replayed, replay_advantages = memory.replay(batch, own, normalizer, explore_baseline, explore_advantage)
     memory.add(batch, np.flatnonzero(found > 0.0))
     return ExploreStep(
         batch=concatenate(batch, replayed),
@@ -222,7 +243,9 @@ def explore_step(
 
 
 __all__ = [
+    "EXPLORE_ADVANTAGES",
     "EXPLORE_BASELINES",
+    "ExploreAdvantage",
     "ExploreBaseline",
     "ExploreMemory",
     "ExploreStep",

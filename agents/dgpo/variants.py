@@ -26,9 +26,9 @@ comparison methods ``dgpo`` / ``dgpo-elite`` use it.
   mean and std as the advantages' baseline. Tuned on the inverse control, where it reaches chance on most
   tuning seeds, not on all (docs/benchmarks.md, "Where the inverse control ends in this project").
 * ``"kl-explore"`` — ``"kl-annealed"`` with :data:`KL_EXPLORE`: five copies of each batch drawn by the starting
-  model, their cells learnt from only when they beat every cell the policy drew, the five best kept and learnt
-  from again while they still do (:mod:`agents.dgpo.explore`). Tuned on the inverse control (docs/benchmarks.md,
-  "Towards chance on every seed").
+  model, their cells learnt from, with the clip as advantage, only when they beat every cell the policy drew, the
+  five best kept and learnt from again while they still do (:mod:`agents.dgpo.explore`). Tuned on the inverse
+  control (docs/benchmarks.md, "Exploration copies" and "Chance on every seed").
 * ``"pareto"`` — the surrogate preset for several objectives: one Gaussian process per objective and
   candidates ranked by hypervolume improvement (:mod:`agents.dgpo.pareto_surrogate`); the elite archive
   ranks by the reward and anchors come from its 10 best, as the comparison method ``dgpo-mo``.
@@ -136,9 +136,10 @@ KL_EXPLORE = KL_ANNEALED.replace(
     explore_copies=5,  # this project's tuning on the inverse control (docs/benchmarks.md): 17/18 runs; 3 copies 16/18
     explore_memory=5,  # this project's tuning: none kept, 6/9 runs at chance; 10 kept ran as 5 kept
     explore_baseline="best",  # this project's choice: only cells better than all the policy drew are learnt from
+    explore_advantage="clip",  # this project's tuning (docs/benchmarks.md): 49/50 runs at chance; "scaled" 8/10
 )
 """The ``"kl-explore"`` preset's settings: :data:`KL_ANNEALED` with five of the 15 copies of each batch drawn by the
-starting model, whose cells are learnt from (the positive part of the advantage) only when they beat every cell
+starting model, whose cells are learnt from, with the largest advantage (the clip), only when they beat every cell
 the policy drew, and the five best such cells kept and learnt from again while they still do (docs/dgpo.md §3,
 §5; tuned on the inverse control, docs/benchmarks.md)."""
 
