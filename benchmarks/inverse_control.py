@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from agents.commands.backend import add_backend_arguments, executor_from_args
+from agents.commands.finetune import unused_setting_problem
 from agents.dgpo.variants import PRESETS, get_preset
 from agents.harness import Job, JobFailed, LocalExecutor
 from dgpo_env.io import atomic_write_text, dumps_json, ensure_writable_dir
@@ -196,10 +197,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--set learning_rate: give the learning rate with --lr")
     if settings and args.out is None:
         parser.error("--set needs --out (the preset's own report keeps its file name)")
+    preset = get_preset(args.variant)
     try:
-        tune_preset.check_settings(get_preset(args.variant), settings)
+        tune_preset.check_settings(preset, settings)
     except (TypeError, ValueError) as error:
         parser.error(str(error))
+    own = {name: value for kwargs in preset.constructor_kwargs().values() for name, value in kwargs.to_dict().items()}
+    same = [name for name, value in settings.items() if own[name] == value]
+    if same:
+        parser.error(f"--set {same[0]}={settings[same[0]]!r} is the {args.variant} preset's own value: drop it")
+    problem = unused_setting_problem(settings, preset.config, as_set=True)
+    if problem:
+        parser.error(problem)
     if args.out is None:
         suffix = "" if args.variant == "published" else f"_{args.variant}"
         args.out = Path(f"benchmarks/results/inverse_control{suffix}.json")
@@ -210,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
         seeds = [int(s) for s in args.seeds.split(",")]
     except ValueError:
         parser.error(f"--seeds must be comma-separated integers, got {args.seeds!r}")
+    for flag, values in (("--datasets", datasets), ("--seeds", seeds)):
+        repeated = sorted({v for v in values if values.count(v) > 1}, key=str)
+        if repeated:
+            parser.error(f"{flag} names {repeated[0]} twice; give each once")
     if args.epochs < 1:
         parser.error(f"--epochs must be >= 1, got {args.epochs}")
     try:
@@ -220,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.model.is_file():  # the all-cells model, as reproduce_paper.py pretrains it
         args.model.parent.mkdir(parents=True, exist_ok=True)
         print(json.dumps(reproduce_paper.pretrain_job("full", datasets[0], str(args.model), args.table_path, 0, None)))
-    preset_settings = get_preset(args.variant).flat_kwargs()
+    preset_settings = preset.flat_kwargs()
     jobs = [
         Job(
             f"inverse/{dataset}/seed{seed}",
@@ -259,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
             "variant": args.variant,
             "preset_settings": {**{k: v for k, v in preset_settings.items() if k != "learning_rate"}, **settings},
             "changed": settings,
+            "preset_values": {name: own[name] for name in settings},
             "lr": args.lr,
             "n_steps": args.n_steps,
             "epochs": args.epochs,

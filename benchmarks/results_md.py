@@ -343,15 +343,19 @@ def inverse_section(report: dict[str, Any] | None, letter: str, file_name: str =
         else f"DGPO preset `{variant}` ({', '.join(f'`{k}={v}`' for k, v in changed.items())})"
     )
     if settings.get("changed"):
-        names = ", ".join(f"`{k}`" for k in settings["changed"])
-        method += f", of which {names} changed from the preset's own by `--set`"
+        own = settings.get("preset_values") or {}
+        given = "; ".join(
+            f"`--set {k}={v}`" + (f" (the preset's own: `{own[k]}`)" if k in own else "")
+            for k, v in settings["changed"].items()
+        )
+        method += f", run with {given}"
     records = report["records"]
     reached = sum(bool(r["at_chance"]) for r in records)
     lines = [
         title,
         "",
         f"Command: `{report['command']}`  ",
-        f"{method}, reward `-R`, {settings['epochs']} batches of 15, "
+        f"{method}, reward `-R`, {settings['epochs']} batch{'' if settings['epochs'] == 1 else 'es'} of 15, "
         f"learning rate {settings['lr']:g}, {settings['n_steps']} denoising steps, from the all-cells model. "
         f'"at chance": within {margin:g} points of chance. Shares are of 500 fresh samples (uncounted); '
         '"parameter-free": no convolution and not at chance; "chance cells in training": sampled episodes at '

@@ -79,6 +79,14 @@ def test_explore_advantage_clip_gives_a_better_cell_the_clip_whatever_its_margin
     mean = explore_advantages(rewards, explored, own, RewardNormalizer(), "mean", "clip")
     assert mean.tolist() == [0, 0, 0, 0, 5.0, 5.0, 5.0]  # all three beat the mean -0.525
     assert not explore_advantages(rewards, explored, np.zeros(0), RewardNormalizer(), "best", "clip").any()
+    flat = explore_advantages(np.array([1.0, 1.0, 9.0]), np.array([0, 0, 1], bool), np.ones(2), RewardNormalizer())
+    assert not flat.any()  # scaled: equal own rewards and no moving-average std yet, no scale to measure by
+    clip_flat = explore_advantages(
+        np.array([1.0, 1.0, 9.0]), np.array([0, 0, 1], bool), np.ones(2), RewardNormalizer(), "best", "clip"
+    )
+    assert clip_flat.tolist() == [0.0, 0.0, 5.0]  # clip: no scale needed
+    with pytest.raises(ValueError, match="must be finite"):
+        explore_advantages(rewards, explored, own, RewardNormalizer(clip=float("inf")), "best", "clip")
     memory = ExploreMemory(capacity=2)
     first = _batch([-0.5, -0.4, -0.39, -0.45], ["a", "b", "c", "d"])  # c beats the policy by 0.01
     counted, found = np.array([1, 1, 0, 0], bool), np.array([0, 0, 1, 1], bool)

@@ -307,6 +307,7 @@ def test_results_markdown_shows_the_inverse_control_per_seed(tmp_path: Path) -> 
             "variant": "kl-explore",
             "preset_settings": {"explore_copies": 5, "explore_advantage": "scaled"},
             "changed": {"explore_advantage": "scaled"},  # --set explore_advantage=scaled
+            "preset_values": {"explore_advantage": "clip"},
         },
         "records": [{**record, "explore_chance_cells": 7}],
     }
@@ -323,8 +324,8 @@ def test_results_markdown_shows_the_inverse_control_per_seed(tmp_path: Path) -> 
     assert "DGPO preset `kl-annealed` (`kl_coef=1.0`)" in preset and "At chance: 1 of 1 runs." in preset
     assert "| CIFAR-100 | 100 | 61.20 | 1.00 | yes |" in preset and "kl-annealed" not in published
     assert "starting model" not in preset and "| 53 | 1 (2); starting model 7 |" in explored
-    assert "`explore_advantage=scaled`), of which `explore_advantage` changed from the preset's own" in explored
-    assert "changed from" not in preset
+    assert "run with `--set explore_advantage=scaled` (the preset's own: `clip`), reward `-R`" in explored
+    assert "--set" not in preset
 
 
 def test_inverse_control_refuses_a_bad_set_before_any_run(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -338,6 +339,10 @@ def test_inverse_control_refuses_a_bad_set_before_any_run(capsys: pytest.Capture
         (["--set", "nope=1", *out], "has no such setting"),
         (["--set", "kl_coef=1", "--set", "kl_coef=2", *out], "names a setting twice"),
         (["--jobs", "0", *out], "--jobs"),
+        (["--seeds", "0,1,0", *out], "--seeds names 0 twice"),
+        (["--datasets", "cifar100,cifar100", *out], "--datasets names cifar100 twice"),
+        (["--set", "explore_advantage='clip'", *out], "is the kl-explore preset's own value"),
+        (["--set", "explore_copies=0", "--set", "explore_memory=3", *out], "only with exploration copies"),
     ]
     for argv, message in cases:
         with pytest.raises(SystemExit) as stop:

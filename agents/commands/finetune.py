@@ -193,27 +193,28 @@ INVERSE_SAMPLES = 500
 
 
 SHAPE_SETTINGS: tuple[tuple[str, tuple[str, ...], str], ...] = (
-    ("kl_coef", ("kl_schedule", "kl_anneal_fraction", "kl_direction"), "only with a KL term, give --kl-coef > 0"),
-    (
-        "explore_copies",
-        ("explore_baseline", "explore_memory", "explore_advantage"),
-        "only with exploration copies, give --explore-copies > 0",
-    ),
+    ("kl_coef", ("kl_schedule", "kl_anneal_fraction", "kl_direction"), "a KL term"),
+    ("explore_copies", ("explore_baseline", "explore_memory", "explore_advantage"), "exploration copies"),
 )
-"""(switch, the settings that shape it, why they are refused while it is off): flags that would do nothing."""
+"""(switch, the settings that shape it, what they need): flags refused while the switch is off (0)."""
 
 
-def unused_setting_problem(overrides: dict[str, Any], config: DGPOConfig) -> str | None:
-    """Which given flags would do nothing, because the setting they shape is off (0), or ``None``.
+def unused_setting_problem(overrides: dict[str, Any], config: DGPOConfig, as_set: bool = False) -> str | None:
+    """Which given settings would do nothing, because the setting they shape is off (0), or ``None``.
 
     Args:
-        overrides: The settings given as flags.
+        overrides: The settings given.
         config: The preset's DGPO settings.
+        as_set: Name the settings as ``--set NAME`` (``benchmarks/*.py``) instead of this command's flags.
     """
-    for switch, shapes, why in SHAPE_SETTINGS:
-        given = [SETTING_FLAGS[name][0] for name in shapes if name in overrides]
+
+    def shown(name: str) -> str:
+        return f"--set {name}" if as_set else SETTING_FLAGS[name][0]
+
+    for switch, shapes, needs in SHAPE_SETTINGS:
+        given = [shown(name) for name in shapes if name in overrides]
         if given and not overrides.get(switch, getattr(config, switch)) > 0:
-            return f"{', '.join(given)}: {why}"
+            return f"{', '.join(given)}: only with {needs}, give {shown(switch)} > 0"
     return None
 
 

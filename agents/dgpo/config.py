@@ -262,8 +262,9 @@ class DGPOConfig(Settings):
         self._check_choice("explore_advantage", EXPLORE_ADVANTAGES)
         if self.explore_advantage == "clip" and not math.isfinite(self.advantage_clip):
             raise ValueError(
-                "explore_advantage='clip' gives a cell the advantage clip, which is inf; "
-                "set a finite advantage_clip or use explore_advantage='scaled'"
+                "explore_advantage='clip' gives a starting-model cell the advantage clip, so advantage_clip must be "
+                "finite, got inf: set a finite advantage_clip (dgpo finetune --advantage-clip) or "
+                "explore_advantage='scaled' (--explore-advantage scaled)"
             )
 
 

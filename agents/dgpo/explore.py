@@ -66,10 +66,10 @@ def explore_advantages(
         explore_advantage: ``"scaled"``: ``clip((R - b) / σ, 0, c)``; ``"clip"``: ``c`` where ``R > b``.
 
     Returns:
-        ``float64[B]``, ``>= 0``; all zero when ``own_rewards`` is empty or no ``σ > 0`` is known.
+        ``float64[B]``, ``>= 0``; all zero when ``own_rewards`` is empty or (``"scaled"``) no ``σ > 0`` is known.
 
     Raises:
-        ValueError: For an unknown ``explore_baseline`` or ``explore_advantage``.
+        ValueError: For an unknown ``explore_baseline`` or ``explore_advantage``, or ``"clip"`` with an infinite clip.
     """
     if explore_baseline not in EXPLORE_BASELINES:
         raise ValueError(f"explore_baseline must be one of {EXPLORE_BASELINES}, got {explore_baseline!r}")
@@ -78,17 +78,19 @@ def explore_advantages(
     rewards = np.asarray(rewards, dtype=np.float64)
     own = np.asarray(own_rewards, dtype=np.float64)
     advantages = np.zeros_like(rewards)
-    scale = float(own.std()) if own.size > 1 else 0.0
-    if scale == 0.0:
-        scale = normalizer.std or 0.0
-    if own.size == 0 or scale <= 0.0:
+    if own.size == 0:
         return advantages
     bar = float(own.max()) if explore_baseline == "best" else float(own.mean())
     chosen = np.asarray(explored, dtype=bool)
-    if explore_advantage == "clip":
-        assert np.isfinite(normalizer.clip), "explore_advantage='clip' needs a finite advantage clip"
+    if explore_advantage == "clip":  # no scale needed
+        if not np.isfinite(normalizer.clip):
+            raise ValueError("explore_advantage='clip' gives the advantage clip, which must be finite, got inf")
         advantages[chosen] = np.where(rewards[chosen] > bar, normalizer.clip, 0.0)
-    else:
+        return advantages
+    scale = float(own.std()) if own.size > 1 else 0.0
+    if scale == 0.0:
+        scale = normalizer.std or 0.0
+    if scale > 0.0:
         advantages[chosen] = np.clip((rewards[chosen] - bar) / scale, 0.0, normalizer.clip)
     return advantages
 
