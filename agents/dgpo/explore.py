@@ -15,7 +15,7 @@ self-imitation learning (Oh et al., "Self-Imitation Learning", ICML 2018), which
 episodes only where they did better than the current policy. With ``explore_advantage="clip"`` such a
 cell gets ``c`` itself, whatever its margin: the policy's own batch can spread over tens of points while it
 moves between two families of cells, and ``σ`` with it, so the scaled advantage of a far better cell falls
-to a fraction of the policy's own (docs/benchmarks.md, "Exploration copies"). As there, such cells are kept
+to a fraction of the policy's own (docs/benchmarks.md, "Chance on every seed"). As there, such cells are kept
 (``explore_memory`` of them, the best rewards, one per cell; :class:`ExploreMemory`) and scored again
 against every later batch, and learnt from again while they still beat it.
 
