@@ -190,18 +190,15 @@ def main(argv: list[str] | None = None) -> int:
         help="JSON report (default benchmarks/results/inverse_control.json, or inverse_control_VARIANT.json)",
     )
     args = parser.parse_args(argv)
-    settings = dict(args.settings)
-    if len(settings) != len(args.settings):
-        parser.error("--set names a setting twice")
+    preset = get_preset(args.variant)
+    try:
+        settings = tune_preset.checked_settings(preset, args.settings)
+    except ValueError as error:
+        parser.error(str(error))
     if "learning_rate" in settings:
         parser.error("--set learning_rate: give the learning rate with --lr")
     if settings and args.out is None:
         parser.error("--set needs --out (the preset's own report keeps its file name)")
-    preset = get_preset(args.variant)
-    try:
-        tune_preset.check_settings(preset, settings)
-    except (TypeError, ValueError) as error:
-        parser.error(str(error))
     own = {name: value for kwargs in preset.constructor_kwargs().values() for name, value in kwargs.to_dict().items()}
     same = [name for name, value in settings.items() if own[name] == value]
     if same:

@@ -91,6 +91,25 @@ def tuning_seeds(text: str) -> list[int]:
     return seeds
 
 
+def checked_settings(preset: Preset, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The ``--set`` pairs as settings, each given once and checked by :func:`check_settings`.
+
+    Raises:
+        ValueError: For a name given twice, or what :func:`check_settings` refuses (with a hint when a bool was
+            written ``true`` / ``false``).
+    """
+    settings = dict(pairs)
+    if len(settings) != len(pairs):
+        raise ValueError("--set names a setting twice")
+    try:
+        check_settings(preset, settings)
+    except (TypeError, ValueError) as error:
+        words = [f"{name}={value}" for name, value in settings.items() if value in ("true", "false")]
+        hint = f" (a bool is written True or False: not {words[0]})" if words else ""
+        raise ValueError(f"{error}{hint}") from error
+    return settings
+
+
 def check_settings(preset: Preset, settings: dict[str, Any]) -> None:
     """Check every changed setting as the preset's algorithm would (names, then types and ranges).
 
@@ -182,15 +201,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--budget must be >= 1, got {args.budget}")
     if args.jobs < 1:
         parser.error(f"--jobs must be >= 1, got {args.jobs}")
-    settings = dict(args.settings)
-    if len(settings) != len(args.settings):
-        parser.error("--set names a setting twice")
     try:
-        check_settings(get_preset(args.variant), settings)
-    except (TypeError, ValueError) as error:
-        words = [f"{name}={value}" for name, value in settings.items() if value in ("true", "false")]
-        hint = f" (a bool is written True or False: not {words[0]})" if words else ""
-        parser.error(f"{error}{hint}")
+        settings = checked_settings(get_preset(args.variant), args.settings)
+    except ValueError as error:
+        parser.error(str(error))
     checkpoints = [c for c in CHECKPOINTS if c < args.budget] + [args.budget]
     runs: dict[int, dict[str, Any]] = {}
     earlier: dict[str, Any] = {}  # the report --resume continues: its command and time are kept

@@ -338,6 +338,7 @@ def test_inverse_control_refuses_a_bad_set_before_any_run(capsys: pytest.Capture
         (["--set", "learning_rate=0.1", *out], "give the learning rate with --lr"),
         (["--set", "nope=1", *out], "has no such setting"),
         (["--set", "kl_coef=1", "--set", "kl_coef=2", *out], "names a setting twice"),
+        (["--set", "count_repeats=true", *out], "a bool is written True or False: not count_repeats=true"),
         (["--jobs", "0", *out], "--jobs"),
         (["--seeds", "0,1,0", *out], "--seeds names 0 twice"),
         (["--datasets", "cifar100,cifar100", *out], "--datasets names cifar100 twice"),
